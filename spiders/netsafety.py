@@ -1,0 +1,160 @@
+"""Refuse fetch targets on private, loopback, link-local or reserved addresses (SSRF protection).
+
+`check_url` is called for the configured URL and again for every redirect hop.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from urllib.parse import urlsplit
+
+from state.errors import UnsafeURLError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+ALLOWED_SCHEMES = ("http", "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_N = ipaddress.ip_network
+# Checked in order, first match wins: the reason names the most specific range. Explicit lists
+# rather than ipaddress's is_private/is_reserved flags, whose meaning changed between Python
+# releases (100.64/10 and 192.0.0.0/24 moved in and out of is_private).
+_V4_RANGES: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
+    (_N("0.0.0.0/32"), "unspecified"),
+    (_N("0.0.0.0/8"), "reserved"),                       # "this network"; Linux routes 0.x to localhost
+    (_N("127.0.0.0/8"), "loopback"),
+    (_N("10.0.0.0/8"), "private"),
+    (_N("172.16.0.0/12"), "private"),
+    (_N("192.168.0.0/16"), "private"),
+    (_N("169.254.0.0/16"), "link-local (cloud metadata)"),
+    (_N("100.64.0.0/10"), "carrier-grade NAT (100.64/10)"),
+    (_N("192.0.0.0/24"), "reserved"),                    # IETF protocol assignments
+    (_N("192.0.2.0/24"), "reserved"),                    # documentation (TEST-NET-1)
+    (_N("198.51.100.0/24"), "reserved"),                 # documentation (TEST-NET-2)
+    (_N("203.0.113.0/24"), "reserved"),                  # documentation (TEST-NET-3)
+    (_N("198.18.0.0/15"), "reserved"),                   # benchmarking
+    (_N("192.88.99.0/24"), "reserved"),                  # deprecated 6to4 relay anycast
+    (_N("224.0.0.0/4"), "multicast"),
+    (_N("240.0.0.0/4"), "reserved"),                     # includes 255.255.255.255 broadcast
+)
+_V6_RANGES: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
+    (_N("::/128"), "unspecified"),
+    (_N("::1/128"), "loopback"),
+    (_N("fc00::/7"), "private"),
+    (_N("fe80::/10"), "link-local"),
+    (_N("fec0::/10"), "site-local (fec0::/10)"),
+    (_N("ff00::/8"), "multicast"),
+    (_N("64:ff9b:1::/48"), "private"),                   # local-use NAT64 (RFC 8215)
+    (_N("100::/64"), "reserved"),                        # discard-only
+    (_N("2001:db8::/32"), "reserved"),                   # documentation
+    (_N("2001::/23"), "reserved"),                       # IETF protocol assignments, incl. Teredo
+)
+_V4_COMPATIBLE = _N("::/96")                             # deprecated ::a.b.c.d
+_NAT64 = _N("64:ff9b::/96")
+# inet_aton accepts trailing garbage after a space ("127.0.0.1 x"); only hand it a plausible literal.
+_V4_LITERAL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$", re.IGNORECASE)
+
+
+def forbidden_reason(ip: IPAddress) -> str | None:
+    """Why `ip` must not be fetched ("loopback", "private", ...), or None for a public address."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        for net, reason in _V4_RANGES:
+            if ip in net:
+                return reason
+        # Anything the registry does not call global and we did not name above.
+        return None if ip.is_global else "reserved"
+    # IPv6 forms that carry an IPv4 address are judged by that address: the kernel or a
+    # translator on the path delivers them to it.
+    if ip.ipv4_mapped is not None:
+        inner = forbidden_reason(ip.ipv4_mapped)
+        return f"IPv4-mapped IPv6 of {inner}" if inner else None
+    for net, reason in _V6_RANGES[:2]:                   # :: and ::1 live inside ::/96
+        if ip in net:
+            return reason
+    if ip in _V4_COMPATIBLE:
+        inner = forbidden_reason(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return f"IPv4-compatible IPv6 of {inner}" if inner else None
+    if ip.sixtofour is not None:
+        inner = forbidden_reason(ip.sixtofour)
+        return f"6to4 IPv6 of {inner}" if inner else None
+    if ip in _NAT64:
+        inner = forbidden_reason(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return f"NAT64 IPv6 of {inner}" if inner else None
+    for net, reason in _V6_RANGES[2:]:
+        if ip in net:
+            return reason
+    return None if ip.is_global else "reserved"
+
+
+def parse_ip_literal(host: str) -> IPAddress | None:
+    """The address `host` spells, in any form the OS resolver accepts, or None for a name.
+
+    Covers dotted quads, decimal (2130706433), octal (0177.0.0.1), hex (0x7f.0.0.1), short
+    (127.1) and IPv6 with or without a zone id.
+    """
+    host = host.strip("[]")
+    if "%" in host:                                      # fe80::1%eth0: the zone id is not part of the address
+        host = host.split("%", 1)[0]
+    if host.endswith("."):                               # "127.0.0.1." resolves like "127.0.0.1"
+        host = host[:-1]
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _V4_LITERAL.match(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddrinfo) -> None:
+    """Raise UnsafeURLError unless `url` is http(s) and its host resolves only to public addresses.
+
+    Messages name the host, never the whole URL: it may carry credentials.
+    `resolver` has the signature of socket.getaddrinfo (tests inject one).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError as e:
+        raise UnsafeURLError(f"malformed URL: {e}", url=url) from e
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        shown = f"'{scheme}:'" if scheme else "none"
+        raise UnsafeURLError(
+            f"scheme {shown} is not allowed; only http and https are fetched", url=url
+        )
+    if not host:
+        raise UnsafeURLError("URL has no host", url=url)
+    if allow_private:
+        return
+    ip = parse_ip_literal(host)
+    if ip is not None:
+        reason = forbidden_reason(ip)
+        if reason:
+            raise UnsafeURLError(f"refusing host {host}: {ip} is {reason}", url=url)
+        return
+    name = host.rstrip(".") or host
+    try:
+        infos = resolver(name, port or _DEFAULT_PORTS[scheme], type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:                 # socket.gaierror is an OSError
+        raise UnsafeURLError(f"cannot resolve host {host}: {e}", url=url) from e
+    addresses = []
+    for info in infos:
+        addr = parse_ip_literal(str(info[4][0]))
+        if addr is None:                                 # a resolver answer we cannot judge is not trusted
+            raise UnsafeURLError(f"host {host} resolved to an unparseable address", url=url)
+        addresses.append(addr)
+    if not addresses:
+        raise UnsafeURLError(f"cannot resolve host {host}: no addresses", url=url)
+    # ANY forbidden answer refuses the host: the fetcher may connect to whichever it likes.
+    for addr in addresses:
+        reason = forbidden_reason(addr)
+        if reason:
+            raise UnsafeURLError(
+                f"refusing host {host}: it resolves to {addr}, which is {reason}", url=url
+            )
