@@ -1,0 +1,184 @@
+"""The outbox worker: delivers due (change, target) rows through Apprise, records each attempt,
+retries with backoff, gives up loudly after the target's max attempts; never sends a row twice."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Sequence
+
+import apprise
+from sqlalchemy import or_, select, update
+
+from alerts.message import Message, change_message
+from state.models import ChangeRecord, DeliveryRecord, SourceRecord
+from state.store import Store
+
+logger = logging.getLogger(__name__)
+# Apprise logs at INFO with details of each service; keep its chatter (never secrets: it
+# redacts, but we do not rely on that) out of our logs unless something fails.
+logging.getLogger("apprise").setLevel(logging.WARNING)
+
+BACKOFF_BASE = 60.0  # seconds before the first retry; doubles per attempt
+BACKOFF_MAX = 6 * 3600.0
+CLAIM_SECONDS = 300
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def backoff(attempts: int) -> float:
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+
+
+class Target:
+    """One configured notification target: a name and an Apprise object (the URL stays inside)."""
+
+    def __init__(self, name: str, url: str, max_attempts: int = 8):
+        self.name = name
+        self.max_attempts = max_attempts
+        self._url = url
+        self._apprise = apprise.Apprise()
+        if not self._apprise.add(url):
+            raise ValueError(f"target {name}: not a valid Apprise URL")
+        for service in self._apprise:
+            # One message per change; e-mail's 5.5 s self-throttle would stall a busy cycle.
+            if service.request_rate_per_sec > 2:
+                service.request_rate_per_sec = 0.5
+
+    def send(self, msg: Message) -> str:
+        """Send; returns "" on success or a readable error (secrets scrubbed)."""
+        with apprise.LogCapture(level=logging.WARNING) as logs:
+            try:
+                ok = self._apprise.notify(body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN)
+            except Exception as e:  # Apprise should not raise; a plugin bug must not kill delivery
+                ok = False
+                logs.write(f"{type(e).__name__}: {e}\n")
+            text = logs.getvalue()
+        if ok:
+            return ""
+        reason = " ".join(line.strip() for line in text.splitlines() if line.strip())[-500:]
+        return self.scrub(reason or "Apprise reported a failure without a reason")
+
+    def scrub(self, text: str) -> str:
+        """Remove the URL and anything that looks like its credentials from an error text."""
+        secrets = {self._url}
+        rest = self._url.split("://", 1)[-1]
+        for part in rest.replace("@", "/").replace("?", "/").replace("&", "/").replace(":", "/").split("/"):
+            part = part.split("=", 1)[-1]
+            if len(part) >= 6:
+                secrets.add(part)
+        for s in sorted(secrets, key=len, reverse=True):
+            text = text.replace(s, "***")
+        return text
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Outbox:
+    """Delivers due rows. Claims rows first (status 'sending', with an expiry) so that two
+    workers never send the same row; a row left 'sending' by a dead worker is retried after
+    its claim expires."""
+
+    def __init__(self, store: Store, targets: Sequence[Target], *, source_names: dict[str, str] | None = None,
+                 public_url: str = "", clock: Callable[[], datetime] | None = None, on_give_up=None):
+        self.store = store
+        self.targets = {t.name: t for t in targets}
+        self.source_names = source_names or {}
+        self.public_url = public_url
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.worker = worker_id()
+        self.on_give_up = on_give_up
+
+    def _claim(self, limit: int = 200) -> list[int]:
+        now = self.clock()
+        with self.store.session() as s:
+            q = (
+                select(DeliveryRecord.id)
+                .where(DeliveryRecord.target.in_(list(self.targets)))
+                .where(
+                    or_(
+                        DeliveryRecord.status.in_(["pending", "retrying"]) & (DeliveryRecord.next_try_at <= now),
+                        (DeliveryRecord.status == "sending") & (DeliveryRecord.claimed_until < now),
+                    )
+                )
+                .order_by(DeliveryRecord.id)
+                .limit(limit)
+            )
+            if self.store.dialect == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            ids = list(s.scalars(q))
+            if ids:
+                s.execute(
+                    update(DeliveryRecord)
+                    .where(DeliveryRecord.id.in_(ids))
+                    .values(status="sending", claimed_by=self.worker, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                )
+            return ids
+
+    def deliver_due(self) -> DeliveryReport:
+        report = DeliveryReport()
+        while True:
+            ids = self._claim()
+            if not ids:
+                return report
+            for did in ids:
+                self._deliver_one(did, report)
+
+    def _message(self, s, row: DeliveryRecord) -> Message:
+        if row.kind == "health" or row.change_id is None:
+            return Message(title=row.title, body=row.body)
+        change = s.get(ChangeRecord, row.change_id)
+        src = s.get(SourceRecord, change.source_id)
+        name = self.source_names.get(change.source_id) or (src.name if src else "") or change.source_id
+        matches = self.store.matches_of(s, change.id)
+        return change_message(change, matches, name, self.public_url)
+
+    def _deliver_one(self, did: int, report: DeliveryReport) -> None:
+        with self.store.session() as s:
+            row = s.get(DeliveryRecord, did)
+            if row is None or row.status != "sending" or row.claimed_by != self.worker:
+                return
+            msg = self._message(s, row)
+        target = self.targets[row.target]
+        error = target.send(msg)
+        now = self.clock()
+        with self.store.session() as s:
+            row = s.get(DeliveryRecord, did)
+            row.attempts += 1
+            row.claimed_by, row.claimed_until = "", None
+            if not error:
+                row.status, row.sent_at, row.last_error = "sent", now, ""
+                report.sent += 1
+                logger.info("alert %s -> %s: sent (%s)", row.change_id or "health", row.target, msg.title[:80])
+            elif row.attempts >= target.max_attempts:
+                row.status, row.last_error = "failed", error
+                report.failed += 1
+                report.errors.append(f"{row.target}: {error}")
+                logger.error("alert %s -> %s: given up after %d attempts: %s", row.change_id, row.target, row.attempts, error)
+            else:
+                row.status, row.last_error = "retrying", error
+                row.next_try_at = now + timedelta(seconds=backoff(row.attempts))
+                report.retrying += 1
+                report.errors.append(f"{row.target}: {error}")
+                logger.warning("alert %s -> %s: attempt %d failed, retry at %s: %s", row.change_id or "health", row.target,
+                               row.attempts, row.next_try_at.strftime("%H:%M:%S"), error)
+            given_up = row.status == "failed"
+        if given_up and self.on_give_up:
+            self.on_give_up(row.target, row.change_id, error)
+
+
+def retry_now(store: Store) -> int:
+    """Make every retrying row due now (the operator's `check` after fixing a target)."""
+    with store.session() as s:
+        res = s.execute(update(DeliveryRecord).where(DeliveryRecord.status == "retrying").values(next_try_at=datetime.now(timezone.utc)))
+        return res.rowcount or 0

@@ -1,0 +1,6 @@
+"""`python -m monitor` is the `govwatch` command."""
+import sys
+
+from monitor.cli import main
+
+sys.exit(main())

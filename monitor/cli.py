@@ -1,0 +1,500 @@
+"""The `govwatch` command: thin commands that parse, call one function, and turn a
+GovwatchError into a one-line message (exit 2 for a bad configuration)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import textwrap
+from datetime import datetime, timezone
+from typing import Any
+
+from state.errors import ConfigError, GovwatchError
+
+logger = logging.getLogger("govwatch")
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _setup_logging(verbose: int = 0) -> None:
+    level_name = os.environ.get("GOVWATCH_LOG_LEVEL", "").upper()
+    level = getattr(logging, level_name, None) if level_name else None
+    if not isinstance(level, int):
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("GOVWATCH_LOG_FORMAT", "").lower() == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("scrapy", "twisted", "py.warnings", "trafilatura", "htmldate", "charset_normalizer", "alembic", "apprise", "asyncio", "filelock"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+               "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def _config(args):
+    from monitor.config import load_config
+
+    return load_config(getattr(args, "config", None))
+
+
+def _store(cfg):
+    from state.store import Store
+
+    return Store(cfg.database)
+
+
+def _iso(dt: datetime | None) -> str:
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_since(value: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise GovwatchError(f"--since: '{value}' is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing extra in a container log (lines are logged)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._p = None
+        self._task = None
+
+    def start(self, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(TextColumn("checking sources"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TextColumn("{task.description}"), transient=True)
+        self._task = self._p.add_task("", total=total)
+        self._p.start()
+
+    def advance(self, outcome) -> None:
+        if self._p is not None:
+            self._p.update(self._task, advance=1 if not outcome.source_id.startswith("#") else 0,
+                           description=f"{outcome.source_id}: {outcome.outcome}")
+
+    def stop(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+# -- commands --------------------------------------------------------------------------
+def cmd_check(args) -> int:
+    """Run one cycle: fetch every due source (all with --force), diff, classify, record, alert.
+
+    Example: govwatch check --config govwatch.yaml --source ice-opr --force
+    """
+    cfg = _config(args)
+    store = _store(cfg)
+    report = run_cycle_once(cfg, store, force=args.force, only=args.source, progress=sys.stderr.isatty())
+    _print_cycle(report)
+    return 0
+
+
+def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
+    from monitor.pipeline import Monitor
+    from spiders.fetch import Fetcher, run_in_reactor
+
+    mon = Monitor(cfg, store)
+    result: dict[str, Any] = {}
+
+    async def main(stop_event) -> int:
+        import asyncio
+
+        prog = _Progress(progress)
+        try:
+            result["report"] = await mon.run_cycle(Fetcher(cfg.fetch), force=force, only=only, stop_event=stop_event, progress=prog)
+        finally:
+            prog.stop()
+        result["delivery"] = await asyncio.to_thread(deliver, cfg, store, retry_now=True)
+        return 0
+
+    run_in_reactor(main)
+    report = result["report"]
+    d = result["delivery"]
+    report.sent, report.retrying, report.failed_deliveries = d.sent, d.retrying, d.failed
+    return report
+
+
+def build_outbox(cfg, store):
+    from alerts.outbox import Outbox, Target
+
+    targets = [Target(t.name, t.url.get_secret_value(), t.max_attempts) for t in cfg.notify + cfg.health_notify]
+    return Outbox(store, targets, source_names={s.id: s.display_name for s in cfg.sources}, public_url=cfg.public_url)
+
+
+def deliver(cfg, store, *, retry_now: bool = False):
+    from alerts import outbox
+
+    if retry_now:
+        outbox.retry_now(store)
+    return build_outbox(cfg, store).deliver_due()
+
+
+def _print_cycle(report) -> None:
+    n = len(report.outcomes)
+    secs = ((report.finished_at or report.started_at) - report.started_at).total_seconds()
+    parts = [f"{report.count(o)} {o.replace('_', ' ')}" for o in ("changed", "unchanged", "not_modified", "baseline", "removed", "blocked", "error") if report.count(o)]
+    print(f"checked {n} source(s) in {secs:.1f}s: {', '.join(parts) or 'nothing due'}; "
+          f"{report.changes} change(s), {report.matched} matched; alerts sent {report.sent}, "
+          f"retrying {report.retrying}, failed {report.failed_deliveries}" + ("; interrupted" if report.interrupted else ""))
+    for o in report.outcomes:
+        if o.outcome == "error":
+            print(f"  {o.source_id}: error: {o.error}")
+
+
+def _change_dict(change, matches, excerpt: int | None = 2000) -> dict:
+    from state.store import evidence_of
+
+    added = change.added_text if excerpt is None else (change.added_text[:excerpt])
+    evidence = []
+    for m in matches:
+        for ev in (evidence_of(m).get("evidence", []) if isinstance(evidence_of(m), dict) else evidence_of(m)):
+            evidence.append({"topic": m.topic, **ev})
+    return {
+        "id": change.id,
+        "source_id": change.source_id,
+        "url": change.url,
+        "detected_at": _iso(change.detected_at),
+        "kind": change.kind,
+        "title": change.title,
+        "topics": [m.topic for m in matches],
+        "severity": change.severity,
+        "added_text": added,
+        "added_text_truncated": excerpt is not None and len(change.added_text) > excerpt,
+        "evidence": evidence,
+    }
+
+
+def cmd_changes(args) -> int:
+    """List recorded changes, newest first.
+
+    Example: govwatch changes --topic opr-outcomes --since 2026-11-01 --format json
+    """
+    cfg = _config(args)
+    store = _store(cfg)
+    since = _parse_since(args.since) if args.since else None
+    rows = store.query_changes(topic=args.topic, source_id=args.source, since=since, matched=args.matched, limit=args.limit)
+    data = [_change_dict(c, m) for c, m in rows]
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["id", "detected_at", "source_id", "kind", "topics", "severity", "title", "url", "added_text"])
+        for d in data:
+            w.writerow([d["id"], d["detected_at"], d["source_id"], d["kind"], " ".join(d["topics"]), d["severity"],
+                        d["title"], d["url"], d["added_text"][:500]])
+        sys.stdout.write(buf.getvalue())
+    else:
+        from rich.table import Table
+
+        t = Table(show_lines=False)
+        for col in ("id", "detected (UTC)", "source", "kind", "topics", "title / added text"):
+            t.add_column(col, overflow="fold")
+        for d in data:
+            t.add_row(str(d["id"]), d["detected_at"].replace("T", " ").rstrip("Z"), d["source_id"], d["kind"],
+                      " ".join(d["topics"]) or "-", (d["title"] or d["added_text"])[:100].replace("\n", " "))
+        con = _console()
+        con.print(t) if data else con.print("no changes recorded" + (" matching the filters" if any([args.topic, args.source, args.since, args.matched]) else ""))
+    return 0
+
+
+def cmd_show(args) -> int:
+    """Show one change with its diff and evidence.
+
+    Example: govwatch show 42 --format json
+    """
+    from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
+    from state.store import evidence_of
+
+    cfg = _config(args)
+    store = _store(cfg)
+    with store.session() as s:
+        change = s.get(ChangeRecord, args.change_id)
+        if change is None:
+            raise GovwatchError(f"no change with id {args.change_id}; see `govwatch changes`")
+        matches = store.matches_of(s, change.id)
+        src = s.get(SourceRecord, change.source_id)
+        from sqlalchemy import select
+        from state.models import DeliveryRecord
+
+        deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == change.id)))
+    d = _change_dict(change, matches, excerpt=None)
+    d.update({
+        "source_name": src.name if src else "",
+        "removed_text": change.removed_text,
+        "diff": change.diff_text,
+        "item_key": change.item_key,
+        "published": change.item_published,
+        "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **(evidence_of(m) if isinstance(evidence_of(m), dict) else {"evidence": evidence_of(m)})} for m in matches],
+        "deliveries": [{"target": x.target, "status": x.status, "attempts": x.attempts, "last_error": x.last_error,
+                        "sent_at": _iso(x.sent_at)} for x in deliveries],
+    })
+    if args.format == "json":
+        print(json.dumps(d, indent=2, ensure_ascii=False))
+        return 0
+    out = [f"Change {d['id']}: {d['kind']} — {d['source_name']} ({d['source_id']})",
+           f"URL:      {d['url']}", f"Detected: {d['detected_at']}"]
+    if d["title"]:
+        out.append(f"Title:    {d['title']}" + (f" ({d['published']})" if d["published"] else ""))
+    out.append(f"Topics:   {', '.join(d['topics']) or 'none matched'}")
+    for m in d["matches"]:
+        out.append(f"\n[{m['topic']}] severity {m['severity']}, score {m['score']:g}")
+        for ev in m.get("evidence", []):
+            out.append(f"  rule {ev.get('rule', '?')}: " + textwrap.shorten(ev.get("marked") or ev.get("sentence", ""), 400))
+        for dc in m.get("definition_changes", []):
+            out.append(f"  definition of '{dc.get('term')}' {dc.get('change')}:")
+            if dc.get("old"):
+                out.append(f"    was: {dc['old']}")
+            if dc.get("new"):
+                out.append(f"    now: {dc['new']}")
+    out.append("\nDiff:")
+    out.append(d["diff"] or "(none)")
+    if d["deliveries"]:
+        out.append("\nAlerts:")
+        for x in d["deliveries"]:
+            out.append(f"  {x['target']}: {x['status']} after {x['attempts']} attempt(s)" + (f"; last error: {x['last_error']}" if x["last_error"] else ""))
+    print("\n".join(out))
+    return 0
+
+
+def cmd_sources(args) -> int:
+    """List the configured sources with their health (last success, failures, last error).
+
+    Example: govwatch sources --format json
+    """
+    cfg = _config(args)
+    store = _store(cfg)
+    recs = {r.id: r for r in store.sources()}
+    data = []
+    for s in cfg.sources:
+        r = recs.get(s.id)
+        data.append({
+            "id": s.id, "name": s.display_name, "agency": s.agency, "kind": s.kind, "url": s.url,
+            "every": _fmt_duration(s.every), "enabled": s.enabled, "topics": s.topics or [t.id for t in cfg.topics],
+            "health": r.health if r else "unknown", "last_success": _iso(r.last_success_at) if r else "",
+            "last_change": _iso(r.last_change_at) if r else "", "consecutive_failures": r.consecutive_failures if r else 0,
+            "last_error": r.last_error if r else "", "next_due": _iso(r.next_due_at) if r else "",
+        })
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    from rich.table import Table
+
+    t = Table()
+    for col in ("id", "kind", "every", "health", "last success", "fails", "last error / url"):
+        t.add_column(col, overflow="fold")
+    for d in data:
+        t.add_row(d["id"], d["kind"], d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
+                  str(d["consecutive_failures"]), (d["last_error"][:80] or d["url"]))
+    _console().print(t)
+    return 0
+
+
+def _fmt_duration(seconds: float) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n and seconds % n == 0:
+            return f"{int(seconds // n)}{unit}"
+    return f"{seconds:g}s"
+
+
+def cmd_classify(args) -> int:
+    """Run the topic rules on a text, HTML or PDF document (a file, or - for standard input).
+
+    Example: govwatch classify report.pdf --format json
+    """
+    from monitor import classify
+    from monitor.extract import detect_kind, extract
+
+    cfg = _config(args) if (args.config or os.environ.get("GOVWATCH_CONFIG") or os.path.exists("govwatch.yaml")) else None
+    if args.file == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(args.file, "rb") as f:
+                body = f.read()
+        except OSError as e:
+            raise GovwatchError(f"cannot read {args.file}: {e.strerror}") from e
+    kind = detect_kind(body, None)
+    if kind == "binary":
+        raise GovwatchError(f"{args.file}: binary data, not a text, HTML or PDF document")
+    if kind in ("html", "pdf"):
+        text = extract(body, content_type=None).text
+    else:
+        text = body.decode("utf-8", errors="replace")
+    topics = cfg.topics if cfg else classify.builtin_topics()
+    matches = classify.classify(text, topics)
+    if args.format == "json":
+        print(json.dumps({"topics": [m.to_dict() for m in matches]}, indent=2, ensure_ascii=False))
+        return 0
+    if not matches:
+        print("no topic matched")
+        return 0
+    for m in matches:
+        print(f"{m.topic}: severity {m.severity}, score {m.score:g}")
+        for ev in m.evidence:
+            print(f"  rule {ev.rule}: {textwrap.shorten(ev.marked, 300)}")
+        for dc in m.definition_changes:
+            print(f"  definition of '{dc.term}' {dc.change}: {dc.new or dc.old}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    """Check the configuration and report every problem at once (exit 2 when invalid).
+
+    Example: govwatch validate --config govwatch.yaml
+    """
+    cfg = _config(args)
+    user = sum(1 for s in cfg.sources)
+    print(f"OK: {cfg.path if cfg.from_file else 'no configuration file (built-in defaults)'}: {user} source(s), "
+          f"{len(cfg.notify)} notification target(s), {len(cfg.health_notify)} health target(s), {len(cfg.topics)} topic(s)")
+    return 0
+
+
+def cmd_notify_test(args) -> int:
+    """Send a test message to every notification target and report each result.
+
+    Example: govwatch notify-test --config govwatch.yaml
+    """
+    from alerts.message import Message
+    from alerts.outbox import Target
+
+    cfg = _config(args)
+    targets = cfg.notify + cfg.health_notify
+    if not targets:
+        raise GovwatchError("no notification targets configured (notify: in the configuration, or GOVWATCH_NOTIFY)")
+    failed = 0
+    now = _iso(datetime.now(timezone.utc))
+    for t in targets:
+        msg = Message(title="govwatch test message", body=f"This is a test message from govwatch to target **{t.name}**, sent {now}.")
+        err = Target(t.name, t.url.get_secret_value(), t.max_attempts).send(msg)
+        print(f"{t.name}: {'sent' if not err else 'FAILED: ' + err}")
+        failed += bool(err)
+    return 1 if failed else 0
+
+
+def cmd_run(args) -> int:
+    """Run the scheduler: check each source at its interval until SIGTERM/SIGINT (--once: one cycle).
+
+    Example: govwatch run --config govwatch.yaml
+    """
+    cfg = _config(args)
+    store = _store(cfg)
+    if args.once:
+        report = run_cycle_once(cfg, store, progress=sys.stderr.isatty())
+        _print_cycle(report)
+        return 0
+    from monitor.scheduler import run_forever
+
+    return run_forever(cfg, store, tick=args.tick)
+
+
+def cmd_kinds(args) -> int:
+    """List the source kinds and their options.
+
+    Example: govwatch kinds
+    """
+    from spiders import source_kinds
+
+    for name, cls in source_kinds.items():
+        opts = ", ".join(cls.Options.model_fields) or "no extra options"
+        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]} ({opts})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="govwatch", description="Watch DHS, ICE, OIG, GAO, Federal Register and congressional sources; alert on what matters.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, func, **kw):
+        doc = (func.__doc__ or "").strip()
+        sp = sub.add_parser(name, help=doc.splitlines()[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+        sp.set_defaults(func=func)
+        if name not in ("kinds",):
+            sp.add_argument("-c", "--config", help="configuration file (default: $GOVWATCH_CONFIG or ./govwatch.yaml)")
+        return sp
+
+    sp = add("check", cmd_check)
+    sp.add_argument("--source", action="append", metavar="ID", help="only this source (repeatable)")
+    sp.add_argument("--force", action="store_true", help="check every source, due or not")
+    sp = add("run", cmd_run)
+    sp.add_argument("--once", action="store_true", help="one cycle, then exit (same as check)")
+    sp.add_argument("--tick", type=float, default=30.0, help=argparse.SUPPRESS)
+    sp = add("changes", cmd_changes)
+    sp.add_argument("--topic")
+    sp.add_argument("--source")
+    sp.add_argument("--since", help="ISO 8601 date or time (UTC when no offset)")
+    sp.add_argument("--matched", action="store_true", help="only changes that matched a topic")
+    sp.add_argument("--limit", type=int, default=None)
+    sp.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    sp = add("show", cmd_show)
+    sp.add_argument("change_id", type=int, metavar="CHANGE_ID")
+    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp = add("sources", cmd_sources)
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp = add("classify", cmd_classify)
+    sp.add_argument("file", metavar="FILE|-")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    add("validate", cmd_validate)
+    add("notify-test", cmd_notify_test)
+    add("kinds", cmd_kinds)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    except GovwatchError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

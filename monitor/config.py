@@ -1,0 +1,390 @@
+"""Configuration: YAML validated with pydantic, every problem reported at once with its place
+(field path and line); GOVWATCH_* environment overrides are read here and nowhere else."""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from state.errors import ConfigError, TopicError
+
+DEFAULT_CONFIG = "govwatch.yaml"
+DEFAULT_DATABASE = "sqlite:///state/govwatch.db"
+SEVERITY = Literal["low", "medium", "high"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+
+
+def parse_duration(value: Any) -> float:
+    """'30m' -> 1800.0; '1h30m' works; a bare number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
+        return float(value)
+    s = str(value).strip().lower()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(s):
+        if s[pos : m.start()].strip():
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not s or pos == 0 or s[pos:].strip():
+        raise ValueError(f"'{value}' is not a duration like 30m, 6h or 1d")
+    return total
+
+
+def parse_size(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    m = _SIZE.match(str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"'{value}' is not a size like 512KB, 10MB or 10485760")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FetchSettings(_Strict):
+    allow_private_networks: bool = False
+    concurrency: int = Field(16, ge=1, le=512)
+    per_host_concurrency: int = Field(2, ge=1, le=256)
+    per_host_delay: float = 1.0
+    timeout: float = 30.0
+    max_bytes: int = 20 * 2**20
+    retries: int = Field(2, ge=0, le=10)
+    max_retry_after: float = 120.0
+    obey_robots: bool = True
+    user_agent_contact: str = ""
+
+    _d = field_validator("per_host_delay", "timeout", "max_retry_after", mode="before")(lambda v: parse_duration(v))
+    _s = field_validator("max_bytes", mode="before")(lambda v: parse_size(v))
+
+
+class NotifyTarget(_Strict):
+    """An Apprise URL (a secret: never printed) with an optional name and topic filter."""
+
+    url: SecretStr
+    name: str = ""
+    topics: list[str] | None = None
+    min_severity: SEVERITY = "medium"
+    max_attempts: int = Field(8, ge=1, le=100)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _apprise_url(cls, v: Any) -> Any:
+        import apprise
+
+        s = v.get_secret_value() if isinstance(v, SecretStr) else v
+        if not isinstance(s, str) or not s.strip():
+            raise ValueError("an Apprise URL is required")
+        if apprise.Apprise.instantiate(s.strip()) is None:
+            scheme = s.split("://", 1)[0] if "://" in s else ""
+            hint = f" (scheme '{scheme}')" if scheme and re.fullmatch(r"[a-z0-9+]{1,20}", scheme) else ""
+            raise ValueError(f"not a valid Apprise URL{hint}; the URL is not shown because it may hold a token")
+        return s.strip()
+
+
+class HealthSettings(_Strict):
+    failures_before_alert: int = Field(3, ge=1)
+    blocks_before_alert: int = Field(2, ge=1)
+    shrink_ratio: float = Field(0.5, gt=0, lt=1)
+
+
+class SourceConfig(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    url: str
+    kind: str = "page"
+    name: str = ""
+    agency: str = ""
+    every: float = 6 * 3600.0
+    select: str | None = None
+    ignore: list[str] = []
+    topics: list[str] | None = None
+    enabled: bool = True
+    expect_update_within: float | None = None
+    options: Any = None  # the kind's own Options, filled from the keys the kind declares
+
+    _d = field_validator("every", mode="before")(lambda v: parse_duration(v))
+    _e = field_validator("expect_update_within", mode="before")(lambda v: None if v is None else parse_duration(v))
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
+            raise ValueError(f"'{v}' is not an http(s) URL")
+        return v.strip()
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+_COMMON_SOURCE_KEYS = set(SourceConfig.model_fields) - {"options"}
+
+
+class _File(_Strict):
+    database: str | None = None
+    include_defaults: bool = True
+    fetch: FetchSettings = FetchSettings()
+    notify: list[NotifyTarget] = []
+    health_notify: list[NotifyTarget] = []
+    health: HealthSettings = HealthSettings()
+    sources: list[dict[str, Any]] = []
+    topics: list[dict[str, Any]] = []
+    public_url: str = ""
+
+
+@dataclass
+class Config:
+    path: str
+    database: str
+    fetch: FetchSettings
+    notify: list[NotifyTarget]
+    health_notify: list[NotifyTarget]
+    health: HealthSettings
+    sources: list[SourceConfig]
+    topics: list[Any]  # monitor.classify.Topic, built-ins first
+    public_url: str = ""
+    from_file: bool = False
+    _by_id: dict[str, SourceConfig] = field(default_factory=dict)
+
+    def source(self, source_id: str) -> SourceConfig:
+        if not self._by_id:
+            self._by_id = {s.id: s for s in self.sources}
+        return self._by_id[source_id]
+
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.notify]
+
+
+# -- locating problems in the YAML -------------------------------------------------------
+def _line_map(text: str) -> dict[tuple, int]:
+    """Map each key/index path of the YAML document to its 1-based line."""
+    out: dict[tuple, int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node, path: tuple) -> None:
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                out[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _loc(path: tuple) -> str:
+    s = ""
+    for p in path:
+        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
+    return s
+
+
+def _problem(path: tuple, msg: str, lines: dict[tuple, int], label: str = "") -> str:
+    line = None
+    for n in range(len(path), -1, -1):
+        if path[:n] in lines:
+            line = lines[path[:n]]
+            break
+    where = (_loc(path) or "(top level)") + label
+    return f"{where}: {msg}" + (f" (line {line})" if line else "")
+
+
+def _pydantic_problems(err: ValidationError, base: tuple, lines: dict, known: list[str]) -> list[str]:
+    out = []
+    for e in err.errors():
+        path = base + tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        if e["type"] == "extra_forbidden":
+            key = path[-1]
+            close = difflib.get_close_matches(str(key), known, n=1)
+            msg = f"unknown key '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
+        elif e["type"] == "value_error":
+            msg = str(e["ctx"].get("error", e["msg"])) if e.get("ctx") else e["msg"]
+        elif e["type"] == "missing":
+            msg = "required"
+        else:
+            msg = e["msg"]
+            if "input" in e and isinstance(e["input"], (str, int, float, bool)) and path[-1:] != ("url",):
+                msg += f" (got {e['input']!r})"
+        out.append(_problem(path, msg, lines))
+    return out
+
+
+_KNOWN_KEYS = sorted(set(_File.model_fields) | set(FetchSettings.model_fields) | _COMMON_SOURCE_KEYS | set(NotifyTarget.model_fields))
+
+
+def builtin_catalogue() -> list[dict[str, Any]]:
+    data = yaml.safe_load(resources.files("monitor").joinpath("catalogue.yaml").read_text(encoding="utf-8"))
+    return list(data.get("sources", []))
+
+
+def _env_targets(value: str) -> list[dict[str, Any]]:
+    return [{"url": u, "name": f"env-{i + 1}"} for i, u in enumerate(value.split())]
+
+
+def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None) -> Config:
+    """Read, validate and resolve the configuration; raises ConfigError listing every problem."""
+    from spiders import source_kinds  # registers the kinds
+    from monitor import classify
+
+    env = dict(os.environ if env is None else env)
+    explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
+    cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
+    raw: Any = {}
+    text = ""
+    if cfg_path.exists():
+        try:
+            text = cfg_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(str(cfg_path), [f"cannot read: {e}"]) from e
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(e, "problem", None) or str(e)
+            raise ConfigError(str(cfg_path), [f"{where}invalid YAML: {problem}"]) from e
+        if not isinstance(raw, dict):
+            raise ConfigError(str(cfg_path), ["(top level): expected a mapping of settings, got " + type(raw).__name__])
+    elif explicit:
+        raise ConfigError(str(cfg_path), ["file not found"])
+    lines = _line_map(text)
+    problems: list[str] = []
+
+    try:
+        f = _File.model_validate(raw)
+    except ValidationError as e:
+        problems += _pydantic_problems(e, (), lines, _KNOWN_KEYS)
+        # Keep validating what can be validated, so every problem is reported at once.
+        safe = {k: v for k, v in raw.items() if k in ("sources", "topics") and isinstance(v, list)}
+        try:
+            f = _File.model_validate(safe)
+        except ValidationError:
+            f = _File()
+
+    # topics: built-ins plus the operator's own
+    topics = list(classify.builtin_topics())
+    if f.topics:
+        try:
+            topics += classify.load_topics(f.topics, where="topics")
+        except TopicError as e:
+            problems += [_problem(_path_of(p), p.split(": ", 1)[1] if ": " in p else p, lines) if p.startswith("topics[") else p for p in e.problems]
+    topic_ids = {t.id for t in topics}
+
+    sources: list[SourceConfig] = []
+    user_sources = [(("sources", i), s) for i, s in enumerate(f.sources)]
+    default_sources = [(("(built-in catalogue)", i), s) for i, s in enumerate(builtin_catalogue())] if f.include_defaults else []
+    seen: dict[str, tuple] = {}
+    for base, s in user_sources + default_sources:
+        src, errs = _validate_source(s, base, lines, source_kinds, topic_ids)
+        problems += errs
+        if src is None:
+            continue
+        if src.id in seen:
+            if base[0] == "sources":
+                problems.append(_problem(base + ("id",), f"duplicate source id '{src.id}' (also at {_loc(seen[src.id])})", lines))
+            continue  # a user source replaces the built-in entry with the same id
+        seen[src.id] = base
+        sources.append(src)
+
+    notify = list(f.notify)
+    if env.get("GOVWATCH_NOTIFY"):
+        try:
+            notify += [NotifyTarget.model_validate(t) for t in _env_targets(env["GOVWATCH_NOTIFY"])]
+        except ValidationError as e:
+            problems += [f"GOVWATCH_NOTIFY: {x['msg'].removeprefix('Value error, ')}" for x in e.errors()]
+    for group, targets in (("notify", notify), ("health_notify", f.health_notify)):
+        names: set[str] = set()
+        for i, t in enumerate(targets):
+            if not t.name:
+                t.name = f"{'health-' if group == 'health_notify' else ''}target-{i + 1}"
+            if t.name in names:
+                problems.append(_problem((group, i, "name"), f"duplicate target name '{t.name}'", lines))
+            names.add(t.name)
+            for tid in t.topics or []:
+                if tid not in topic_ids:
+                    problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
+
+    if problems:
+        raise ConfigError(str(cfg_path), problems)
+    database = env.get("GOVWATCH_DATABASE") or f.database or DEFAULT_DATABASE
+    return Config(
+        path=str(cfg_path),
+        database=database,
+        fetch=f.fetch,
+        notify=notify,
+        health_notify=list(f.health_notify),
+        health=f.health,
+        sources=sources,
+        topics=topics,
+        public_url=f.public_url.rstrip("/"),
+        from_file=cfg_path.exists(),
+    )
+
+
+def _path_of(problem: str) -> tuple:
+    m = re.match(r"topics\[(\d+)\]", problem)
+    return ("topics", int(m.group(1))) if m else ()
+
+
+def _validate_source(s: Any, base: tuple, lines: dict, kinds, topic_ids: set[str]) -> tuple[SourceConfig | None, list[str]]:
+    if not isinstance(s, dict):
+        return None, [_problem(base, f"expected a mapping with id, url and kind, got {type(s).__name__}", lines)]
+    sid = s.get("id")
+    label = f" '{sid}'" if isinstance(sid, str) else ""
+    kind_name = s.get("kind", "page")
+    try:
+        kind = kinds.get(str(kind_name))
+    except KeyError as e:
+        return None, [_problem(base, e.args[0], lines, label)]
+    option_fields = set(kind.Options.model_fields)
+    common = {k: v for k, v in s.items() if k in _COMMON_SOURCE_KEYS or k not in option_fields}
+    own = {k: v for k, v in s.items() if k in option_fields and k not in _COMMON_SOURCE_KEYS}
+    errs: list[str] = []
+    src = None
+    known = sorted(_COMMON_SOURCE_KEYS | option_fields)
+    try:
+        src = SourceConfig.model_validate(common)
+    except ValidationError as e:
+        errs += _pydantic_problems(e, base, lines, known)
+    try:
+        options = kind.Options.model_validate(own)
+    except ValidationError as e:
+        errs += _pydantic_problems(e, base, lines, known)
+        options = None
+    if src is not None:
+        from monitor.extract import compile_ignore
+
+        for j, pat in enumerate(src.ignore):
+            try:
+                compile_ignore([pat])
+            except ValueError as e:
+                errs.append(_problem(base + ("ignore", j), str(e), lines))
+        for tid in src.topics or []:
+            if tid not in topic_ids:
+                errs.append(_problem(base + ("topics",), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
+        src.options = options
+    return (src if not errs else None), errs

@@ -1,0 +1,313 @@
+"""Fetching with Scrapy: every cycle is one crawl of an `AsyncCrawlerRunner` on the asyncio
+reactor, which this long-lived process installs and starts exactly once.
+
+Why this shape: a Twisted reactor cannot be restarted (`CrawlerProcess.start()` twice raises
+ReactorNotRestartable). Running the scheduler as a coroutine inside the one reactor/asyncio loop
+and starting a new crawl per cycle costs ~0.25 s per cycle with flat memory (stack-notes §2),
+where a process per cycle costs 0.4-1 s. Results are handed to the monitor as they arrive
+(awaited by the spider callback), so a shutdown mid-crawl loses nothing already fetched.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Awaitable, Callable, Iterable
+
+import scrapy
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.response import response_status_message
+
+from spiders.kinds import FetchRequest, Fetched
+from spiders.netsafety import check_url
+from state.errors import UnsafeURLError
+
+logger = logging.getLogger(__name__)
+
+REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+VERSION = "0.1.0"
+# Statuses the callback sees itself (304 = unchanged; 4xx/5xx are recorded, not dropped).
+# 3xx other than 304 stay with RedirectMiddleware, so every hop passes the safety check.
+HANDLED_STATUSES = [304] + list(range(400, 600))
+
+OnResult = Callable[[Fetched], Awaitable[Iterable[FetchRequest] | None]]
+
+
+def user_agent(contact: str = "") -> str:
+    extra = f"; {contact}" if contact else ""
+    return f"govwatch/{VERSION} (change monitor for public oversight records{extra})"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class SafetyMiddleware:
+    """Refuses every request (first hop and each redirect hop) to private or reserved addresses."""
+
+    def __init__(self, crawler):
+        self.allow_private = crawler.settings.getbool("GOVWATCH_ALLOW_PRIVATE")
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_request(self, request):
+        try:
+            # DNS resolution blocks: keep it off the event loop.
+            await asyncio.to_thread(check_url, request.url, allow_private=self.allow_private)
+        except UnsafeURLError as e:
+            msg = str(e)
+            raise IgnoreRequest(msg if msg.startswith("cannot resolve") else f"refused: {msg}") from e
+        return None
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's retry, plus exponential backoff and Retry-After on 429/503 (capped)."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.base_delay = settings.getfloat("GOVWATCH_RETRY_BASE_DELAY", 0.5)
+        self.max_retry_after = settings.getfloat("GOVWATCH_MAX_RETRY_AFTER", 120.0)
+
+    def _backoff(self, request) -> float:
+        return self.base_delay * (2 ** request.meta.get("retry_times", 0))
+
+    async def process_response(self, request, response, spider=None):
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        delay = self._backoff(request)
+        if response.status in (429, 503):
+            ra = retry_after_seconds(response.headers.get("Retry-After", b"").decode("latin-1") or None)
+            if ra is not None:
+                if ra > self.max_retry_after:
+                    return response  # the server asks for a long pause: give up now, the scheduler backs off
+                delay = max(delay, ra)
+        retried = self._retry(request, response_status_message(response.status))
+        if retried is None:
+            return response
+        await asyncio.sleep(delay)
+        return retried
+
+    async def process_exception(self, request, exception, spider=None):
+        if isinstance(exception, self.exceptions_to_retry) and not request.meta.get("dont_retry", False):
+            retried = self._retry(request, exception)
+            if retried is not None:
+                await asyncio.sleep(self._backoff(request))
+            return retried
+        return None
+
+
+class FetchSpider(scrapy.Spider):
+    """Fetches the given requests (and the follow-ups the monitor returns) and hands each result on."""
+
+    name = "govwatch"
+
+    def __init__(self, fetch_requests: list[FetchRequest], on_result: OnResult, max_bytes: int, **kw: Any):
+        super().__init__(**kw)
+        self.fetch_requests = fetch_requests
+        self.on_result = on_result
+        self.max_bytes = max_bytes
+
+    async def start(self):
+        for fr in self.fetch_requests:
+            yield self.make_request(fr)
+
+    def make_request(self, fr: FetchRequest) -> scrapy.Request:
+        headers = {}
+        if fr.etag:
+            headers["If-None-Match"] = fr.etag
+        if fr.last_modified:
+            headers["If-Modified-Since"] = fr.last_modified
+        return scrapy.Request(
+            fr.url,
+            headers=headers,
+            callback=self.on_response,
+            errback=self.on_failure,
+            dont_filter=True,
+            meta={
+                "gw": fr,
+                "gw_started": time.monotonic(),
+                "gw_started_at": datetime.now(timezone.utc),
+                "handle_httpstatus_list": HANDLED_STATUSES,
+                "download_maxsize": fr.max_bytes or self.max_bytes,
+            },
+        )
+
+    async def _hand_on(self, fetched: Fetched):
+        try:
+            follow = await self.on_result(fetched)
+        except Exception:  # one broken source never stops the others
+            logger.exception("source %s: processing failed", fetched.request.source_id)
+            return
+        for fr in follow or ():
+            yield self.make_request(fr)
+
+    async def on_response(self, response):
+        meta = response.request.meta if response.request else response.meta
+        headers = {k.decode("latin-1").lower(): b", ".join(v).decode("latin-1") for k, v in response.headers.items()}
+        fetched = Fetched(
+            request=meta["gw"],
+            url=response.url,
+            status=response.status,
+            headers=headers,
+            body=response.body,
+            started_at=meta["gw_started_at"],
+            duration_ms=int((time.monotonic() - meta["gw_started"]) * 1000),
+        )
+        async for r in self._hand_on(fetched):
+            yield r
+
+    async def on_failure(self, failure):
+        request = failure.request
+        meta = request.meta
+        fetched = Fetched(
+            request=meta["gw"],
+            url=request.url,
+            status=None,
+            headers={},
+            body=b"",
+            started_at=meta["gw_started_at"],
+            duration_ms=int((time.monotonic() - meta["gw_started"]) * 1000),
+            error=describe_failure(failure),
+        )
+        async for r in self._hand_on(fetched):
+            yield r
+
+
+def describe_failure(failure) -> str:
+    """A readable one-line reason for a failed request."""
+    exc = failure.value
+    name = type(exc).__name__
+    msg = str(exc).strip()
+    if name == "IgnoreRequest" and msg:
+        return msg
+    if name == "TimeoutError" or "TimeoutError" in name or "took longer than" in msg:
+        return f"timed out ({msg})" if msg else "timed out"
+    if "ConnectionRefused" in name:
+        return "connection refused"
+    if "DNSLookupError" in name:
+        return f"DNS lookup failed: {msg}"
+    if "DownloadCancelled" in name or "max size" in msg or "maxsize" in msg:
+        return f"response over the size cap: {msg}"
+    if "Decompression" in name or "decompress" in msg.lower():
+        return f"response over the size cap after decompression: {msg}"
+    return f"{name}: {msg}" if msg else name
+
+
+def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
+    """Scrapy settings from govwatch's fetch settings (polite defaults, no HTTP cache)."""
+    return {
+        "TWISTED_REACTOR": REACTOR,
+        "USER_AGENT": user_agent(fetch.user_agent_contact),
+        "ROBOTSTXT_OBEY": fetch.obey_robots,  # Scrapy's own default is False
+        "CONCURRENT_REQUESTS": fetch.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": fetch.per_host_concurrency,
+        "DOWNLOAD_DELAY": fetch.per_host_delay,
+        "DOWNLOAD_DELAY_JITTER": 0.5,
+        "DOWNLOAD_TIMEOUT": fetch.timeout,
+        "DOWNLOAD_MAXSIZE": fetch.max_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "RETRY_TIMES": fetch.retries,
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "GOVWATCH_ALLOW_PRIVATE": fetch.allow_private_networks,
+        "GOVWATCH_MAX_RETRY_AFTER": fetch.max_retry_after,
+        "HTTPCACHE_ENABLED": False,  # the cache would serve stale bodies and hide changes
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": log_level,
+        "LOG_ENABLED": False,
+        "STATS_DUMP": False,
+        "REDIRECT_MAX_TIMES": 10,
+        "DOWNLOADER_MIDDLEWARES": {
+            "spiders.fetch.SafetyMiddleware": 50,
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "spiders.fetch.BackoffRetryMiddleware": 550,
+        },
+        "DNS_TIMEOUT": min(fetch.timeout, 20),
+        "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+    }
+
+
+class Fetcher:
+    """Runs crawls on the running reactor; `stop()` ends the current crawl cleanly."""
+
+    def __init__(self, fetch_settings):
+        from scrapy.crawler import AsyncCrawlerRunner
+
+        self.settings = crawl_settings(fetch_settings)
+        self.runner = AsyncCrawlerRunner(self.settings)
+        self.max_bytes = fetch_settings.max_bytes
+
+    async def fetch(self, requests: list[FetchRequest], on_result: OnResult) -> None:
+        if not requests:
+            return
+        await self.runner.crawl(FetchSpider, fetch_requests=requests, on_result=on_result, max_bytes=self.max_bytes)
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+
+
+def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Install the asyncio reactor, run `main(stop_event)` to completion, return its exit code.
+
+    SIGTERM/SIGINT set the stop event (and a second signal forces the exit): the caller ends
+    its crawl with `Fetcher.stop()`, which lets in-flight responses finish and be stored.
+    """
+    from scrapy.utils.defer import deferred_from_coro
+    from scrapy.utils.reactor import install_reactor
+
+    install_reactor(REACTOR)
+    from twisted.internet import reactor
+
+    result: dict[str, Any] = {"code": 1}
+    stop_event = asyncio.Event()
+
+    async def wrapper() -> None:
+        loop = asyncio.get_running_loop()
+        signals_seen = {"n": 0}
+
+        def on_signal(signum: int) -> None:
+            signals_seen["n"] += 1
+            if signals_seen["n"] > 1:
+                logger.warning("second signal %s: exiting now", signal.Signals(signum).name)
+                reactor.stop()
+                return
+            logger.info("signal %s: finishing the in-flight work, then exiting", signal.Signals(signum).name)
+            stop_event.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        try:
+            result["code"] = await main(stop_event)
+        except BaseException as e:  # reported by the caller
+            result["error"] = e
+
+    def done(_):
+        if reactor.running:
+            reactor.stop()
+
+    reactor.callWhenRunning(lambda: deferred_from_coro(wrapper()).addBoth(done))
+    reactor.run(installSignalHandlers=False)
+    if "error" in result:
+        raise result["error"]
+    return result["code"]

@@ -1,0 +1,182 @@
+"""SQLModel tables: sources, fetch attempts, content-addressed blobs, snapshots, items, changes,
+topic matches and the alert outbox. The schema is versioned by Alembic (state/migrations)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SourceRecord(SQLModel, table=True):
+    """A watched source and its health; the configuration is the truth, this row is its state."""
+
+    __tablename__ = "sources"
+    id: str = Field(primary_key=True)
+    name: str = ""
+    url: str = ""
+    kind: str = ""
+    agency: str = ""
+    enabled: bool = True
+    disabled_reason: str = ""
+    every_seconds: int = 21600
+    created_at: datetime = Field(default_factory=utcnow)
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_change_at: datetime | None = None
+    last_new_item_at: datetime | None = None
+    next_due_at: datetime | None = Field(default=None, index=True)
+    consecutive_failures: int = 0
+    consecutive_blocks: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    last_status: int | None = None
+    etag: str = ""
+    last_modified: str = ""
+    last_snapshot_id: int | None = None
+    health: str = "unknown"  # unknown | ok | failing | blocked | empty | silent
+    health_alerted: str = ""  # the health problem last alerted, so a recovery can be announced
+    lease_owner: str = ""
+    lease_until: datetime | None = None
+
+
+class FetchAttemptRecord(SQLModel, table=True):
+    """One fetch of one URL: when, how long, what came back, and why it failed."""
+
+    __tablename__ = "fetch_attempts"
+    __table_args__ = (Index("ix_fetch_attempts_source_time", "source_id", "started_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="sources.id")
+    url: str = ""
+    started_at: datetime = Field(default_factory=utcnow)
+    duration_ms: int = 0
+    status: int | None = None
+    outcome: str = ""  # changed | unchanged | not_modified | baseline | error | blocked | removed
+    bytes: int = 0
+    etag: str = ""
+    last_modified: str = ""
+    content_type: str = ""
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class BlobRecord(SQLModel, table=True):
+    """Raw bodies and extracted texts, stored once per SHA-256 of the uncompressed bytes."""
+
+    __tablename__ = "blobs"
+    sha256: str = Field(primary_key=True)
+    size: int = 0
+    codec: str = "zlib"
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SnapshotRecord(SQLModel, table=True):
+    """One distinct version of a source (or of a followed document) as fetched."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_source_time", "source_id", "fetched_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="sources.id")
+    url: str = ""
+    item_key: str = ""  # empty for the source's own page; the item key for a followed document
+    fetched_at: datetime = Field(default_factory=utcnow)
+    status: int | None = None
+    content_type: str = ""
+    headers_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    body_sha256: str = ""
+    text_sha256: str = ""
+    text_chars: int = 0
+    title: str = ""
+    note: str = ""  # e.g. "PDF without a text layer"
+
+
+class ItemRecord(SQLModel, table=True):
+    """An entry of a feed, listing or API source, keyed by id/link."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("source_id", "key", name="uq_items_source_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="sources.id", index=True)
+    key: str
+    url: str = ""
+    title: str = ""
+    published: str = ""
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    removed_at: datetime | None = None
+    snapshot_id: int | None = None
+
+
+class ChangeRecord(SQLModel, table=True):
+    """The change log: one row per detected change, matched by a topic or not."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_source_time", "source_id", "detected_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(foreign_key="sources.id")
+    url: str = ""
+    detected_at: datetime = Field(default_factory=utcnow, index=True)
+    kind: str = ""  # new | changed | removed | new_item
+    title: str = ""
+    item_key: str = ""
+    item_published: str = ""
+    prev_snapshot_id: int | None = None
+    new_snapshot_id: int | None = None
+    added_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    removed_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    diff_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    topics: str = ""  # comma-separated topic ids matched (denormalised for filtering)
+    severity: str = ""  # highest severity of the matches, "" when none
+    matched: bool = Field(default=False, index=True)
+
+
+class TopicMatchRecord(SQLModel, table=True):
+    """Why a change was flagged: topic, score, severity and the evidence (JSON)."""
+
+    __tablename__ = "topic_matches"
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: int = Field(foreign_key="changes.id", index=True)
+    topic: str = Field(index=True)
+    score: float = 0.0
+    severity: str = ""
+    evidence_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+
+
+class DeliveryRecord(SQLModel, table=True):
+    """The alert outbox: one row per (change, target), written with the change; never sent twice."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("change_id", "target", name="uq_deliveries_change_target"),
+        Index("ix_deliveries_status_next", "status", "next_try_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: int | None = Field(default=None, foreign_key="changes.id")
+    kind: str = "change"  # change | health
+    target: str  # the target's name (or "target-N"), never its URL
+    status: str = "pending"  # pending | sending | sent | retrying | failed
+    attempts: int = 0
+    next_try_at: datetime = Field(default_factory=utcnow)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    title: str = ""  # health alerts carry their own text
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    claimed_by: str = ""
+    claimed_until: datetime | None = None
+
+
+ALL_TABLES = [
+    SourceRecord,
+    FetchAttemptRecord,
+    BlobRecord,
+    SnapshotRecord,
+    ItemRecord,
+    ChangeRecord,
+    TopicMatchRecord,
+    DeliveryRecord,
+]

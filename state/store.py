@@ -1,0 +1,210 @@
+"""The store: engine and sessions (SQLite in WAL mode or PostgreSQL), schema migrations,
+content-addressed compressed blobs, and the queries every layer shares."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import zlib
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from state.errors import StateError
+from state.models import BlobRecord, ChangeRecord, SnapshotRecord, SourceRecord, TopicMatchRecord
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def redact_url(url: str) -> str:
+    """A database URL safe to print: the password replaced."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers (the web change log) are never blocked by the one writer.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """One database: open it (migrating the schema to head), then use sessions."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = url
+        try:
+            u = make_url(url)
+        except Exception as e:
+            raise StateError(f"invalid database URL: {e}") from e
+        self.dialect = u.get_backend_name()
+        kwargs: dict = {}
+        if self.dialect == "sqlite":
+            db = u.database
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except Exception as e:  # missing driver, bad URL
+            raise StateError(f"cannot open database {redact_url(url)}: {e}") from e
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._write_lock = threading.Lock()
+        if migrate:
+            self.migrate()
+
+    # -- schema -------------------------------------------------------------------------
+    def _alembic_config(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def schema_version(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_version(self) -> str | None:
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version; a user's history is kept."""
+        try:
+            if self.schema_version() == self.head_version():
+                return
+            cfg = self._alembic_config()
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Several workers may start at once: one migrates, the others wait.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7366021)")
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except SQLAlchemyError as e:
+            raise StateError(f"cannot open database {redact_url(self.url)}: {e.__class__.__name__}: {str(e).splitlines()[0]}") from e
+
+    # -- sessions -----------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on error."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            try:
+                yield s
+                s.commit()
+            except SQLAlchemyError as e:
+                s.rollback()
+                raise StateError(f"database error: {e.__class__.__name__}: {str(e).splitlines()[0]}") from e
+            except BaseException:
+                s.rollback()
+                raise
+
+    # -- blobs --------------------------------------------------------------------------
+    @staticmethod
+    def put_blob(session: Session, data: bytes, digest: str | None = None) -> str:
+        """Store bytes once per SHA-256 (compressed); returns the hash."""
+        digest = digest or sha256(data)
+        if session.get(BlobRecord, digest) is None:
+            session.add(BlobRecord(sha256=digest, size=len(data), codec="zlib", data=zlib.compress(data, 6)))
+            session.flush()
+        return digest
+
+    def get_blob(self, digest: str, session: Session | None = None) -> bytes | None:
+        if not digest:
+            return None
+        if session is None:
+            with self.session() as s:
+                return self.get_blob(digest, s)
+        row = session.get(BlobRecord, digest)
+        if row is None:
+            return None
+        return zlib.decompress(row.data) if row.codec == "zlib" else bytes(row.data)
+
+    def get_text(self, digest: str, session: Session | None = None) -> str:
+        data = self.get_blob(digest, session)
+        return data.decode("utf-8") if data else ""
+
+    # -- shared queries -----------------------------------------------------------------
+    @staticmethod
+    def latest_snapshot(session: Session, source_id: str, item_key: str = "") -> SnapshotRecord | None:
+        q = (
+            select(SnapshotRecord)
+            .where(SnapshotRecord.source_id == source_id, SnapshotRecord.item_key == item_key)
+            .order_by(SnapshotRecord.id.desc())
+            .limit(1)
+        )
+        return session.scalars(q).first()
+
+    def query_changes(
+        self,
+        *,
+        topic: str | None = None,
+        source_id: str | None = None,
+        since: datetime | None = None,
+        matched: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[tuple[ChangeRecord, list[TopicMatchRecord]]]:
+        with self.session() as s:
+            q = select(ChangeRecord)
+            if source_id:
+                q = q.where(ChangeRecord.source_id == source_id)
+            if since:
+                q = q.where(ChangeRecord.detected_at >= since)
+            if matched:
+                q = q.where(ChangeRecord.matched.is_(True))
+            if topic:
+                q = q.where(ChangeRecord.id.in_(select(TopicMatchRecord.change_id).where(TopicMatchRecord.topic == topic)))
+            q = q.order_by(ChangeRecord.detected_at.desc(), ChangeRecord.id.desc()).offset(offset)
+            if limit:
+                q = q.limit(limit)
+            changes = list(s.scalars(q))
+            return [(c, self.matches_of(s, c.id)) for c in changes]
+
+    @staticmethod
+    def matches_of(session: Session, change_id: int) -> list[TopicMatchRecord]:
+        q = select(TopicMatchRecord).where(TopicMatchRecord.change_id == change_id).order_by(TopicMatchRecord.score.desc())
+        return list(session.scalars(q))
+
+    def count_changes(self) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(ChangeRecord)) or 0
+
+    def sources(self) -> list[SourceRecord]:
+        with self.session() as s:
+            return list(s.scalars(select(SourceRecord).order_by(SourceRecord.id)))
+
+
+def evidence_of(match: TopicMatchRecord) -> list[dict]:
+    try:
+        return json.loads(match.evidence_json or "[]")
+    except ValueError:
+        return []
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

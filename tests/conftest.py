@@ -1,0 +1,82 @@
+"""Shared fixtures: local site, webhook and SMTP servers, a config writer and the real CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.servers import Site, Smtp, Webhook
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def site():
+    s = Site().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def webhook():
+    w = Webhook()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def smtp():
+    s = Smtp()
+    yield s
+    s.stop()
+
+
+LOCAL_FETCH = {
+    "allow_private_networks": True,
+    "per_host_delay": "0s",
+    "per_host_concurrency": 8,
+    "timeout": "5s",
+    "retries": 1,
+    "user_agent_contact": "tests@example.org",
+}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A working directory with a config file writer and a CLI runner bound to it."""
+
+    class W:
+        path = tmp_path
+        config = tmp_path / "govwatch.yaml"
+        db = f"sqlite:///{tmp_path / 'state' / 'govwatch.db'}"
+
+        def write(self, sources, notify=(), **extra) -> Path:
+            data = {"database": self.db, "include_defaults": False, "fetch": dict(LOCAL_FETCH), "sources": list(sources),
+                    "notify": list(notify)}
+            for k, v in extra.items():
+                if k == "fetch":
+                    data["fetch"].update(v)
+                else:
+                    data[k] = v
+            self.config.write_text(yaml.safe_dump(data, sort_keys=False))
+            return self.config
+
+        def run(self, *args, check=True, env=None, timeout=120, input=None) -> subprocess.CompletedProcess:
+            return run_cli(*args, cwd=tmp_path, check=check, env=env, timeout=timeout, input=input)
+
+    return W()
+
+
+def run_cli(*args, cwd, check=True, env=None, timeout=120, input=None) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("GOVWATCH_")}
+    e.update(env or {})
+    p = subprocess.run([sys.executable, "-m", "monitor", *args], cwd=cwd, env=e, capture_output=True, text=True,
+                       timeout=timeout, input=input)
+    if check and p.returncode != 0:
+        raise AssertionError(f"govwatch {' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
