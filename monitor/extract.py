@@ -4,6 +4,7 @@ Pure functions over bytes: no I/O. Failures raise ExtractError with a reason a p
 """
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import re
@@ -85,7 +86,10 @@ def detect_kind(body: bytes, content_type: str | None) -> str:
     if mtype == "application/pdf" or b"%PDF-" in body[:1024]:
         return "pdf"
     head = body[:8192]
-    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):   # UTF-16 BOMs carry NULs
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):         # UTF-16 text is full of NULs: decode first
+        sample = head.decode("utf-16", "replace")[:1024].lstrip().encode("utf-8", "replace")
+        return "html" if _HTML_SNIFF.search(sample) else "text"
+    if b"\x00" in head:
         return "binary"
     if head and sum(head.count(bytes([c])) for c in _CONTROL_BYTES) > len(head) // 10:
         return "binary"
@@ -132,10 +136,11 @@ _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 _SPACES = re.compile(r"[^\S\n]+")
 _DATE = (r"(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2},?\s+\d{4}|\d{1,2}\s+[A-Z][a-z]{2,8}\.?\s+\d{4}"
          r"|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})(?:,?\s*(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?"
-         r"\s*(?:[ap]\.?m\.?)?(?:\s*[A-Z]{2,4})?)?")
+         r"\s*(?i:[ap]\.?m\.?)?(?:\s*[A-Z]{2,4}\b)?)?")
 # Built-in noise, removed where it matches on each line. Case-insensitive except the dates.
 _NOISE = [
-    re.compile(r"(?i:\b(?:page\s+|date\s+)?last\s+(?:reviewed|updated|modified|revised)(?:\s+(?:on|date))?)"
+    re.compile(r"(?i:\b(?:page\s+|date\s+)?last\s+(?:reviewed|updated|modified|revised)"
+               r"(?:\s*/\s*(?:reviewed|updated|modified|revised))?(?:\s+(?:on|date))?)"
                r"\s*:?\s*(?:" + _DATE + r")?\.?"),
     re.compile(r"(?i)\barchived\s+content\b\.?"),
     re.compile(r"(?i)in an effort to keep (?:\S+\s+)?current,? the archive contains outdated information"
@@ -298,6 +303,21 @@ def _block_text(el: lxml.html.HtmlElement, drop: Sequence[str]) -> str:
     return "".join(parts)
 
 
+_LAYOUT_CELL_CONTENT = "p|div|table|ul|ol|h1|h2|h3|h4|h5|h6|form|blockquote".split("|")
+
+
+def _unwrap_layout_tables(tree: lxml.html.HtmlElement) -> None:
+    """Turn tables used for page layout (cells holding paragraphs or other tables) into divs.
+
+    trafilatura renders every table as "| cell | cell |" rows, so a legacy page laid out in one
+    big table became a single row holding the navigation and the article together.
+    """
+    cell_query = " or ".join(f"self::{t}" for t in _LAYOUT_CELL_CONTENT)
+    for table in tree.xpath(f"//table[.//td/*[{cell_query}] or .//th/*[{cell_query}]]"):
+        for el in table.iter("table", "thead", "tbody", "tfoot", "tr", "td", "th"):
+            el.tag = "div"
+
+
 def _fallback_region(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     for path in ("//main", "//*[@role='main']"):
         found = tree.xpath(path)
@@ -333,9 +353,11 @@ def _extract_html(html: str, *, url: str, select: str | None, ignore: Sequence[r
     # deduplicate=False: trafilatura's dedup cache spans calls, so the 4th extraction of the same
     # page came out shorter than the first three, a false change in a long-running process.
     raw = None
+    cleaned = copy.deepcopy(tree)                            # trafilatura prunes the tree it gets
+    _unwrap_layout_tables(cleaned)
     try:
         raw = trafilatura.extract(
-            html, url=url or None, favor_precision=True, deduplicate=False,
+            cleaned, url=url or None, favor_precision=True, deduplicate=False,
             include_comments=False, include_tables=True, output_format="txt",
         )
     except Exception as e:                                  # trafilatura on hostile markup: use lxml
@@ -358,6 +380,13 @@ _DIGITS = re.compile(r"\d+")
 _EDGE_LINES = 3          # running headers and footers sit in the first and last lines of a page
 
 
+def _line_key(line: str) -> str:
+    """A short line with its numbers blanked ("Page 3 of 9" and "Page 4 of 9" are one footer);
+    longer lines must repeat exactly, so numbered content ("Section 2 finding...") is kept."""
+    blanked = _DIGITS.sub("#", line)
+    return blanked if len(blanked.replace("#", "")) <= 30 else line
+
+
 def _repeating_lines(pages: list[list[str]]) -> set[str]:
     """Keys of header/footer lines that appear on most pages ("Page 3 of 9" counts as one line)."""
     if len(pages) < 2:
@@ -365,7 +394,7 @@ def _repeating_lines(pages: list[list[str]]) -> set[str]:
     seen: Counter[str] = Counter()
     for lines in pages:
         edges = lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]
-        seen.update({_DIGITS.sub("#", ln) for ln in edges if len(ln) <= 150})
+        seen.update({_line_key(ln) for ln in edges if len(ln) <= 150})
     threshold = max(2, (len(pages) * 6 + 9) // 10)        # on at least 60% of pages
     return {key for key, n in seen.items() if n >= threshold}
 
@@ -411,12 +440,14 @@ def _extract_pdf(body: bytes, *, url: str, ignore: Sequence[re.Pattern]) -> Extr
         meta = reader.metadata
         if meta is not None and meta.title:
             title = " ".join(str(meta.title).split()) or None
+            if title and title.lower() in ("untitled", "untitled document"):   # generator defaults
+                title = None
     except Exception:                                       # broken metadata is not worth failing for
         pass
     if not any(pages):
         return Extracted(text="", title=title, kind="pdf", no_text_layer=True, pages=n_pages)
     repeating = _repeating_lines(pages)
-    kept = ["\n".join(ln for ln in lines if _DIGITS.sub("#", ln) not in repeating) for lines in pages]
+    kept = ["\n".join(ln for ln in lines if _line_key(ln) not in repeating) for lines in pages]
     text = normalise("\n\n".join(k for k in kept if k), ignore)
     return Extracted(text=text, title=title, kind="pdf", pages=n_pages)
 
