@@ -137,12 +137,15 @@ _SPACES = re.compile(r"[^\S\n]+")
 _DATE = (r"(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2},?\s+\d{4}|\d{1,2}\s+[A-Z][a-z]{2,8}\.?\s+\d{4}"
          r"|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})(?:,?\s*(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?"
          r"\s*(?i:[ap]\.?m\.?)?(?:\s*[A-Z]{2,4}\b)?)?")
+_STAMP = r"last\s+(?:reviewed|updated|modified|revised)(?:\s*/\s*(?:reviewed|updated|modified|revised))?"
 # Built-in noise, removed where it matches on each line. Case-insensitive except the dates.
 _NOISE = [
-    re.compile(r"(?i:\b(?:page\s+|date\s+)?last\s+(?:reviewed|updated|modified|revised)"
-               r"(?:\s*/\s*(?:reviewed|updated|modified|revised))?(?:\s+(?:on|date))?)"
-               r"\s*:?\s*(?:" + _DATE + r")?\.?"),
-    re.compile(r"(?i)\barchived\s+content\b\.?"),
+    # Date stamps. In prose ("the rule was last updated in 2019") the words are content: a stamp
+    # is a whole line, or has a colon before its date, or starts with "Page last updated".
+    re.compile(r"(?i:^(?:page\s+|date\s+)?" + _STAMP + r"(?:\s+(?:on|date))?)\s*:?\s*(?:" + _DATE + r")?\.?$"),
+    re.compile(r"(?i:\b(?:page\s+|date\s+)?" + _STAMP + r"(?:\s+(?:on|date))?)\s*:\s*" + _DATE + r"\.?"),
+    re.compile(r"(?i:\bpage\s+" + _STAMP + r"(?:\s+on)?)\s*:?\s*(?:" + _DATE + r")?\.?"),
+    re.compile(r"(?i)^archived\s+content\b\.?"),
     re.compile(r"(?i)in an effort to keep (?:\S+\s+)?current,? the archive contains outdated information"
                r"[^.]*\.?(?:\s*(?:for|please)\b[^.]*(?:\.|$))*"),
     re.compile(r"(?i)\bwas this (?:page|information|article) helpful\??(?:\s*(?:yes|no)\b)*"),
@@ -158,7 +161,7 @@ _NOISE = [
     # Hidden form fields that leak into text in some layouts (Drupal's form_build_id, CSRF tokens).
     re.compile(r"(?i)\b(?:form[_-]build[_-]id|form[_-]token|csrf[_-]?token|authenticity_token|__viewstate"
                r"|__eventvalidation|__requestverificationtoken)\b\s*[:=]?\s*\S*"),
-    re.compile(r"\bform-[A-Za-z0-9_-]{20,}"),
+    re.compile(r"\bform-(?=[A-Za-z_-]*\d)[A-Za-z0-9_-]{30,}"),    # Drupal build ids: 43 base64url chars
 ]
 # A feedback widget splits "Yes" / "No" / thanks onto lines of their own after its question.
 _WIDGET_TAIL = re.compile(r"(?i)^(?:yes|no|yes no|thank you for your feedback\.?|submit)$")
