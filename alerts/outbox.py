@@ -17,9 +17,9 @@ from state.models import ChangeRecord, DeliveryRecord, SourceRecord
 from state.store import Store
 
 logger = logging.getLogger(__name__)
-# Apprise logs at INFO with details of each service; keep its chatter (never secrets: it
-# redacts, but we do not rely on that) out of our logs unless something fails.
-logging.getLogger("apprise").setLevel(logging.WARNING)
+# Apprise's own log lines can carry URLs and tokens: they never reach our handlers (LogCapture
+# below still sees them, and the reason is logged by us with the secrets scrubbed).
+logging.getLogger("apprise").propagate = False
 
 BACKOFF_BASE = 60.0  # seconds before the first retry; doubles per attempt
 BACKOFF_MAX = 6 * 3600.0

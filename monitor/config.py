@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -91,11 +92,28 @@ class NotifyTarget(_Strict):
         s = v.get_secret_value() if isinstance(v, SecretStr) else v
         if not isinstance(s, str) or not s.strip():
             raise ValueError("an Apprise URL is required")
-        if apprise.Apprise.instantiate(s.strip()) is None:
+        if _instantiate_quietly(apprise, s.strip()) is None:
             scheme = s.split("://", 1)[0] if "://" in s else ""
             hint = f" (scheme '{scheme}')" if scheme and re.fullmatch(r"[a-z0-9+]{1,20}", scheme) else ""
             raise ValueError(f"not a valid Apprise URL{hint}; the URL is not shown because it may hold a token")
         return s.strip()
+
+
+def _instantiate_quietly(apprise, url: str):
+    """Apprise logs an unparseable URL in full at ERROR: keep it (a secret) out of every log."""
+    quiet_apprise_logs()
+    log = logging.getLogger("apprise")
+    was, log.disabled = log.disabled, True
+    try:
+        return apprise.Apprise.instantiate(url)
+    finally:
+        log.disabled = was
+
+
+def quiet_apprise_logs() -> None:
+    """Apprise's own log lines may carry URLs and tokens: they never reach our handlers.
+    Failures are reported by govwatch itself, with secrets scrubbed."""
+    logging.getLogger("apprise").propagate = False
 
 
 class HealthSettings(_Strict):
@@ -140,8 +158,8 @@ class _File(_Strict):
     database: str | None = None
     include_defaults: bool = True
     fetch: FetchSettings = FetchSettings()
-    notify: list[NotifyTarget] = []
-    health_notify: list[NotifyTarget] = []
+    notify: list[dict[str, Any]] = []
+    health_notify: list[dict[str, Any]] = []
     health: HealthSettings = HealthSettings()
     sources: list[dict[str, Any]] = []
     topics: list[dict[str, Any]] = []
@@ -279,7 +297,8 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     except ValidationError as e:
         problems += _pydantic_problems(e, (), lines, _KNOWN_KEYS)
         # Keep validating what can be validated, so every problem is reported at once.
-        safe = {k: v for k, v in raw.items() if k in ("sources", "topics") and isinstance(v, list)}
+        bad = {e["loc"][0] for e in e.errors() if e["loc"]}
+        safe = {k: v for k, v in raw.items() if k not in bad}
         try:
             f = _File.model_validate(safe)
         except ValidationError:
@@ -310,15 +329,17 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         seen[src.id] = base
         sources.append(src)
 
-    notify = list(f.notify)
+    notify = _targets(f.notify, ("notify",), lines, problems)
+    health_notify = _targets(f.health_notify, ("health_notify",), lines, problems)
     if env.get("GOVWATCH_NOTIFY"):
-        try:
-            notify += [NotifyTarget.model_validate(t) for t in _env_targets(env["GOVWATCH_NOTIFY"])]
-        except ValidationError as e:
-            problems += [f"GOVWATCH_NOTIFY: {x['msg'].removeprefix('Value error, ')}" for x in e.errors()]
-    for group, targets in (("notify", notify), ("health_notify", f.health_notify)):
+        for i, t in enumerate(_env_targets(env["GOVWATCH_NOTIFY"])):
+            try:
+                notify.append((len(f.notify) + i, NotifyTarget.model_validate(t)))
+            except ValidationError as e:
+                problems += [f"GOVWATCH_NOTIFY[{i}]: {x['ctx']['error'] if x.get('ctx') else x['msg']}" for x in e.errors()]
+    for group, targets in (("notify", notify), ("health_notify", health_notify)):
         names: set[str] = set()
-        for i, t in enumerate(targets):
+        for i, t in targets:
             if not t.name:
                 t.name = f"{'health-' if group == 'health_notify' else ''}target-{i + 1}"
             if t.name in names:
@@ -335,14 +356,25 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         path=str(cfg_path),
         database=database,
         fetch=f.fetch,
-        notify=notify,
-        health_notify=list(f.health_notify),
+        notify=[t for _, t in notify],
+        health_notify=[t for _, t in health_notify],
         health=f.health,
         sources=sources,
         topics=topics,
         public_url=f.public_url.rstrip("/"),
         from_file=cfg_path.exists(),
     )
+
+
+def _targets(raw: list, base: tuple, lines: dict, problems: list[str]) -> list[tuple[int, NotifyTarget]]:
+    """Each target validated on its own (every problem reported), kept with its index in the file."""
+    out = []
+    for i, t in enumerate(raw):
+        try:
+            out.append((i, NotifyTarget.model_validate(t)))
+        except ValidationError as e:
+            problems += _pydantic_problems(e, base + (i,), lines, sorted(NotifyTarget.model_fields))
+    return out
 
 
 def _path_of(problem: str) -> tuple:
@@ -375,14 +407,16 @@ def _validate_source(s: Any, base: tuple, lines: dict, kinds, topic_ids: set[str
     except ValidationError as e:
         errs += _pydantic_problems(e, base, lines, known)
         options = None
-    if src is not None:
-        from monitor.extract import compile_ignore
+    from monitor.extract import compile_ignore
 
-        for j, pat in enumerate(src.ignore):
+    ignore = s.get("ignore")
+    for j, pat in enumerate(ignore if isinstance(ignore, list) else []):
+        if isinstance(pat, str):
             try:
                 compile_ignore([pat])
             except ValueError as e:
                 errs.append(_problem(base + ("ignore", j), str(e), lines))
+    if src is not None:
         for tid in src.topics or []:
             if tid not in topic_ids:
                 errs.append(_problem(base + ("topics",), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))

@@ -170,13 +170,20 @@ class DeliveryRecord(SQLModel, table=True):
     claimed_until: datetime | None = None
 
 
-ALL_TABLES = [
-    SourceRecord,
-    FetchAttemptRecord,
-    BlobRecord,
-    SnapshotRecord,
-    ItemRecord,
-    ChangeRecord,
-    TopicMatchRecord,
-    DeliveryRecord,
-]
+
+
+class WorkerRecord(SQLModel, table=True):
+    """A `govwatch run` process: its heartbeat, for `govwatch health` and lease take-over."""
+
+    __tablename__ = "workers"
+    id: str = Field(primary_key=True)  # host:pid
+    started_at: datetime = Field(default_factory=utcnow)
+    last_cycle_at: datetime | None = None
+    last_beat_at: datetime = Field(default_factory=utcnow)
+    cycles: int = 0
+    tick_seconds: float = 30.0
+    stopped_at: datetime | None = None
+
+
+ALL_TABLES = [SourceRecord, FetchAttemptRecord, BlobRecord, SnapshotRecord, ItemRecord, ChangeRecord,
+              TopicMatchRecord, DeliveryRecord, WorkerRecord]

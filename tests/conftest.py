@@ -80,3 +80,43 @@ def run_cli(*args, cwd, check=True, env=None, timeout=120, input=None) -> subpro
     if check and p.returncode != 0:
         raise AssertionError(f"govwatch {' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
     return p
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+PG_URL = os.environ.get("GOVWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reachable(url: str) -> str:
+    """'' when the server answers, else the reason."""
+    try:
+        import psycopg
+
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, connect_timeout=3) as c:
+            c.execute("select 1")
+        return ""
+    except Exception as e:  # any failure means: no usable server here
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh schema on the PostgreSQL test server; skipped (or failed, under CI) without one."""
+    import uuid
+
+    import psycopg
+
+    reason = _pg_reachable(PG_URL)
+    if reason:
+        msg = f"PostgreSQL not reachable at {PG_URL.split('@')[-1]} ({reason}); set GOVWATCH_TEST_POSTGRES or start the server"
+        if os.environ.get("GOVWATCH_REQUIRE_POSTGRES"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    schema = "gw_" + uuid.uuid4().hex[:10]
+    dsn = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"create schema {schema}")
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"drop schema {schema} cascade")
