@@ -165,7 +165,8 @@ def _phrase_regex(phrase: str) -> str:
 @dataclass(frozen=True)
 class _Group:
     name: str
-    regexes: tuple[re.Pattern, ...]  # at most two: case-insensitive and case-sensitive
+    # at most two: case-insensitive and case-sensitive, each with its trigger prefixes
+    regexes: tuple[tuple[re.Pattern, frozenset[str] | None], ...]
 
 
 @dataclass(frozen=True)
@@ -425,7 +426,7 @@ def _compile_signals(name: str, s: _Signals) -> _Group:
         regexes.append(re.compile("|".join(f"(?:{x})" for x in ci), re.IGNORECASE))
     if cs:
         regexes.append(re.compile("|".join(f"(?:{x})" for x in cs)))
-    return _Group(name, tuple(regexes))
+    return _Group(name, tuple((rx, _triggers(rx)) for rx in regexes))
 
 
 def _build(spec: _TopicSpec) -> Topic:
@@ -518,6 +519,7 @@ def builtin_topics() -> list[Topic]:
 
 # --------------------------------------------------------------------------- text segmentation
 
+_WORD4 = re.compile(r"(?<!\w)\w{1,4}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]+")
 _LONG_TOKEN = re.compile(r"\S{%d}" % MAX_TOKEN_CHARS)
 _PARA_BREAK = re.compile(r"\n[ \t\xa0]*\n\s*")
@@ -560,6 +562,28 @@ class _Doc:
                 pos = m.end()
         self.starts, self.ends, self.paras = starts, ends, paras
         self._words: dict[int, list[int]] = {}
+        self._keys: list[str] | None = None
+        self._offsets: list[int] = []
+        self.cache: dict[tuple[str, str], list[_Hit]] = {}
+
+    def _index(self) -> None:
+        low = self.text.lower()
+        if len(low) != len(self.text):  # a few characters lowercase to two: keep offsets aligned
+            low = re.sub(r"[^\x00-\x7f]", "\x00", self.text).lower()
+        self._keys = _WORD4.findall(low)
+        self._offsets = [m.start() for m in _WORD4.finditer(low)]
+
+    def word_keys(self) -> set[str]:
+        """The distinct word keys (first 4 characters, lowercased) of the text."""
+        if self._keys is None:
+            self._index()
+        return set(self._keys)  # type: ignore[arg-type]
+
+    def words_with(self, keys: dict[str, Any]) -> list[tuple[int, str]]:
+        """(offset, key) of the words whose key is in `keys`, in text order."""
+        if self._keys is None:
+            self._index()
+        return [(o, k) for o, k in zip(self._offsets, self._keys) if k in keys]  # type: ignore[arg-type]
 
     def _sentences(self, start: int, end: int):
         text = self.text
@@ -617,21 +641,115 @@ class _Hit:
     sent: int
 
 
+_PREFIX = 4  # trigger keys: the first 1..4 lowercased word characters of a match
+
+
+def _first_chars(items) -> frozenset[str] | None:
+    """Lowercased word-character prefixes (1..4 chars) that every match of a parsed regex starts
+    with at a word start, "#d" for "a digit"; None when they cannot be told (scan the whole text)."""
+    items = list(items)
+    i = 0
+    while i < len(items) and str(items[i][0]) in ("ASSERT", "ASSERT_NOT", "AT"):
+        i += 1  # zero-width: word-boundary guards
+    lit = ""
+    while i < len(items) and str(items[i][0]) == "LITERAL" and len(lit) < _PREFIX:
+        ch = chr(items[i][1]).lower()
+        if not (ch.isalnum() or ch == "_"):
+            break
+        lit += ch
+        i += 1
+    if lit:
+        return frozenset([lit])
+    if i >= len(items):
+        return None
+    op, av = items[i]
+    name = str(op)
+    if name == "SUBPATTERN":
+        return _first_chars(av[-1])
+    if name == "BRANCH":
+        out: set[str] = set()
+        for branch in av[1]:
+            sub = _first_chars(branch)
+            if sub is None:
+                return None
+            out |= sub
+        return frozenset(out)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
+        return _first_chars(av[2])
+    if name == "IN":
+        out = set()
+        for iop, iav in av:
+            iname = str(iop)
+            if iname == "LITERAL" and (chr(iav).isalnum() or chr(iav) == "_"):
+                out.add(chr(iav).lower())
+            elif iname == "CATEGORY" and str(iav) == "CATEGORY_DIGIT":
+                out.add("#d")
+            elif iname == "RANGE" and chr(iav[0]).isdigit() and chr(iav[1]).isdigit():
+                out.add("#d")
+            else:
+                return None
+        return frozenset(out)
+    return None
+
+
+def _triggers(rx: re.Pattern) -> frozenset[str] | None:
+    try:
+        return _first_chars(_sre_parse.parse(rx.pattern, rx.flags & ~re.UNICODE))
+    except Exception:  # pragma: no cover - a pattern the parser cannot walk: scan it whole
+        return None
+
+
 def _find(doc: _Doc, topic: Topic, names: set[str] | frozenset[str]) -> dict[str, list[_Hit]]:
-    hits: dict[str, list[_Hit]] = {}
-    for name in names:
-        group = topic.groups[name]
-        found: list[_Hit] = []
-        for rx in group.regexes:
-            for m in rx.finditer(doc.text):
-                if m.end() > m.start():
-                    found.append(_Hit(m.start(), m.end(), name, doc.sentence_of(m.start())))
-                if len(found) >= MAX_HITS_PER_GROUP:
-                    break
-        if found:
-            found.sort(key=lambda h: h.start)
-            hits[name] = found
-    return hits
+    """Hits of the named groups of one topic (see `_scan`)."""
+    _scan(doc, [(topic, names)])
+    return {n: doc.cache[(topic.id, n)] for n in names if doc.cache[(topic.id, n)]}
+
+
+def _scan(doc: _Doc, wanted: list[tuple[Topic, set[str] | frozenset[str]]]) -> None:
+    """Find the hits of every (topic, group) in one pass. A pattern whose first characters are
+    known is tried (anchored) only at the words that start with them; others scan the text."""
+    found: dict[tuple[str, str], list[_Hit]] = {}
+    table: dict[str, list[tuple[tuple[str, str], re.Pattern]]] = {}
+    for topic, names in wanted:
+        for name in names:
+            key = (topic.id, name)
+            if key in doc.cache or key in found:
+                continue
+            hits = found[key] = []
+            for rx, keys in topic.groups[name].regexes:
+                if keys is None:
+                    for m in rx.finditer(doc.text):
+                        if m.end() > m.start():
+                            hits.append(_Hit(m.start(), m.end(), name, doc.sentence_of(m.start())))
+                        if len(hits) >= MAX_HITS_PER_GROUP:
+                            break
+                    continue
+                for k in keys:
+                    table.setdefault(k, []).append((key, rx))
+    if table:
+        lengths = sorted({len(k) for k in table if k != "#d"})
+        digit = table.get("#d", [])
+        cands: dict[str, list] = {}
+        for k in doc.word_keys():
+            c = [x for n in lengths for x in table.get(k[:n], ())]
+            if k[:1].isdigit():
+                c += digit
+            if c:
+                cands[k] = c
+        last_end: dict[tuple[str, str], int] = {}
+        text = doc.text
+        for start, k in doc.words_with(cands):
+            for key, rx in cands[k]:
+                hits = found[key]
+                if start < last_end.get(key, -1) or len(hits) >= MAX_HITS_PER_GROUP:
+                    continue
+                m = rx.match(text, start)
+                if m and m.end() > start:
+                    last_end[key] = m.end()
+                    hits.append(_Hit(start, m.end(), key[1], doc.sentence_of(start)))
+    for key, hits in found.items():
+        hits.sort(key=lambda h: h.start)
+        doc.cache[key] = hits
 
 
 # --------------------------------------------------------------------------- evidence
@@ -745,11 +863,10 @@ _DEF_BEFORE = re.compile(
 )
 
 
-def _definitions(text: str, topic: Topic) -> dict[str, list[str]]:
-    """Watched definition sentences of `text`, keyed by the (normalised) defined term."""
-    if not text.strip() or not topic.definition_terms:
+def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
+    """Watched definition sentences of a text, keyed by the (normalised) defined term."""
+    if not doc.starts or not topic.definition_terms:
         return {}
-    doc = _Doc(text)  # already normalised by classify()
     hits = _find(doc, topic, set(topic.definition_terms))
     by_sent: dict[int, list[_Hit]] = {}
     for hs in hits.values():
@@ -786,7 +903,7 @@ def _same(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
-def _definition_changes(added: str, removed: str, topic: Topic) -> list[DefinitionChange]:
+def _definition_changes(added: _Doc, removed: _Doc, topic: Topic) -> list[DefinitionChange]:
     new, old = _definitions(added, topic), _definitions(removed, topic)
     changes: list[DefinitionChange] = []
     for term in sorted(set(new) | set(old)):
@@ -816,13 +933,16 @@ def _definition_evidence(change: DefinitionChange, topic: Topic) -> Evidence:
 
 # --------------------------------------------------------------------------- classify
 
-def _score_topic(doc: _Doc, topic: Topic, removed: str, added_raw: str) -> TopicMatch | None:
-    needed: set[str] = set()
+def _needed(topic: Topic) -> set[str]:
+    needed: set[str] = set(topic.definition_terms)
     for r in topic.rules:
         needed |= r.groups
         needed |= {g for g, _ in (*r.context, *r.unless)}
-    needed |= {g for g, _ in topic.exclude}
-    hits = _find(doc, topic, needed) if doc.starts else {}
+    return needed | {g for g, _ in topic.exclude}
+
+
+def _score_topic(doc: _Doc, topic: Topic, removed: _Doc) -> TopicMatch | None:
+    hits = _find(doc, topic, _needed(topic)) if doc.starts else {}
     score = 0.0
     severity = -1
     evidence: list[tuple[float, int, Evidence]] = []
@@ -834,7 +954,7 @@ def _score_topic(doc: _Doc, topic: Topic, removed: str, added_raw: str) -> Topic
         severity = max(severity, SEVERITIES.index(rule.severity))
         for unit in fired[:EVIDENCE_PER_RULE]:
             evidence.append((-rule.weight, unit[0].start, _evidence(doc, rule.id, unit)))
-    changes = _definition_changes(added_raw, removed, topic) if topic.definition_terms else []
+    changes = _definition_changes(doc, removed, topic) if topic.definition_terms else []
     if changes:
         score += topic.definition_weight
         severity = max(severity, SEVERITIES.index(topic.definition_severity))
@@ -858,6 +978,9 @@ def classify(added: str, topics: Sequence[Topic] | None = None, *, removed: str 
     if not added.strip() and not removed.strip():
         return []
     doc = _Doc(added)
-    matches = [m for t in topics if (m := _score_topic(doc, t, removed, added)) is not None]
+    _scan(doc, [(t, _needed(t)) for t in topics])  # one pass over the words for every topic
+    old = _Doc(removed)
+    _scan(old, [(t, set(t.definition_terms)) for t in topics if t.definition_terms])
+    matches = [m for t in topics if (m := _score_topic(doc, t, old)) is not None]
     matches.sort(key=lambda m: (-m.score, -SEVERITIES.index(m.severity), m.topic))
     return matches
