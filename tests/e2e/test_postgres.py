@@ -29,3 +29,12 @@ def test_postgres_end_to_end(pg_url, site, webhook, workdir):
     assert store.schema_version() == store.head_version()
     with store.engine.connect() as c:
         assert c.exec_driver_sql("select current_schema()").scalar().startswith("gw_")
+
+
+def test_migrations_match_models_postgres(pg_url):
+    from state.store import Store
+    from tests.unit.test_store import schema_drift
+
+    store = Store(pg_url)
+    assert store.schema_version() == store.head_version()
+    assert schema_drift(store) == []
