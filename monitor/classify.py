@@ -10,7 +10,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, NamedTuple, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -565,6 +565,7 @@ class _Doc:
         self._keys: list[str] | None = None
         self._offsets: list[int] = []
         self.cache: dict[tuple[str, str], list[_Hit]] = {}
+        self.presence: dict[int, tuple[set[int], set[int], list[_Hit]]] = {}  # keeps the list alive
 
     def _index(self) -> None:
         low = self.text.lower()
@@ -633,8 +634,9 @@ class _Doc:
         return bisect.bisect_right(words, offset)
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):
+    """One match of a group; tuples sort by start offset."""
+
     start: int
     end: int
     group: str
@@ -748,7 +750,7 @@ def _scan(doc: _Doc, wanted: list[tuple[Topic, set[str] | frozenset[str]]]) -> N
                     last_end[key] = m.end()
                     hits.append(_Hit(start, m.end(), key[1], doc.sentence_of(start)))
     for key, hits in found.items():
-        hits.sort(key=lambda h: h.start)
+        hits.sort()
         doc.cache[key] = hits
 
 
@@ -802,15 +804,18 @@ def _present_in(doc: _Doc, hits: list[_Hit] | None, scope: str, keys: dict[str, 
         return False
     if scope == "document":
         return True
-    if scope == "sentence":
-        return any(h.sent in keys["sentence"] for h in hits)
-    return any(doc.paras[h.sent] in keys["paragraph"] for h in hits)
+    where = doc.presence.get(id(hits))
+    if where is None:  # sentence and paragraph sets of this hit list, computed once
+        sents = {h.sent for h in hits}
+        where = doc.presence[id(hits)] = (sents, {doc.paras[i] for i in sents}, hits)
+    mine = where[0] if scope == "sentence" else where[1]
+    return not mine.isdisjoint(keys[scope])
 
 
 def _units(doc: _Doc, rule: _Rule, hits: dict[str, list[_Hit]]):
     """Yield the hit lists of each scope unit (sentence, paragraph, document or word window)
     in which the rule's group condition holds."""
-    mine = sorted((h for g in rule.groups for h in hits.get(g, ())), key=lambda h: h.start)
+    mine = sorted(h for g in rule.groups for h in hits.get(g, ()))
     if not mine:
         return
     if rule.scope == "document":
@@ -881,14 +886,14 @@ def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
             before = [h for h in terms if h.end - s0 <= cue.start()
                       and len(sentence[h.end - s0:cue.start()].split()) <= 8]
             if before:
-                term = max(before, key=lambda h: h.end)
+                term = max(before, key=lambda h: (h.end, -h.start))  # the longest, nearest term
                 break
         if term is None:
             for cue in _DEF_BEFORE.finditer(sentence):
                 after = [h for h in terms if h.start - s0 >= cue.end()
                          and len(sentence[cue.end():h.start - s0].split()) <= 4]
                 if after:
-                    term = min(after, key=lambda h: h.start)
+                    term = min(after, key=lambda h: (h.start, -h.end))
                     break
         if term is None:
             continue
