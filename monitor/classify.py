@@ -711,7 +711,8 @@ def _scan(doc: _Doc, wanted: list[tuple[Topic, set[str] | frozenset[str]]]) -> N
     """Find the hits of every (topic, group) in one pass. A pattern whose first characters are
     known is tried (anchored) only at the words that start with them; others scan the text."""
     found: dict[tuple[str, str], list[_Hit]] = {}
-    table: dict[str, list[tuple[tuple[str, str], re.Pattern]]] = {}
+    entries: list[tuple[tuple[str, str], re.Pattern]] = []
+    table: dict[str, list[int]] = {}
     for topic, names in wanted:
         for name in names:
             key = (topic.id, name)
@@ -726,32 +727,39 @@ def _scan(doc: _Doc, wanted: list[tuple[Topic, set[str] | frozenset[str]]]) -> N
                         if len(hits) >= MAX_HITS_PER_GROUP:
                             break
                     continue
+                entries.append((key, rx))
                 for k in keys:
-                    table.setdefault(k, []).append((key, rx))
+                    table.setdefault(k, []).append(len(entries) - 1)
     if table:
         lengths = sorted({len(k) for k in table if k != "#d"})
         digit = table.get("#d", [])
-        cands: dict[str, list] = {}
+        cands: dict[str, list[int]] = {}
         for k in doc.word_keys():
             c = [x for n in lengths for x in table.get(k[:n], ())]
             if k[:1].isdigit():
                 c += digit
             if c:
-                cands[k] = c
-        last_end: dict[tuple[str, str], int] = {}
-        text = doc.text
+                cands[k] = list(dict.fromkeys(c))
+        positions: dict[int, list[int]] = {}
         for start, k in doc.words_with(cands):
-            for key, rx in cands[k]:
-                hits = found[key]
-                if start < last_end.get(key, -1) or len(hits) >= MAX_HITS_PER_GROUP:
+            for idx in cands[k]:
+                positions.setdefault(idx, []).append(start)
+        text, sentence_of = doc.text, doc.sentence_of
+        for idx, starts in positions.items():
+            (topic_id, name), rx = entries[idx]
+            hits, match, last = found[(topic_id, name)], rx.match, -1
+            for start in starts:
+                if start < last:
                     continue
-                m = rx.match(text, start)
-                if m and m.end() > start:
-                    last_end[key] = m.end()
-                    hits.append(_Hit(start, m.end(), key[1], doc.sentence_of(start)))
+                m = match(text, start)
+                if m is not None and m.end() > start:
+                    last = m.end()
+                    hits.append(_Hit(start, last, name, sentence_of(start)))
+                    if len(hits) >= MAX_HITS_PER_GROUP:
+                        break
     for key, hits in found.items():
         hits.sort()
-        doc.cache[key] = hits
+        doc.cache[key] = [h for i, h in enumerate(hits) if i == 0 or h.start != hits[i - 1].start]
 
 
 # --------------------------------------------------------------------------- evidence
