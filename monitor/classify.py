@@ -720,10 +720,11 @@ def _scan(doc: _Doc, wanted: list[tuple[Topic, set[str] | frozenset[str]]]) -> N
                 continue
             hits = found[key] = []
             for rx, keys in topic.groups[name].regexes:
-                if keys is None:
-                    for m in rx.finditer(doc.text):
-                        if m.end() > m.start():
-                            hits.append(_Hit(m.start(), m.end(), name, doc.sentence_of(m.start())))
+                if keys is None:  # no known first characters: scan sentence by sentence (bounded)
+                    for i, (s0, s1) in enumerate(zip(doc.starts, doc.ends)):
+                        for m in rx.finditer(doc.text, s0, s1):
+                            if m.end() > m.start():
+                                hits.append(_Hit(m.start(), m.end(), name, i))
                         if len(hits) >= MAX_HITS_PER_GROUP:
                             break
                     continue
@@ -744,17 +745,18 @@ def _scan(doc: _Doc, wanted: list[tuple[Topic, set[str] | frozenset[str]]]) -> N
         for start, k in doc.words_with(cands):
             for idx in cands[k]:
                 positions.setdefault(idx, []).append(start)
-        text, sentence_of = doc.text, doc.sentence_of
+        text, sentence_of, ends = doc.text, doc.sentence_of, doc.ends
         for idx, starts in positions.items():
             (topic_id, name), rx = entries[idx]
             hits, match, last = found[(topic_id, name)], rx.match, -1
             for start in starts:
                 if start < last:
                     continue
-                m = match(text, start)
+                sent = sentence_of(start)
+                m = match(text, start, ends[sent])  # a match never runs past its sentence
                 if m is not None and m.end() > start:
                     last = m.end()
-                    hits.append(_Hit(start, last, name, sentence_of(start)))
+                    hits.append(_Hit(start, last, name, sent))
                     if len(hits) >= MAX_HITS_PER_GROUP:
                         break
     for key, hits in found.items():

@@ -128,9 +128,17 @@ ONE_MB_SOURCE = " ".join(c["text"] for c in CASES)
 )
 def test_one_megabyte_in_under_a_second(text):
     classify("warm up")
-    t0 = time.perf_counter()
-    classify(text)
-    assert time.perf_counter() - t0 < 1.0
+    assert _best_of_two(lambda: classify(text)) < 1.0
+
+
+def _best_of_two(fn) -> float:
+    """Seconds of the faster of two runs: a guard against a busy test machine, not a benchmark."""
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def test_one_megabyte_of_nothing_but_hits_is_bounded():
@@ -253,3 +261,14 @@ def test_result_types_are_frozen():
         e.rule = "x"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         d.term = "x"  # type: ignore[misc]
+
+
+def test_user_patterns_are_bounded_by_sentences():
+    [topic] = load_topics([{"id": "greedy", "title": "G", "rules": [
+        {"id": "r", "patterns": [r"a\w*.*zzz", r"(?:\W|^)b.*q.*zzz"]}]}])
+    # A greedy pattern costs at most (words x sentence cap): sentences are cut at 1,000 characters
+    # and no match runs past its sentence, so even a line of nothing but 'a' stays bounded.
+    for text, bound in (((ONE_MB_SOURCE * 200)[:1_000_000], 1.0), ("a " * 150_000, 3.0)):
+        assert classify(text, [topic]) == []
+        assert _best_of_two(lambda: classify(text, [topic])) < bound
+    assert topics_of(classify("An alpha then zzz.", [topic])) == ["greedy"]
