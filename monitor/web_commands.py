@@ -1,0 +1,104 @@
+"""CLI commands of the web change log and its evidence: `serve`, `export-warc`, `feedback` and
+`hash-password`; `register(add)` adds them to the `govwatch` parser (monitor/cli.py)."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import tempfile
+
+from state.errors import GovwatchError
+
+
+def cmd_serve(args) -> int:
+    """Serve the analyst change log (127.0.0.1:8080 by default).
+
+    Another address needs GOVWATCH_WEB_TOKEN or GOVWATCH_WEB_USERS (see `govwatch hash-password`).
+    Example: govwatch serve --port 8080
+    """
+    from monitor.cli import _config, _store
+    from monitor.web import serve
+
+    cfg = _config(args)
+    serve(cfg, _store(cfg), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_export_warc(args) -> int:
+    """Export a source's or a change's captures as a WARC file (raw bytes, recorded headers, SHA-256).
+
+    Example: govwatch export-warc --change 42 -o change-42.warc.gz
+    """
+    from monitor.cli import _config, _store
+    from monitor.evidence import export_warc
+
+    cfg = _config(args)
+    store = _store(cfg)
+    target = os.path.abspath(args.output)
+    # Written next to the target and renamed: an interrupted export never leaves a half file.
+    fd, tmp = tempfile.mkstemp(prefix=".govwatch-", suffix=".warc.gz", dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            n = export_warc(store, f, source_id=args.source, change_id=args.change)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise GovwatchError(f"cannot write {args.output}: {e.strerror}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    what = f"change {args.change}" if args.change is not None else f"source {args.source}"
+    print(f"wrote {n} capture(s) of {what} to {args.output}")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    """Print the changes analysts marked "not relevant" (topic, evidence, note) to tune the rules.
+
+    Example: govwatch feedback --format csv > not-relevant.csv
+    """
+    from monitor.cli import _config, _store
+    from monitor.web import feedback_csv, not_relevant_feedback
+
+    cfg = _config(args)
+    rows = not_relevant_feedback(_store(cfg))
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(feedback_csv(rows))
+    return 0
+
+
+def cmd_hash_password(args) -> int:
+    """Print a password hash (scrypt) for a GOVWATCH_WEB_USERS account file.
+
+    Reads the password from standard input when it is not a terminal.
+    Example: govwatch hash-password   (then: users: [{name: ana, role: analyst, password_hash: ...}])
+    """
+    from monitor.web import hash_password
+
+    if sys.stdin.isatty():
+        pw = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != pw:
+            raise GovwatchError("the passwords differ")
+    else:
+        pw = sys.stdin.readline().rstrip("\r\n")
+    if len(pw) < 10:
+        raise GovwatchError("use a password of at least 10 characters")
+    print(hash_password(pw))
+    return 0
+
+
+def register(add) -> None:
+    """Add the web and evidence commands; `add(name, func)` returns the subparser (with --config)."""
+    sp = add("serve", cmd_serve)
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    sp = add("export-warc", cmd_export_warc)
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--source", metavar="ID", help="every capture of this source")
+    g.add_argument("--change", metavar="ID", type=int, help="the previous and new capture of this change")
+    sp.add_argument("-o", "--output", required=True, metavar="FILE", help="the WARC file to write (.warc.gz)")
+    sp = add("feedback", cmd_feedback)
+    sp.add_argument("--format", choices=["csv", "json"], default="csv")
+    add("hash-password", cmd_hash_password)
