@@ -163,15 +163,18 @@ def deliver(cfg, store, *, retry_now: bool = False):
 
 
 def _print_cycle(report) -> None:
-    n = len(report.outcomes)
+    n = len(report.sources)
     secs = ((report.finished_at or report.started_at) - report.started_at).total_seconds()
     parts = [f"{report.count(o)} {o.replace('_', ' ')}" for o in ("changed", "unchanged", "not_modified", "baseline", "removed", "blocked", "error") if report.count(o)]
+    docs = report.documents
+    if docs:
+        parts.append(f"{len(docs)} new document(s) fetched" + (f" ({sum(1 for d in docs if d.outcome == 'error')} failed)" if any(d.outcome == "error" for d in docs) else ""))
     print(f"checked {n} source(s) in {secs:.1f}s: {', '.join(parts) or 'nothing due'}; "
           f"{report.changes} change(s), {report.matched} matched; alerts sent {report.sent}, "
           f"retrying {report.retrying}, failed {report.failed_deliveries}" + ("; interrupted" if report.interrupted else ""))
     for o in report.outcomes:
-        if o.outcome == "error":
-            print(f"  {o.source_id}: error: {o.error}")
+        if o.outcome in ("error", "blocked"):
+            print(f"  {o.source_id}: {o.outcome}{' (' + o.part + ')' if o.part else ''}: {o.error}")
 
 
 def _change_dict(change, matches, excerpt: int | None = 2000) -> dict:

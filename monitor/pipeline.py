@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -19,6 +19,7 @@ from monitor.config import Config, SourceConfig
 from monitor.diff import diff
 from monitor.extract import compile_ignore, extract
 from spiders import source_kinds
+from spiders.blocks import judge
 from spiders.kinds import FetchRequest, Fetched, Item, Parsed
 from state.errors import GovwatchError, SourceError
 from state.models import (
@@ -35,6 +36,9 @@ from state.store import Store, sha256
 logger = logging.getLogger(__name__)
 
 FAILURE_BACKOFF_CAP = 8  # a failing source waits at most 8x its interval (and at most a day more)
+DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs before it is recorded without full text
+SHRINK_ACCEPT_AFTER = 3  # the same shrunken page this many times in a row is accepted as the new content
+MIN_TEXT_FOR_SHRINK = 400  # pages shorter than this are too small to judge shrinking
 
 
 def utcnow() -> datetime:
@@ -48,6 +52,7 @@ class Outcome:
     changes: int = 0
     matched: int = 0
     error: str = ""
+    part: str = ""  # "" for a source's own fetch; "page" or "document" for follow-ups
 
 
 @dataclass
@@ -60,8 +65,16 @@ class CycleReport:
     failed_deliveries: int = 0
     interrupted: bool = False
 
-    def count(self, outcome: str) -> int:
-        return sum(1 for o in self.outcomes if o.outcome == outcome)
+    def count(self, outcome: str, part: str = "") -> int:
+        return sum(1 for o in self.outcomes if o.outcome == outcome and o.part == part)
+
+    @property
+    def sources(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.part]
+
+    @property
+    def documents(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.part == "document"]
 
     @property
     def changes(self) -> int:
@@ -140,15 +153,20 @@ class Monitor:
         return due
 
     def request_for(self, src: SourceConfig) -> FetchRequest:
+        kind = self._kinds[src.id]
+        url = kind.request_url(src) if hasattr(kind, "request_url") else src.url
+        headers = kind.request_headers(src) if hasattr(kind, "request_headers") else {}
         with self.store.session() as s:
             rec = s.get(SourceRecord, src.id)
-            etag, lm = (rec.etag, rec.last_modified) if rec else ("", "")
-        return FetchRequest(source_id=src.id, url=src.url, etag=etag, last_modified=lm)
+            same_url = rec is not None and rec.url == src.url
+            etag, lm = (rec.etag, rec.last_modified) if same_url else ("", "")
+        return FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=headers)
 
     # -- the cycle ----------------------------------------------------------------------
     async def run_cycle(self, fetcher, *, force: bool = False, only: Iterable[str] | None = None,
                         stop_event: asyncio.Event | None = None, progress=None) -> CycleReport:
         report = CycleReport(started_at=self.clock())
+        self._requested: set[tuple[str, str]] = set()  # follow-ups already asked for in this cycle
         await asyncio.to_thread(self.sync_sources)
         due = await asyncio.to_thread(self.due_sources, force=force, only=only)
         requests = [await asyncio.to_thread(self.request_for, s) for s in due]
@@ -183,15 +201,19 @@ class Monitor:
 
     # -- one response -------------------------------------------------------------------
     def process(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:
+        """Store what one response means; returns the outcome and the follow-up requests."""
         sid = fetched.request.source_id
+        part = _part(fetched.request)
         try:
-            return self._process(fetched), []
+            return self._process(fetched)
         except Exception as e:  # never let one source break the cycle; record it
             if not isinstance(e, GovwatchError):
                 logger.exception("source %s: unexpected error", sid)
             reason = str(e) if isinstance(e, GovwatchError) else f"internal error: {type(e).__name__}: {e}"
+            if part == "document":
+                return self._doc_failed(fetched, reason), []
             self._record_failure(fetched, reason)
-            return Outcome(sid, "error", error=reason), []
+            return Outcome(sid, "error", error=reason, part=part), []
 
     def _attempt(self, fetched: Fetched, outcome: str, error: str = "") -> FetchAttemptRecord:
         h = fetched.headers
@@ -210,21 +232,25 @@ class Monitor:
         )
 
     def _next_due(self, rec: SourceRecord, now: datetime) -> datetime:
-        every = rec.every_seconds
-        if rec.consecutive_failures:
-            factor = min(2 ** (rec.consecutive_failures - 1), FAILURE_BACKOFF_CAP)
+        every = float(rec.every_seconds)
+        bad = max(rec.consecutive_failures, rec.consecutive_blocks)
+        if bad:
+            factor = min(2 ** (bad - 1), FAILURE_BACKOFF_CAP)
             every = min(every * factor, every + 86400)
-        return now + timedelta(seconds=every)
+        # jitter (±10%, at most 10 minutes) so that the sources of one host are not hit in bursts
+        jitter = min(every * 0.1, 600.0)
+        return now + timedelta(seconds=every + random.uniform(-jitter, jitter))
 
     def _record_failure(self, fetched: Fetched, reason: str) -> None:
         sid = fetched.request.source_id
-        logger.warning("source %s: fetch failed: %s", sid, reason)
+        part = _part(fetched.request)
+        logger.warning("source %s: fetch failed%s: %s", sid, f" ({part} {fetched.url})" if part else "", reason)
         now = self.clock()
         with self.store.session() as s:
             s.add(self._attempt(fetched, "error", reason))
             rec = s.get(SourceRecord, sid)
-            if rec is None:
-                return
+            if rec is None or part:
+                return  # a later page failing does not make the source unhealthy
             rec.last_attempt_at = now
             rec.consecutive_failures += 1
             rec.last_error = reason[:2000]
@@ -234,11 +260,29 @@ class Monitor:
             self._health_alert(s, rec, "failing", f"{rec.consecutive_failures} consecutive failures; last error: {reason[:300]}",
                                self.config.health.failures_before_alert <= rec.consecutive_failures)
 
+    def _record_block(self, fetched: Fetched, reason: str) -> Outcome:
+        """A bot wall or a page that lost most of its text: never a content change; the last good
+        snapshot stays the comparison base; repeated blocks raise a health alert."""
+        sid = fetched.request.source_id
+        part = _part(fetched.request)
+        logger.warning("source %s: blocked: %s", sid, reason)
+        now = self.clock()
+        with self.store.session() as s:
+            s.add(self._attempt(fetched, "blocked", reason))
+            rec = s.get(SourceRecord, sid)
+            if rec is not None and not part:
+                rec.last_attempt_at = now
+                rec.consecutive_blocks += 1
+                rec.last_error = reason[:2000]
+                rec.last_status = fetched.status
+                rec.health = "blocked"
+                rec.next_due_at = self._next_due(rec, now)
+                self._health_alert(s, rec, "blocked", f"{rec.consecutive_blocks} blocked fetches in a row; last: {reason[:300]}",
+                                   self.config.health.blocks_before_alert <= rec.consecutive_blocks)
+        return Outcome(sid, "blocked", error=reason, part=part)
+
     def _health_alert(self, s: Session, rec: SourceRecord, problem: str, detail: str, due: bool) -> None:
         """Queue a health alert once per problem, and a recovery message when it clears."""
-        if not self.config.health_notify:
-            rec.health_alerted = problem if due else rec.health_alerted
-            return
         now = self.clock()
         if due and rec.health_alerted != problem:
             rec.health_alerted = problem
@@ -250,10 +294,13 @@ class Monitor:
             rec.health_alerted = ""
         else:
             return
+        logger.warning("%s", title)
         for t in self.config.health_notify:
             s.add(DeliveryRecord(kind="health", target=t.name, title=title, body=body, next_try_at=now))
 
     def _success(self, s: Session, rec: SourceRecord, fetched: Fetched, now: datetime) -> None:
+        if _part(fetched.request):
+            return  # only the source's own fetch speaks for its health and schedule
         rec.last_attempt_at = now
         rec.last_success_at = now
         rec.last_status = fetched.status
@@ -267,37 +314,46 @@ class Monitor:
         rec.next_due_at = self._next_due(rec, now)
         self._health_alert(s, rec, "ok", "", False)
 
-    def _process(self, fetched: Fetched) -> Outcome:
+    def _process(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:
         sid = fetched.request.source_id
         src = self.config.source(sid)
+        part = _part(fetched.request)
+        if part == "document":
+            return self._process_item_doc(fetched, src), []
+        page_key = fetched.request.item_key
+        with self.store.session() as s:
+            last = self.store.latest_snapshot(s, sid, page_key)
         if fetched.error:
             self._record_failure(fetched, fetched.error)
-            return Outcome(sid, "error", error=fetched.error)
+            return Outcome(sid, "error", error=fetched.error, part=part), []
+        verdict = judge(fetched, seen_before=last is not None)
+        if verdict is not None and verdict.kind == "blocked":
+            return self._record_block(fetched, verdict.reason), []
+        if verdict is not None and verdict.kind == "removed":
+            return self._record_removed(fetched, src, verdict.reason, last), []
         if fetched.status == 304:
-            return self._unchanged(fetched, "not_modified")
+            return self._unchanged(fetched, "not_modified"), self._pending_docs(src)
         if fetched.status is not None and fetched.status >= 400:
             reason = f"HTTP {fetched.status}"
             self._record_failure(fetched, reason)
-            return Outcome(sid, "error", error=reason)
+            return Outcome(sid, "error", error=reason, part=part), []
 
         digest = sha256(fetched.body)
-        with self.store.session() as s:
-            last = self.store.latest_snapshot(s, sid)
-            last_body = last.body_sha256 if last else None
-        if last is not None and last_body == digest:
+        if last is not None and last.body_sha256 == digest:
             # the same bytes as last time: no parsing, no extraction
-            return self._unchanged(fetched, "unchanged")
+            return self._unchanged(fetched, "unchanged"), self._pending_docs(src)
 
         parsed = self._kinds[sid].parse(fetched, src)
         if parsed.items is not None:
-            return self._process_items(fetched, src, parsed, digest, last)
+            outcome = self._process_items(fetched, src, parsed, digest, last)
+            return outcome, self._next_page(src, fetched, parsed) + self._pending_docs(src)
         doc = self._extract(fetched, src, parsed)
-        return self._process_document(fetched, src, doc, digest, last)
+        return self._process_document(fetched, src, doc, digest, last), []
 
-    def _extract(self, fetched: Fetched, src: SourceConfig, parsed: Parsed) -> _Doc:
+    def _extract(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, select: str | None | bool = True) -> _Doc:
         try:
             ex = extract(parsed.document or b"", content_type=parsed.content_type or fetched.content_type,
-                         url=fetched.url, select=src.select, ignore=self._ignore[src.id])
+                         url=fetched.url, select=src.select if select is True else None, ignore=self._ignore[src.id])
         except SourceError as e:
             e.source_id, e.url = src.id, fetched.url
             raise
@@ -312,16 +368,17 @@ class Monitor:
             rec = s.get(SourceRecord, sid)
             self._success(s, rec, fetched, now)
         logger.info("source %s: %s", sid, "not modified (304)" if outcome == "not_modified" else "unchanged")
-        return Outcome(sid, outcome)
+        return Outcome(sid, outcome, part=_part(fetched.request))
 
-    def _snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "", item_key: str = "") -> SnapshotRecord:
+    def _snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "",
+                  item_key: str | None = None, item_keys: list[str] | None = None) -> SnapshotRecord:
         self.store.put_blob(s, fetched.body, digest)
         tb = text.encode("utf-8")
         text_sha = self.store.put_blob(s, tb)
         snap = SnapshotRecord(
             source_id=fetched.request.source_id,
             url=fetched.url,
-            item_key=item_key,
+            item_key=fetched.request.item_key if item_key is None else item_key,
             fetched_at=fetched.started_at,
             status=fetched.status,
             content_type=fetched.content_type[:200],
@@ -331,6 +388,7 @@ class Monitor:
             text_chars=len(text),
             title=title[:500],
             note=note,
+            item_keys_json=json.dumps(item_keys) if item_keys is not None else "",
         )
         s.add(snap)
         s.flush()
@@ -359,82 +417,283 @@ class Monitor:
                 s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.clock()))
         return change
 
+    def _record_removed(self, fetched: Fetched, src: SourceConfig, reason: str, last: SnapshotRecord | None) -> Outcome:
+        """The page is gone (404/410, a redirect home, a 'not found' page): a `removed` change once;
+        the removal of a watched definition is itself classified (the classifier sees what was removed)."""
+        sid = src.id
+        part = _part(fetched.request)
+        now = self.clock()
+        if last is not None and last.note.startswith("removed"):
+            return self._unchanged(fetched, "unchanged")  # still gone: recorded already
+        prev_text = self.store.get_text(last.text_sha256) if last else ""
+        matches = self._classify(sid, "", removed=prev_text) if prev_text else []
+        with self.store.session() as s:
+            rec = s.get(SourceRecord, sid)
+            snap = self._snapshot(s, fetched, sha256(fetched.body), "", last.title if last else "", note=f"removed: {reason}")
+            if not part:
+                rec.last_snapshot_id = snap.id
+                rec.last_change_at = now
+            self._record_change(s, ChangeRecord(
+                source_id=sid, url=fetched.request.url, detected_at=now, kind="removed", title=(last.title if last else "")[:500],
+                prev_snapshot_id=last.id if last else None, new_snapshot_id=snap.id, removed_text=prev_text,
+                diff_text="\n".join("- " + line for line in prev_text.splitlines()), note=f"removed: {reason}",
+            ), matches)
+            s.add(self._attempt(fetched, "removed", reason))
+            self._success(s, rec, fetched, now)
+        logger.warning("source %s: removed (%s)", sid, reason)
+        return Outcome(sid, "removed", changes=1, matched=int(bool(matches)), part=part)
+
+    def _shrunk(self, fetched: Fetched, doc: _Doc, last: SnapshotRecord | None, digest: str) -> str:
+        """A reason when the text suddenly lost most of its size (and this is not yet accepted)."""
+        if last is None or last.note.startswith("removed") or last.text_chars < MIN_TEXT_FOR_SHRINK:
+            return ""
+        if len(doc.text) >= last.text_chars * (1 - self.config.health.shrink_ratio):
+            return ""
+        marker = f"body {digest[:12]}"
+        reason = f"text shrank from {last.text_chars} to {len(doc.text)} characters ({marker})"
+        with self.store.session() as s:
+            recent = list(s.scalars(select(FetchAttemptRecord.error)
+                                    .where(FetchAttemptRecord.source_id == fetched.request.source_id,
+                                           FetchAttemptRecord.url == fetched.url)
+                                    .order_by(FetchAttemptRecord.id.desc()).limit(SHRINK_ACCEPT_AFTER - 1)))
+        if len(recent) == SHRINK_ACCEPT_AFTER - 1 and all(marker in (e or "") for e in recent):
+            return ""  # the same smaller page every time: it is the page now
+        return reason
+
     def _process_document(self, fetched: Fetched, src: SourceConfig, doc: _Doc, digest: str,
                           last: SnapshotRecord | None) -> Outcome:
         sid = src.id
+        part = _part(fetched.request)
+        shrunk = self._shrunk(fetched, doc, last, digest)
+        if shrunk:
+            return self._record_block(fetched, shrunk)
         now = self.clock()
         prev_text = self.store.get_text(last.text_sha256) if last else ""
         d = diff(prev_text, doc.text) if last is not None else None
         matches = self._classify(sid, d.added_text, d.removed_text) if d is not None and d.changed else []
+        replaced_pdf = (last is not None and not (d and d.changed) and doc.note and last.body_sha256 != digest)
         with self.store.session() as s:
             rec = s.get(SourceRecord, sid)
             snap = self._snapshot(s, fetched, digest, doc.text, doc.title, doc.note)
-            rec.last_snapshot_id = snap.id
+            if not part:
+                rec.last_snapshot_id = snap.id
             if last is None:
                 outcome = "baseline"
-            elif not d.changed:
-                outcome = "unchanged"  # a cosmetic change: the new bytes are kept as evidence only
-            else:
+            elif d.changed or replaced_pdf:
                 outcome = "changed"
+                note = "the PDF was replaced; neither version has a text layer" if replaced_pdf else doc.note
                 self._record_change(s, ChangeRecord(
                     source_id=sid, url=fetched.url, detected_at=now, kind="changed", title=doc.title[:500],
                     prev_snapshot_id=last.id, new_snapshot_id=snap.id, added_text=d.added_text,
-                    removed_text=d.removed_text, diff_text=d.unified(),
+                    removed_text=d.removed_text, diff_text=d.unified(), note=note,
                 ), matches)
                 rec.last_change_at = now
+            else:
+                outcome = "unchanged"  # a cosmetic change: the new bytes are kept as evidence only
             s.add(self._attempt(fetched, outcome))
             self._success(s, rec, fetched, now)
         self._log_outcome(sid, outcome, matches)
-        return Outcome(sid, outcome, changes=int(outcome == "changed"), matched=int(bool(matches)))
+        return Outcome(sid, outcome, changes=int(outcome == "changed"), matched=int(bool(matches)), part=part)
+
+    # -- items: feeds, listings, APIs -----------------------------------------------------
+    def _max_follow(self, src: SourceConfig) -> int:
+        return int(getattr(src.options, "max_follow", 20) or 0) if src.options is not None else 20
+
+    def _pending_docs(self, src: SourceConfig) -> list[FetchRequest]:
+        """New items waiting for their document: at most max_follow per run, oldest first; the rest
+        stay pending in the database for the next run (never dropped)."""
+        limit = self._max_follow(src)
+        requested = getattr(self, "_requested", set())
+        asked = sum(1 for (sid, _k) in requested if sid == src.id)
+        if limit - asked <= 0:
+            return []
+        with self.store.session() as s:
+            rows = list(s.scalars(select(ItemRecord)
+                                  .where(ItemRecord.source_id == src.id, ItemRecord.doc_status == "pending")
+                                  .order_by(ItemRecord.first_seen_at, ItemRecord.id).limit(limit - asked + len(requested))))
+        out = []
+        for r in rows:
+            if (src.id, r.key) in requested or len(out) >= limit - asked:
+                continue
+            requested.add((src.id, r.key))
+            out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key, meta={"document": True}))
+        return out
+
+    def _next_page(self, src: SourceConfig, fetched: Fetched, parsed: Parsed) -> list[FetchRequest]:
+        page_no = _page_no(fetched.request.item_key)
+        max_pages = int(getattr(src.options, "max_pages", 1) or 1) if src.options is not None else 1
+        if page_no >= max_pages or not parsed.next_pages:
+            return []
+        key = f"#page-{page_no + 1}"
+        with self.store.session() as s:
+            last = self.store.latest_snapshot(s, src.id, key)
+        validators = json.loads(last.headers_json) if last is not None else {}
+        return [FetchRequest(source_id=src.id, url=parsed.next_pages[0], item_key=key,
+                             etag=validators.get("etag", ""), last_modified=validators.get("last-modified", ""))]
 
     def _process_items(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, digest: str,
                        last: SnapshotRecord | None) -> Outcome:
         sid = src.id
+        part = _part(fetched.request)
         now = self.clock()
         items = parsed.items or []
+        cur_keys = [it.key for it in items]
         with self.store.session() as s:
             known = {r.key: r for r in s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid))}
+        baseline = last is None
         new_items = [it for it in items if it.key not in known]
-        classified = []
-        if last is not None:
-            for it in new_items:
-                text = "\n\n".join(x for x in (it.title, it.summary) if x)
-                classified.append((it, text, self._classify(sid, text)))
+        follow = self._max_follow(src) > 0
+        immediate = [] if baseline else [(it, self._item_text(it), None) for it in new_items if not (follow and it.doc_url)]
+        immediate = [(it, text, self._classify(sid, text)) for it, text, _ in immediate]
+        removed_keys = [] if baseline or not getattr(self._kinds[sid], "tracks_removals", False) else \
+            _removed_keys(json.loads(last.item_keys_json or "[]"), cur_keys)
         n_changes = n_matched = 0
         with self.store.session() as s:
             rec = s.get(SourceRecord, sid)
-            snap = self._snapshot(s, fetched, digest, items_text(items), parsed.title)
-            rec.last_snapshot_id = snap.id
+            snap = self._snapshot(s, fetched, digest, items_text(items), parsed.title, item_keys=cur_keys)
+            if not part:
+                rec.last_snapshot_id = snap.id
             for it in items:
                 row = known.get(it.key)
                 if row is None:
-                    s.add(ItemRecord(source_id=sid, key=it.key[:2000], url=it.url, title=it.title[:1000],
-                                     published=it.published[:100], summary=it.summary, first_seen_at=now, last_seen_at=now))
+                    pending = not baseline and follow and bool(it.doc_url)
+                    s.add(ItemRecord(source_id=sid, key=it.key[:2000], url=it.url, title=it.title[:1000], published=it.published[:100],
+                                     summary=it.summary, first_seen_at=now, last_seen_at=now, doc_url=it.doc_url if pending else "",
+                                     doc_status="pending" if pending else "", extra_json=json.dumps(it.extra, ensure_ascii=False)))
+                    known[it.key] = None  # a key twice on one page is one item
                 else:
                     row = s.merge(row)
                     row.last_seen_at, row.removed_at = now, None
-            for it, text, matches in classified:
+            for it, text, matches in immediate:
                 self._record_change(s, ChangeRecord(
                     source_id=sid, url=it.url or fetched.url, detected_at=now, kind="new_item", title=it.title[:500],
                     item_key=it.key[:2000], item_published=it.published[:100], prev_snapshot_id=last.id,
                     new_snapshot_id=snap.id, added_text=text, diff_text="\n".join("+ " + line for line in text.splitlines()),
+                    meta_json=json.dumps(it.extra, ensure_ascii=False),
                 ), matches)
                 n_changes += 1
                 n_matched += bool(matches)
+            for key in removed_keys:
+                row = known.get(key)
+                if row is None:
+                    continue
+                row = s.merge(row)
+                if row.removed_at is not None:
+                    continue
+                row.removed_at = now
+                self._record_change(s, ChangeRecord(
+                    source_id=sid, url=row.url or fetched.url, detected_at=now, kind="removed", title=row.title[:500],
+                    item_key=key, item_published=row.published, prev_snapshot_id=last.id, new_snapshot_id=snap.id,
+                    removed_text=row.title, diff_text=f"- {row.title}\n- {row.url}", note="the item was removed from the listing",
+                ), [])
+                n_changes += 1
             if n_changes:
                 rec.last_change_at = now
+            if new_items and not baseline:
                 rec.last_new_item_at = now
-            outcome = "baseline" if last is None else ("changed" if n_changes else "unchanged")
+            outcome = "baseline" if baseline else ("changed" if (n_changes or new_items) else "unchanged")
             s.add(self._attempt(fetched, outcome))
             self._success(s, rec, fetched, now)
-        self._log_outcome(sid, outcome, [], n_changes, n_matched)
-        return Outcome(sid, outcome, changes=n_changes, matched=n_matched)
+        pending = 0 if baseline else len(new_items) - len(immediate)
+        self._log_outcome(sid, outcome, [], n_changes, n_matched, pending)
+        return Outcome(sid, outcome, changes=n_changes, matched=n_matched, part=part)
 
     @staticmethod
-    def _log_outcome(sid: str, outcome: str, matches, n: int | None = None, n_matched: int | None = None) -> None:
+    def _item_text(it: Item | ItemRecord, body: str = "") -> str:
+        return "\n\n".join(x for x in (it.title, it.summary, body) if x)
+
+    def _process_item_doc(self, fetched: Fetched, src: SourceConfig) -> Outcome:
+        """A new item's document (HTML or PDF): stored as its own snapshot, classified in full, and
+        recorded as the item's `new_item` change with its title, date and link."""
+        sid, key = src.id, fetched.request.item_key
+        with self.store.session() as s:
+            item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
+        if item is None or item.doc_status != "pending":
+            return Outcome(sid, "unchanged", part="document")
+        error = fetched.error
+        if not error:
+            verdict = judge(fetched, seen_before=False)
+            if verdict is not None:
+                error = verdict.reason
+            elif fetched.status is not None and fetched.status >= 400:
+                error = f"HTTP {fetched.status}"
+        if error:
+            return self._doc_failed(fetched, error)
+        doc = self._extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
+        text = self._item_text(item, doc.text)
+        matches = self._classify(sid, text)
+        now = self.clock()
+        with self.store.session() as s:
+            item = s.merge(item)
+            snap = self._snapshot(s, fetched, sha256(fetched.body), doc.text, doc.title, doc.note)
+            last_listing = self.store.latest_snapshot(s, sid, "")
+            self._record_change(s, ChangeRecord(
+                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
+                item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
+                new_snapshot_id=snap.id, added_text=text, diff_text="\n".join("+ " + line for line in text.splitlines()),
+                note=doc.note + ("; classified on the title and summary only" if doc.note else ""), meta_json=item.extra_json,
+            ), matches)
+            item.doc_status, item.snapshot_id, item.doc_error = "fetched", snap.id, ""
+            item.doc_attempts += 1
+            s.add(self._attempt(fetched, "changed"))
+            rec = s.get(SourceRecord, sid)
+            rec.last_change_at = now
+        logger.info("source %s: new document %s (%s)", sid, fetched.url, ", ".join(m.topic for m in matches) or "no topic matched")
+        return Outcome(sid, "changed", changes=1, matched=int(bool(matches)), part="document")
+
+    def _doc_failed(self, fetched: Fetched, reason: str) -> Outcome:
+        """A new item's document could not be fetched: retried on later runs, then recorded from
+        what the listing said (never dropped)."""
+        sid, key = fetched.request.source_id, fetched.request.item_key
+        now = self.clock()
+        logger.warning("source %s: document %s: %s", sid, fetched.url, reason)
+        with self.store.session() as s:
+            item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
+            s.add(self._attempt(fetched, "error", reason))
+            if item is None or item.doc_status != "pending":
+                return Outcome(sid, "error", error=reason, part="document")
+            item.doc_attempts += 1
+            item.doc_error = reason[:500]
+            if item.doc_attempts < DOC_ATTEMPTS:
+                return Outcome(sid, "error", error=reason, part="document")
+            item.doc_status = "failed"
+            text = self._item_text(item)
+            matches = self._classify(sid, text)
+            self._record_change(s, ChangeRecord(
+                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=item.title[:500], item_key=key,
+                item_published=item.published, added_text=text, diff_text="\n".join("+ " + line for line in text.splitlines()),
+                note=f"the document could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
+                     "classified on the listing's title and summary", meta_json=item.extra_json,
+            ), matches)
+        return Outcome(sid, "error", changes=1, matched=int(bool(matches)), error=reason, part="document")
+
+    @staticmethod
+    def _log_outcome(sid: str, outcome: str, matches, n: int | None = None, n_matched: int | None = None, pending: int = 0) -> None:
         if outcome == "changed":
             topics = ", ".join(m.topic for m in matches)
-            extra = f"{n} new item(s), {n_matched} matched" if n is not None else (f"matched {topics}" if topics else "no topic matched")
+            if n is not None:
+                extra = f"{n} change(s), {n_matched} matched" + (f", {pending} document(s) to fetch" if pending else "")
+            else:
+                extra = f"matched {topics}" if topics else "no topic matched"
             logger.info("source %s: changed (%s)", sid, extra)
         else:
             logger.info("source %s: %s", sid, outcome)
+
+
+def _part(req: FetchRequest) -> str:
+    if not req.item_key:
+        return ""
+    return "page" if req.item_key.startswith("#page-") else "document"
+
+
+def _page_no(item_key: str) -> int:
+    return int(item_key[6:]) if item_key.startswith("#page-") else 1
+
+
+def _removed_keys(prev: list[str], cur: list[str]) -> list[str]:
+    """Items gone from a listing, except those that merely rolled off its end (a newest-first
+    listing pushes old items out as new ones arrive: that is not a removal)."""
+    cur_set = set(cur)
+    present = [i for i, k in enumerate(prev) if k in cur_set]
+    last_present = present[-1] if present else -1
+    return [k for i, k in enumerate(prev) if k not in cur_set and i < last_present]

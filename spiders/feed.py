@@ -5,6 +5,7 @@ import html
 import io
 import logging
 import re
+from typing import Literal
 
 import feedparser
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,8 +76,15 @@ class FeedSource:
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
         max_entries: int = Field(200, ge=1, le=5000)
+        full_text: Literal["auto", "always", "never"] = "auto"  # fetch the entry's linked page or PDF
+        min_summary_chars: int = Field(400, ge=0)  # "auto": follow when the summary is shorter
+        max_follow: int = Field(20, ge=0, le=1000)
 
     def parse(self, fetched: Fetched, source) -> Parsed:
-        max_entries = getattr(getattr(source, "options", None), "max_entries", 200)
-        title, items = parse_feed(fetched.body, fetched.url, fetched.headers, max_entries)
+        o = getattr(source, "options", None) or self.Options()
+        title, items = parse_feed(fetched.body, fetched.url, fetched.headers, o.max_entries)
+        for it in items:
+            wants = o.full_text == "always" or (o.full_text == "auto" and len(it.summary) < o.min_summary_chars)
+            if wants and it.url.startswith(("http://", "https://")):
+                it.doc_url = it.url
         return Parsed(items=items, title=title)

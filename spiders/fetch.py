@@ -130,7 +130,7 @@ class FetchSpider(scrapy.Spider):
             yield self.make_request(fr)
 
     def make_request(self, fr: FetchRequest) -> scrapy.Request:
-        headers = {}
+        headers = dict(fr.headers)
         if fr.etag:
             headers["If-None-Match"] = fr.etag
         if fr.last_modified:

@@ -23,7 +23,8 @@ class FetchRequest:
     etag: str = ""
     last_modified: str = ""
     max_bytes: int | None = None
-    item_key: str = ""  # set when fetching a followed document of a listing/feed item
+    item_key: str = ""  # "#page-N" for page N of a listing; an item's key for its followed document
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. an API key: sent, never stored or logged
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,7 +55,8 @@ class Item:
     title: str = ""
     published: str = ""
     summary: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    doc_url: str = ""  # the document to fetch for full text, "" when the entry is complete
+    extra: dict[str, Any] = field(default_factory=dict)  # provenance (document number, citation...)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Parsed:
     content_type: str = ""
     items: list[Item] | None = None
     title: str = ""
+    next_pages: list[str] = field(default_factory=list)  # pagination to follow (up to the kind's max_pages)
 
 
 class SourceKind(Protocol):

@@ -91,6 +91,7 @@ class SnapshotRecord(SQLModel, table=True):
     text_chars: int = 0
     title: str = ""
     note: str = ""  # e.g. "PDF without a text layer"
+    item_keys_json: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # listing/feed order
 
 
 class ItemRecord(SQLModel, table=True):
@@ -109,6 +110,11 @@ class ItemRecord(SQLModel, table=True):
     last_seen_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
     snapshot_id: int | None = None
+    extra_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # provenance
+    doc_url: str = ""  # the document to fetch for full text ("" = none)
+    doc_status: str = ""  # "" (nothing to fetch) | pending | fetched | failed
+    doc_attempts: int = 0
+    doc_error: str = ""
 
 
 class ChangeRecord(SQLModel, table=True):
@@ -132,6 +138,8 @@ class ChangeRecord(SQLModel, table=True):
     topics: str = ""  # comma-separated topic ids matched (denormalised for filtering)
     severity: str = ""  # highest severity of the matches, "" when none
     matched: bool = Field(default=False, index=True)
+    note: str = ""  # e.g. "document could not be fetched: HTTP 403; classified on title and summary"
+    meta_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # provenance of a new document
 
 
 class TopicMatchRecord(SQLModel, table=True):

@@ -125,16 +125,22 @@ def test_feed_new_entry_is_new_item_and_alerts(site, webhook, workdir):
     site.set("/rss.xml", feed(site.base, entries), content_type="application/rss+xml")
     workdir.write(sources=[{"id": "gao", "url": site.url("/rss.xml"), "kind": "feed"}], notify=[{"url": webhook.url()}])
     assert "1 baseline" in workdir.run("check").stdout
-    entries.append(("Domestic Terrorism: DHS Should Define Domestic Violent Extremism Categories",
-                    "The Department of Homeland Security revised its definition of domestic violent extremism "
-                    "and added a new category of anti-government violent extremism to its strategy."))
+    # a new entry with a short summary: its linked page is fetched and classified in full
+    entries.append(("Domestic Terrorism: Further Actions Needed", "GAO reviewed DHS and FBI collaboration."))
     site.set("/rss.xml", feed(site.base, entries), content_type="application/rss+xml")
+    site.set("/r/1", "<html><head><title>GAO-23-104720</title></head><body><main><h1>Domestic Terrorism</h1>"
+             "<p>The Department of Homeland Security revised its definition of domestic violent extremism "
+             "and added a new category of anti-government violent extremism to its strategy.</p></main></body></html>")
     out = workdir.run("check", "--force").stdout
-    assert "1 changed" in out and "1 change(s), 1 matched" in out, out
+    assert "1 changed" in out and "1 new document(s) fetched" in out and "1 change(s), 1 matched" in out, out
     changes = json.loads(workdir.run("changes", "--format", "json").stdout)
     assert [c["kind"] for c in changes] == ["new_item"]
-    assert changes[0]["url"] == site.url("/r/1") and changes[0]["topics"] == ["extremism-definitions"]
+    c = changes[0]
+    assert c["url"] == site.url("/r/1") and c["topics"] == ["extremism-definitions"]
+    assert c["title"] == "Domestic Terrorism: Further Actions Needed" and "anti-government violent extremism" in c["added_text"]
     assert len(webhook.received) == 1 and "Domestic Terrorism" in webhook.received[0]["title"]
+    assert "1 not modified" in workdir.run("check", "--force").stdout
+    assert len(webhook.received) == 1
 
 
 def test_bad_inputs_are_recorded_failures_and_others_go_on(site, workdir):

@@ -73,6 +73,8 @@ def upgrade() -> None:
     sa.Column('severity', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('matched', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], ),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('meta_json', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('changes', schema=None) as batch_op:
@@ -112,6 +114,11 @@ def upgrade() -> None:
     sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('snapshot_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], ),
+    sa.Column('extra_json', sa.Text(), nullable=False),
+    sa.Column('doc_url', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('doc_status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('doc_attempts', sa.Integer(), nullable=False),
+    sa.Column('doc_error', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('source_id', 'key', name='uq_items_source_key')
     )
@@ -133,6 +140,7 @@ def upgrade() -> None:
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], ),
+    sa.Column('item_keys_json', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('snapshots', schema=None) as batch_op:
