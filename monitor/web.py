@@ -331,9 +331,9 @@ def side_by_side(old_text: str, new_text: str, context: int = 2) -> list[SideRow
                     left, right = _pair_segments(a[oi], b[nj])
                     rows.append(SideRow("replace", oi + 1, left, nj + 1, right))
                 elif has_old:
-                    rows.append(SideRow("delete", oi + 1, [(a[oi], True)]))
+                    rows.append(SideRow("delete", oi + 1, [(a[oi], False)]))  # the row colour says it all
                 else:
-                    rows.append(SideRow("insert", None, None, nj + 1, [(b[nj], True)]))
+                    rows.append(SideRow("insert", None, None, nj + 1, [(b[nj], False)]))
     return rows
 
 

@@ -78,7 +78,8 @@ def build_world(path: Path) -> World:
         config.write_text(yaml.safe_dump(cfg))
         run_cli("check", cwd=path)
         site.set("/opr", page(extra=RELEVANT))
-        site.set("/evil", page(extra=XSS_PARAGRAPH))
+        # a live script too: the capture is kept as fetched and must stay inert when previewed
+        site.set("/evil", page(extra=XSS_PARAGRAPH + "<script>window.parent.__pwned=9; alert(9)</script>"))
         entries.append((html.escape(EVIL_TITLE), html.escape(EVIL_SUMMARY)))
         site.set("/rss.xml", feed(site.base, entries).replace(f"{site.base}/r/1", JS_LINK), content_type="application/rss+xml")
         run_cli("check", "--force", cwd=path)

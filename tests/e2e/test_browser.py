@@ -1,0 +1,140 @@
+"""The change log in a real browser (Debian's chromium through Playwright): an analyst's walk from
+the list to a triaged change, and hostile captured content that must not run. Screenshots go to
+$GOVWATCH_TEST_OUTPUT or <repo>/test-output/."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_web import build_world
+
+CHROMIUM = "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parents[2]
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install playwright; never `playwright install`)"),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+]
+
+
+def output_dir() -> Path:
+    d = Path(os.environ.get("GOVWATCH_TEST_OUTPUT") or REPO / "test-output")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The real app under uvicorn on a free loopback port, in a thread."""
+    import uvicorn
+
+    from monitor.web import WebSettings, create_app
+
+    world = build_world(tmp_path_factory.mktemp("browser"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(world.cfg, world.store, settings=WebSettings()),
+                                           host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield world, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1360, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    ctx.close()
+
+
+def test_analyst_walk_filter_open_triage(served, page):
+    world, base = served
+    csp_violations: list[str] = []
+    page.on("console", lambda m: csp_violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(base + "/")
+    assert page.locator("li.change").count() == 3
+    page.screenshot(path=str(output_dir() / "change-list.png"), full_page=True)
+
+    page.select_option("select[name=topic]", "opr-outcomes")
+    page.click("aside.filters button[type=submit]")
+    page.wait_for_url("**/?*topic=opr-outcomes*")
+    assert page.locator("li.change").count() == 2
+    page.locator("li.change a.title").filter(has_text="Office of Professional Responsibility").first.click()
+    page.wait_for_url(f"**/changes/{world.changes['ice-opr']}")
+
+    marks = page.locator("section.why mark.hl")
+    assert marks.count() > 0 and marks.first.is_visible()
+    assert page.locator("ol.diff-inline li.d-add").filter(has_text="white supremacist").count() == 1
+    assert page.locator("table.sbs tr.r-insert").count() >= 1
+    # the stylesheet loaded under the CSP: highlighted terms have a background colour
+    bg = marks.first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert bg not in ("rgba(0, 0, 0, 0)", "transparent"), bg
+    page.screenshot(path=str(output_dir() / "change-detail.png"), full_page=True)
+
+    page.fill("section.triage textarea[name=note]", "Confirmed: OPR outcome with extremist ties; forwarded to the team.")
+    page.click("section.triage button[value=reviewed]")
+    page.wait_for_url(f"**/changes/{world.changes['ice-opr']}#triage")
+    trail = page.locator("ol.trail li")
+    assert trail.count() == 1
+    assert "local" in trail.first.inner_text() and "Reviewed" in trail.first.inner_text()
+    assert "forwarded to the team" in trail.first.inner_text()
+    page.screenshot(path=str(output_dir() / "change-triaged.png"), full_page=True)
+    assert csp_violations == []
+
+
+def test_hostile_capture_runs_no_script(served, page):
+    world, base = served
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for path in (f"/changes/{world.changes['evil']}", f"/changes/{world.changes['gao']}", "/", "/sources",
+                 "/sources/evil", "/?since=<script>alert(1)</script>"):
+        page.goto(base + path)
+        assert page.evaluate("() => window.__pwned === undefined"), path
+        assert page.locator("script").count() == 0, path
+        assert page.locator("a[href^='javascript:' i]").count() == 0, path
+        assert page.locator("[onerror], [onclick], [onload]").count() == 0, path
+    page.goto(base + f"/changes/{world.changes['evil']}")
+    assert "<script>window.__pwned=1</script>" in page.locator("section.why").inner_text()  # shown as text
+    page.screenshot(path=str(output_dir() / "change-hostile.png"), full_page=True)
+
+    # the capture rendered as a page: inside a sandbox without scripts, nothing runs either
+    snap = page.locator("dd a[href^='/snapshots/']:not([href$='/raw'])").last.get_attribute("href")
+    page.goto(base + snap)
+    frame = page.locator("iframe.preview")
+    assert frame.get_attribute("sandbox") == ""
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.__pwned === undefined")
+    assert dialogs == []
