@@ -475,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("validate", cmd_validate)
     add("notify-test", cmd_notify_test)
     add("kinds", cmd_kinds)
+    from monitor import web_commands
+
+    web_commands.register(add)
     return p
 
 
