@@ -59,6 +59,8 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         f"**URL:** {change.url}",
         f"**Detected:** {change.detected_at.strftime('%Y-%m-%d %H:%M UTC')}",
     ]
+    if change.note:
+        lines.append(f"**Note:** {md_escape(change.note)}")
     if change.kind == "new_item" and change.title:
         lines.append(f"**Document:** {md_escape(change.title)}" + (f" ({md_escape(change.item_published)})" if change.item_published else ""))
     for m in matches:

@@ -78,7 +78,8 @@ def _parse_since(value: str) -> datetime:
 def _console():
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # in a pipe or a container log, don't squeeze tables into 80 columns
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 class _Progress:
@@ -197,6 +198,7 @@ def _change_dict(change, matches, excerpt: int | None = 2000) -> dict:
         "added_text": added,
         "added_text_truncated": excerpt is not None and len(change.added_text) > excerpt,
         "evidence": evidence,
+        "note": change.note,
     }
 
 
@@ -272,6 +274,8 @@ def cmd_show(args) -> int:
            f"URL:      {d['url']}", f"Detected: {d['detected_at']}"]
     if d["title"]:
         out.append(f"Title:    {d['title']}" + (f" ({d['published']})" if d["published"] else ""))
+    if d["note"]:
+        out.append(f"Note:     {d['note']}")
     out.append(f"Topics:   {', '.join(d['topics']) or 'none matched'}")
     for m in d["matches"]:
         out.append(f"\n[{m['topic']}] severity {m['severity']}, score {m['score']:g}")
@@ -300,6 +304,9 @@ def cmd_sources(args) -> int:
     """
     cfg = _config(args)
     store = _store(cfg)
+    from monitor.pipeline import Monitor
+
+    Monitor(cfg, store).sync_sources()  # so that new and disabled sources show with their reason
     recs = {r.id: r for r in store.sources()}
     data = []
     for s in cfg.sources:
@@ -307,7 +314,8 @@ def cmd_sources(args) -> int:
         data.append({
             "id": s.id, "name": s.display_name, "agency": s.agency, "kind": s.kind, "url": s.url,
             "every": _fmt_duration(s.every), "enabled": s.enabled, "topics": s.topics or [t.id for t in cfg.topics],
-            "health": r.health if r else "unknown", "last_success": _iso(r.last_success_at) if r else "",
+            "disabled_reason": r.disabled_reason if r else "",
+            "health": (r.health if r.enabled else "disabled") if r else "unknown", "last_success": _iso(r.last_success_at) if r else "",
             "last_change": _iso(r.last_change_at) if r else "", "consecutive_failures": r.consecutive_failures if r else 0,
             "last_error": r.last_error if r else "", "next_due": _iso(r.next_due_at) if r else "",
         })
@@ -321,7 +329,7 @@ def cmd_sources(args) -> int:
         t.add_column(col, overflow="fold")
     for d in data:
         t.add_row(d["id"], d["kind"], d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
-                  str(d["consecutive_failures"]), (d["last_error"][:80] or d["url"]))
+                  str(d["consecutive_failures"]), (d["disabled_reason"] or d["last_error"][:80] or d["url"]))
     _console().print(t)
     return 0
 

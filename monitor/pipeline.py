@@ -130,8 +130,17 @@ class Monitor:
                     rec.etag, rec.last_modified = "", ""
                 rec.name, rec.url, rec.kind, rec.agency = src.display_name, src.url, src.kind, src.agency
                 rec.every_seconds = int(src.every)
-                rec.enabled = src.enabled
-                rec.disabled_reason = "" if src.enabled else "disabled in the configuration"
+                reason = self.disabled_reason(src)
+                rec.enabled = not reason
+                rec.disabled_reason = reason
+
+    def disabled_reason(self, src: SourceConfig) -> str:
+        """Why a source is not checked ("" when it is): the configuration, or a kind that lacks
+        what it needs (e.g. an API key)."""
+        if not src.enabled:
+            return "disabled in the configuration"
+        kind = self._kinds[src.id]
+        return (kind.disabled_reason(src) or "") if hasattr(kind, "disabled_reason") else ""
 
     def due_sources(self, *, force: bool = False, only: Iterable[str] | None = None) -> list[SourceConfig]:
         only = set(only or ())
@@ -146,7 +155,7 @@ class Monitor:
             if only and src.id not in only:
                 continue
             rec = recs.get(src.id)
-            if not src.enabled and not only:
+            if self.disabled_reason(src):
                 continue
             if force or only or rec is None or rec.next_due_at is None or rec.next_due_at <= now:
                 due.append(src)
@@ -167,6 +176,7 @@ class Monitor:
                         stop_event: asyncio.Event | None = None, progress=None) -> CycleReport:
         report = CycleReport(started_at=self.clock())
         self._requested: set[tuple[str, str]] = set()  # follow-ups already asked for in this cycle
+        self._cycle_started = report.started_at
         await asyncio.to_thread(self.sync_sources)
         due = await asyncio.to_thread(self.due_sources, force=force, only=only)
         requests = [await asyncio.to_thread(self.request_for, s) for s in due]
@@ -309,8 +319,11 @@ class Monitor:
         rec.last_error = ""
         rec.health = "ok"
         if fetched.status != 304:
-            rec.etag = fetched.headers.get("etag", "")
-            rec.last_modified = fetched.headers.get("last-modified", "")
+            # validators belong to the URL that answered: after a redirect they would be sent to
+            # the old URL (and followed to the new one), and a 304 there would hide the change
+            same = fetched.url == fetched.request.url
+            rec.etag = fetched.headers.get("etag", "") if same else ""
+            rec.last_modified = fetched.headers.get("last-modified", "") if same else ""
         rec.next_due_at = self._next_due(rec, now)
         self._health_alert(s, rec, "ok", "", False)
 
@@ -528,7 +541,9 @@ class Monitor:
         with self.store.session() as s:
             last = self.store.latest_snapshot(s, src.id, key)
         validators = json.loads(last.headers_json) if last is not None else {}
-        return [FetchRequest(source_id=src.id, url=parsed.next_pages[0], item_key=key,
+        kind = self._kinds[src.id]
+        headers = kind.request_headers(src) if hasattr(kind, "request_headers") else {}
+        return [FetchRequest(source_id=src.id, url=parsed.next_pages[0], item_key=key, headers=headers,
                              etag=validators.get("etag", ""), last_modified=validators.get("last-modified", ""))]
 
     def _process_items(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, digest: str,
@@ -578,8 +593,8 @@ class Monitor:
                 if row is None:
                     continue
                 row = s.merge(row)
-                if row.removed_at is not None:
-                    continue
+                if row.removed_at is not None or row.last_seen_at >= getattr(self, "_cycle_started", now):
+                    continue  # already recorded, or it moved to another page of this listing in this run
                 row.removed_at = now
                 self._record_change(s, ChangeRecord(
                     source_id=sid, url=row.url or fetched.url, detected_at=now, kind="removed", title=row.title[:500],

@@ -16,13 +16,13 @@ _WS = re.compile(rb"\s+")
 # (marker regex on the raw body, what it is). Checked only on small pages: a real article that
 # merely quotes "Access Denied" is long, a challenge page is not.
 _BLOCK_MARKERS = [
-    (re.compile(rb"<title>\s*Access Denied\s*</title>.*(Reference\s*#|edgesuite\.net|akamai)", re.I | re.S), "Akamai 'Access Denied' page"),
+    (re.compile(rb"<title>\s*Access Denied\s*</title>.*(Reference(\s|&\#32;)*(\#|&\#35;)|edgesuite\.net|akamai)", re.I | re.S), "Akamai 'Access Denied' page"),
     (re.compile(rb"(you need to|please) enable JavaScript to (visit|view|access|continue|run)", re.I), "JavaScript challenge page"),
     (re.compile(rb"<title>\s*Just a moment\.\.\.\s*</title>|cf-chl-|challenge-platform|Attention Required! \| Cloudflare", re.I), "Cloudflare challenge"),
     (re.compile(rb"Request unsuccessful\. Incapsula incident ID|_Incapsula_Resource", re.I), "Imperva/Incapsula block page"),
     (re.compile(rb"(are you a robot|verify you are (a )?human|unusual traffic from your computer|captcha)", re.I), "CAPTCHA page"),
 ]
-_SMALL_TEXT = 2500  # visible characters: challenge pages are short
+_SMALL_TEXT = 1200  # visible characters: challenge pages are short
 _NOT_FOUND_TITLE = re.compile(r"\b(page not found|not found|404|page (does not|doesn't) exist|no longer available)\b", re.I)
 _UNBLOCK_HOSTS = ("unblock.federalregister.gov",)
 

@@ -51,6 +51,8 @@ class Site:
                 with site._lock:
                     site.requests.append(("GET", self.path, headers))
                     route = site.routes.get(self.path)
+                    if route is None:  # an API route matches whatever its query string is
+                        route = site.routes.get(self.path.split("?", 1)[0] + "?*")
                 if callable(route):
                     route = route()
                 if route is None:
@@ -63,6 +65,12 @@ class Site:
                     return
                 if route.delay:
                     time.sleep(route.delay)
+                if route.status in (301, 302, 303, 307, 308):
+                    self.send_response(route.status)
+                    self.send_header("Location", route.headers.get("Location", "/"))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 etag = '"' + hashlib.sha1(route.body).hexdigest()[:16] + '"'
                 if route.etag and route.status == 200 and headers.get("if-none-match") == etag:
                     self.send_response(304)
@@ -107,6 +115,9 @@ class Site:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def redirect(self, path: str, location: str, status: int = 301) -> None:
+        self.routes[path] = Route(status=status, headers={"Location": location})
 
     def hits(self, path: str) -> list[dict]:
         return [h for (_m, p, h) in self.requests if p == path]
