@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import scrapy
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.response import response_status_message
 
@@ -76,6 +77,23 @@ class SafetyMiddleware:
             msg = str(e)
             raise IgnoreRequest(msg if msg.startswith("cannot resolve") else f"refused: {msg}") from e
         return None
+
+
+class PoliteRobotsMiddleware(RobotsTxtMiddleware):
+    """robots.txt rules, plus its Crawl-delay: Scrapy parses the directive but never applies it,
+    so the host's download slot is slowed to what the site asks (capped at 60 s)."""
+
+    MAX_CRAWL_DELAY = 60.0
+
+    def process_request_2(self, rp, request) -> None:
+        super().process_request_2(rp, request)  # raises IgnoreRequest when robots.txt forbids it
+        if rp is None or not hasattr(rp, "crawl_delay"):
+            return
+        ua = self._robotstxt_useragent or request.headers.get(b"User-Agent", self._default_useragent)
+        delay = rp.crawl_delay(ua)
+        if delay:
+            _key, slot = self.crawler.engine.downloader._get_slot(request)
+            slot.delay = max(slot.delay, min(float(delay), self.MAX_CRAWL_DELAY))
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -237,6 +255,8 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
         "REDIRECT_MAX_TIMES": 10,
         "DOWNLOADER_MIDDLEWARES": {
             "spiders.fetch.SafetyMiddleware": 50,
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "spiders.fetch.PoliteRobotsMiddleware": 100,
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "spiders.fetch.BackoffRetryMiddleware": 550,
         },

@@ -37,6 +37,7 @@ class Site:
     def __init__(self) -> None:
         self.routes: dict[str, Route | Callable[[], Route]] = {}
         self.requests: list[tuple[str, str, dict]] = []
+        self.times: list[float] = []  # monotonic arrival time of each request
         self._lock = threading.Lock()
         site = self
 
@@ -50,6 +51,7 @@ class Site:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with site._lock:
                     site.requests.append(("GET", self.path, headers))
+                    site.times.append(time.monotonic())
                     route = site.routes.get(self.path)
                     if route is None:  # an API route matches whatever its query string is
                         route = site.routes.get(self.path.split("?", 1)[0] + "?*")

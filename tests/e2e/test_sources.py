@@ -221,3 +221,18 @@ def test_robots_txt_is_obeyed(site, workdir):
     assert site.hits("/private/p") == []
     ua = site.hits("/robots.txt")[0]["user-agent"]
     assert ua.startswith("govwatch/") and "tests@example.org" in ua
+
+
+def test_robots_crawl_delay_is_applied(site, workdir):
+    site.set("/robots.txt", "User-agent: *\nCrawl-delay: 1\n", content_type="text/plain")
+    for i in range(3):
+        site.set(f"/p{i}", page(extra=f"<p>Page {i}.</p>"))
+    workdir.write(sources=[{"id": f"p{i}", "url": site.url(f"/p{i}")} for i in range(3)])
+    import time as _t
+
+    t0 = _t.monotonic()
+    assert "3 baseline" in workdir.run("check").stdout
+    # three pages on one host, one per second at most: the last starts >= ~2 s after the first
+    times = [t for (_m, p, h), t in zip(site.requests, site.times) if p.startswith("/p")]
+    assert len(times) == 3 and times[-1] - times[0] >= 1.5, times
+    assert _t.monotonic() - t0 >= 1.5
