@@ -24,6 +24,7 @@ logging.getLogger("apprise").propagate = False
 BACKOFF_BASE = 60.0  # seconds before the first retry; doubles per attempt
 BACKOFF_MAX = 6 * 3600.0
 CLAIM_SECONDS = 300
+HEADER_SCHEMES = {"json", "jsons", "xml", "xmls", "form", "forms"}
 
 
 def worker_id() -> str:
@@ -49,11 +50,23 @@ class Target:
             if service.request_rate_per_sec > 2:
                 service.request_rate_per_sec = 0.5
 
-    def send(self, msg: Message) -> str:
+    def _with_key(self, key: str):
+        """For webhook targets (json/xml/form), an Apprise object that also sends the header
+        X-Govwatch-Delivery: <key>, so a receiver can drop the repeat of a message whose
+        acknowledgement was lost in a crash (the outbox delivers at least once)."""
+        scheme = self._url.split("://", 1)[0].lower()
+        if not key or scheme not in HEADER_SCHEMES:
+            return self._apprise
+        a = apprise.Apprise()
+        sep = "&" if "?" in self._url else "?"
+        a.add(f"{self._url}{sep}+X-Govwatch-Delivery={key}")
+        return a
+
+    def send(self, msg: Message, key: str = "") -> str:
         """Send; returns "" on success or a readable error (secrets scrubbed)."""
         with apprise.LogCapture(level=logging.WARNING) as logs:
             try:
-                ok = self._apprise.notify(body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN)
+                ok = self._with_key(key).notify(body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN)
             except Exception as e:  # Apprise should not raise; a plugin bug must not kill delivery
                 ok = False
                 logs.write(f"{type(e).__name__}: {e}\n")
@@ -150,7 +163,7 @@ class Outbox:
                 return
             msg = self._message(s, row)
         target = self.targets[row.target]
-        error = target.send(msg)
+        error = target.send(msg, key=f"{row.id}")
         now = self.clock()
         with self.store.session() as s:
             row = s.get(DeliveryRecord, did)

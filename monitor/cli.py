@@ -34,6 +34,7 @@ def _setup_logging(verbose: int = 0) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("scrapy.downloadermiddlewares.retry").setLevel(logging.CRITICAL)  # we record each failure ourselves
     for noisy in ("scrapy", "twisted", "py.warnings", "trafilatura", "htmldate", "charset_normalizer", "alembic", "apprise", "asyncio", "filelock"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
@@ -151,8 +152,22 @@ def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
 def build_outbox(cfg, store):
     from alerts.outbox import Outbox, Target
 
+    from state.models import DeliveryRecord
+
     targets = [Target(t.name, t.url.get_secret_value(), t.max_attempts) for t in cfg.notify + cfg.health_notify]
-    return Outbox(store, targets, source_names={s.id: s.display_name for s in cfg.sources}, public_url=cfg.public_url)
+    health_names = {t.name for t in cfg.health_notify}
+
+    def on_give_up(target: str, change_id, error: str) -> None:
+        """A delivery given up is loud: the operator's health targets hear of it."""
+        if target in health_names:
+            return  # the operator's own channel failing cannot be reported through itself
+        with store.session() as s:
+            for t in cfg.health_notify:
+                s.add(DeliveryRecord(kind="health", target=t.name, title=f"govwatch: alert for change {change_id} to {target} given up",
+                                     body=f"Delivery of change {change_id} to target `{target}` failed for good: {error[:400]}"))
+
+    return Outbox(store, targets, source_names={s.id: s.display_name for s in cfg.sources}, public_url=cfg.public_url,
+                  on_give_up=on_give_up)
 
 
 def deliver(cfg, store, *, retry_now: bool = False):
@@ -429,7 +444,28 @@ def cmd_run(args) -> int:
         return 0
     from monitor.scheduler import run_forever
 
-    return run_forever(cfg, store, tick=args.tick)
+    if args.tick:
+        cfg.scheduler.tick = args.tick
+    return run_forever(cfg, store, max_cycles=args.max_cycles)
+
+
+def cmd_health(args) -> int:
+    """Exit 0 when a scheduler completed a cycle recently (the container's HEALTHCHECK), else 1.
+
+    Example: govwatch health --max-age 15m
+    """
+    from monitor.config import parse_duration
+    from monitor.scheduler import health_status
+
+    cfg = _config(args)
+    store = _store(cfg)
+    max_age = parse_duration(args.max_age) if args.max_age else cfg.scheduler.health_max_age
+    healthy, lines = health_status(store, max_age)
+    failing = [r for r in store.sources() if r.enabled and r.health not in ("ok", "unknown")]
+    print(("healthy: " if healthy else "UNHEALTHY: ") + "; ".join(lines))
+    if failing:
+        print(f"{len(failing)} source(s) need attention: " + ", ".join(f"{r.id} ({r.health})" for r in failing[:20]))
+    return 0 if healthy else 1
 
 
 def cmd_kinds(args) -> int:
@@ -464,7 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="check every source, due or not")
     sp = add("run", cmd_run)
     sp.add_argument("--once", action="store_true", help="one cycle, then exit (same as check)")
-    sp.add_argument("--tick", type=float, default=30.0, help=argparse.SUPPRESS)
+    sp.add_argument("--tick", type=float, default=None, help=argparse.SUPPRESS)
+    sp.add_argument("--max-cycles", type=int, default=None, help=argparse.SUPPRESS)  # tests and soak runs
+    sp = add("health", cmd_health)
+    sp.add_argument("--max-age", help="how recent the last completed cycle must be (default: scheduler.health_max_age, 15m)")
     sp = add("changes", cmd_changes)
     sp.add_argument("--topic")
     sp.add_argument("--source")

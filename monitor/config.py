@@ -122,6 +122,18 @@ class HealthSettings(_Strict):
     shrink_ratio: float = Field(0.5, gt=0, lt=1)
 
 
+class SchedulerSettings(_Strict):
+    """`govwatch run`: how often it looks for due sources, leases, shutdown and health bounds."""
+
+    tick: float = 30.0  # how often the scheduler looks for due sources
+    delivery_every: float = 30.0  # alert retries run on their own cadence
+    lease: float = 600.0  # a worker's hold on a source it is checking; a dead worker's lease expires
+    stop_timeout: float = 25.0  # after SIGTERM, in-flight fetches get this long before they are abandoned
+    health_max_age: float = 900.0  # `govwatch health` fails when no cycle completed within this
+
+    _d = field_validator("tick", "delivery_every", "lease", "stop_timeout", "health_max_age", mode="before")(lambda v: parse_duration(v))
+
+
 class SourceConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     url: str
@@ -161,6 +173,7 @@ class _File(_Strict):
     notify: list[dict[str, Any]] = []
     health_notify: list[dict[str, Any]] = []
     health: HealthSettings = HealthSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     sources: list[dict[str, Any]] = []
     topics: list[dict[str, Any]] = []
     public_url: str = ""
@@ -174,6 +187,7 @@ class Config:
     notify: list[NotifyTarget]
     health_notify: list[NotifyTarget]
     health: HealthSettings
+    scheduler: SchedulerSettings
     sources: list[SourceConfig]
     topics: list[Any]  # monitor.classify.Topic, built-ins first
     public_url: str = ""
@@ -251,7 +265,8 @@ def _pydantic_problems(err: ValidationError, base: tuple, lines: dict, known: li
     return out
 
 
-_KNOWN_KEYS = sorted(set(_File.model_fields) | set(FetchSettings.model_fields) | _COMMON_SOURCE_KEYS | set(NotifyTarget.model_fields))
+_KNOWN_KEYS = sorted(set(_File.model_fields) | set(FetchSettings.model_fields) | set(SchedulerSettings.model_fields)
+                     | set(HealthSettings.model_fields) | _COMMON_SOURCE_KEYS | set(NotifyTarget.model_fields))
 
 
 def builtin_catalogue() -> list[dict[str, Any]]:
@@ -359,6 +374,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         notify=[t for _, t in notify],
         health_notify=[t for _, t in health_notify],
         health=f.health,
+        scheduler=f.scheduler,
         sources=sources,
         topics=topics,
         public_url=f.public_url.rstrip("/"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from monitor import classify as classify_mod
@@ -32,6 +32,7 @@ from state.models import (
     TopicMatchRecord,
 )
 from state.store import Store, sha256
+from alerts.outbox import worker_id
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +107,12 @@ class Monitor:
     """Composes the layers. `process()` is called for every fetched response (off the event loop,
     one at a time: SQLite has one writer)."""
 
-    def __init__(self, config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow, worker: str | None = None):
         self.config = config
         self.store = store
         self.clock = clock
+        self.worker = worker or worker_id()
+        self.lease_seconds = config.scheduler.lease
         self._ignore = {s.id: compile_ignore(s.ignore) for s in config.sources}
         self._kinds = {s.id: source_kinds.get(s.kind)() for s in config.sources}
         self._topics_for: dict[str, list] = {}
@@ -159,7 +162,32 @@ class Monitor:
                 continue
             if force or only or rec is None or rec.next_due_at is None or rec.next_due_at <= now:
                 due.append(src)
-        return due
+        return self._lease([s for s in due], now) if due else []
+
+    def _lease(self, due: list[SourceConfig], now: datetime) -> list[SourceConfig]:
+        """Take the due sources that no other worker holds: one conditional UPDATE (atomic on SQLite,
+        whose writes are serialised; with SKIP LOCKED on PostgreSQL so workers never wait on each
+        other). A lease expires, so a dead worker's sources are taken over."""
+        until = now + timedelta(seconds=self.lease_seconds)
+        ids = [s.id for s in due]
+        with self.store.session() as s:
+            free = (SourceRecord.lease_until.is_(None)) | (SourceRecord.lease_until < now) | (SourceRecord.lease_owner == self.worker)
+            q = select(SourceRecord.id).where(SourceRecord.id.in_(ids), free)
+            if self.store.dialect == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            free_ids = list(s.scalars(q))
+            if free_ids:
+                s.execute(update(SourceRecord).where(SourceRecord.id.in_(free_ids), free)
+                          .values(lease_owner=self.worker, lease_until=until))
+        with self.store.session() as s:
+            mine = set(s.scalars(select(SourceRecord.id).where(SourceRecord.id.in_(ids), SourceRecord.lease_owner == self.worker,
+                                                               SourceRecord.lease_until == until)))
+        return [src for src in due if src.id in mine]
+
+    def release_leases(self) -> None:
+        """Give back what this worker still holds (at the end of a cycle, or on shutdown)."""
+        with self.store.session() as s:
+            s.execute(update(SourceRecord).where(SourceRecord.lease_owner == self.worker).values(lease_owner="", lease_until=None))
 
     def request_for(self, src: SourceConfig) -> FetchRequest:
         kind = self._kinds[src.id]
@@ -206,6 +234,7 @@ class Monitor:
             if waiter:
                 waiter.cancel()
             writer.shutdown(wait=True)
+            await asyncio.to_thread(self.release_leases)  # e.g. a source whose response never came
         report.finished_at = self.clock()
         return report
 
@@ -262,13 +291,16 @@ class Monitor:
             if rec is None or part:
                 return  # a later page failing does not make the source unhealthy
             rec.last_attempt_at = now
+            rec.lease_owner, rec.lease_until = "", None
             rec.consecutive_failures += 1
             rec.last_error = reason[:2000]
             rec.last_status = fetched.status
-            rec.health = "failing"
+            # the watched region vanishing (a redesign) is its own problem: say so at once
+            problem = "empty" if "matched nothing" in reason else "failing"
+            rec.health = problem
             rec.next_due_at = self._next_due(rec, now)
-            self._health_alert(s, rec, "failing", f"{rec.consecutive_failures} consecutive failures; last error: {reason[:300]}",
-                               self.config.health.failures_before_alert <= rec.consecutive_failures)
+            self._health_alert(s, rec, problem, f"{rec.consecutive_failures} consecutive failure(s); last error: {reason[:300]}",
+                               problem == "empty" or self.config.health.failures_before_alert <= rec.consecutive_failures)
 
     def _record_block(self, fetched: Fetched, reason: str) -> Outcome:
         """A bot wall or a page that lost most of its text: never a content change; the last good
@@ -282,6 +314,7 @@ class Monitor:
             rec = s.get(SourceRecord, sid)
             if rec is not None and not part:
                 rec.last_attempt_at = now
+                rec.lease_owner, rec.lease_until = "", None
                 rec.consecutive_blocks += 1
                 rec.last_error = reason[:2000]
                 rec.last_status = fetched.status
@@ -313,11 +346,16 @@ class Monitor:
             return  # only the source's own fetch speaks for its health and schedule
         rec.last_attempt_at = now
         rec.last_success_at = now
+        rec.lease_owner, rec.lease_until = "", None
         rec.last_status = fetched.status
         rec.consecutive_failures = 0
         rec.consecutive_blocks = 0
         rec.last_error = ""
         rec.health = "ok"
+        silent = self._silent(rec, now)
+        if silent:
+            rec.health = "silent"
+            self._health_alert(s, rec, "silent", silent, True)
         if fetched.status != 304:
             # validators belong to the URL that answered: after a redirect they would be sent to
             # the old URL (and followed to the new one), and a 304 there would hide the change
@@ -325,7 +363,21 @@ class Monitor:
             rec.etag = fetched.headers.get("etag", "") if same else ""
             rec.last_modified = fetched.headers.get("last-modified", "") if same else ""
         rec.next_due_at = self._next_due(rec, now)
-        self._health_alert(s, rec, "ok", "", False)
+        if not silent:
+            self._health_alert(s, rec, "ok", "", False)
+
+    def _silent(self, rec: SourceRecord, now: datetime) -> str:
+        """A feed or listing with no new item for longer than its expect_update_within."""
+        src = self.config.source(rec.id)
+        if not src.expect_update_within:
+            return ""
+        ref = rec.last_new_item_at or rec.created_at
+        if ref.tzinfo is None:
+            ref = ref.replace(tzinfo=timezone.utc)
+        quiet = (now - ref).total_seconds()
+        if quiet <= src.expect_update_within:
+            return ""
+        return f"no new item for {quiet / 86400:.1f} days (expected one within {src.expect_update_within / 86400:g} days)"
 
     def _process(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:
         sid = fetched.request.source_id

@@ -284,11 +284,13 @@ class Fetcher:
         await self.runner.stop()
 
 
-def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_timeout: float = 25.0) -> int:
     """Install the asyncio reactor, run `main(stop_event)` to completion, return its exit code.
 
     SIGTERM/SIGINT set the stop event (and a second signal forces the exit): the caller ends
-    its crawl with `Fetcher.stop()`, which lets in-flight responses finish and be stored.
+    its crawl with `Fetcher.stop()`, which lets in-flight responses finish and be stored. What is
+    still in flight after `stop_timeout` seconds is abandoned: the reactor stops, the writer
+    thread finishes the transaction it is in (each is all-or-nothing), and the process exits.
     """
     from scrapy.utils.defer import deferred_from_coro
     from scrapy.utils.reactor import install_reactor
@@ -296,7 +298,7 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     install_reactor(REACTOR)
     from twisted.internet import reactor
 
-    result: dict[str, Any] = {"code": 1}
+    result: dict[str, Any] = {"code": 0}
     stop_event = asyncio.Event()
 
     async def wrapper() -> None:
@@ -307,10 +309,18 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
             signals_seen["n"] += 1
             if signals_seen["n"] > 1:
                 logger.warning("second signal %s: exiting now", signal.Signals(signum).name)
-                reactor.stop()
+                if reactor.running:
+                    reactor.stop()
                 return
-            logger.info("signal %s: finishing the in-flight work, then exiting", signal.Signals(signum).name)
+            logger.info("signal %s: finishing the in-flight work (at most %gs), then exiting", signal.Signals(signum).name, stop_timeout)
             stop_event.set()
+            reactor.callLater(stop_timeout, _abandon)
+
+        def _abandon() -> None:
+            if reactor.running:
+                logger.warning("in-flight work not finished after %gs: abandoned", stop_timeout)
+                result["code"] = 0
+                reactor.stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
