@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -21,6 +22,7 @@ import scrapy
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 
 from spiders.kinds import FetchRequest, Fetched
@@ -64,6 +66,10 @@ class SafetyMiddleware:
 
     def __init__(self, crawler):
         self.allow_private = crawler.settings.getbool("GOVWATCH_ALLOW_PRIVATE")
+        # the name resolver used for the check (socket.getaddrinfo); replaceable so that a test
+        # can make a "public" name that in truth points at a local server
+        resolver = crawler.settings.get("GOVWATCH_RESOLVER")
+        self.resolver = load_object(resolver) if isinstance(resolver, str) else (resolver or socket.getaddrinfo)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -72,7 +78,7 @@ class SafetyMiddleware:
     async def process_request(self, request):
         try:
             # DNS resolution blocks: keep it off the event loop.
-            await asyncio.to_thread(check_url, request.url, allow_private=self.allow_private)
+            await asyncio.to_thread(check_url, request.url, allow_private=self.allow_private, resolver=self.resolver)
         except UnsafeURLError as e:
             msg = str(e)
             raise IgnoreRequest(msg if msg.startswith("cannot resolve") else f"refused: {msg}") from e
@@ -268,10 +274,10 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
 class Fetcher:
     """Runs crawls on the running reactor; `stop()` ends the current crawl cleanly."""
 
-    def __init__(self, fetch_settings):
+    def __init__(self, fetch_settings, extra_settings: dict[str, Any] | None = None):
         from scrapy.crawler import AsyncCrawlerRunner
 
-        self.settings = crawl_settings(fetch_settings)
+        self.settings = {**crawl_settings(fetch_settings), **(extra_settings or {})}
         self.runner = AsyncCrawlerRunner(self.settings)
         self.max_bytes = fetch_settings.max_bytes
 
@@ -296,7 +302,12 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_time
     from scrapy.utils.reactor import install_reactor
 
     install_reactor(REACTOR)
+    from scrapy.resolver import CachingThreadedResolver
     from twisted.internet import reactor
+
+    # A crawler *runner* (unlike CrawlerProcess) installs no resolver: give the reactor Scrapy's
+    # caching one, with a timeout, so one slow DNS server cannot stall a cycle.
+    CachingThreadedResolver(reactor, cache_size=10000, timeout=20.0).install_on_reactor()
 
     result: dict[str, Any] = {"code": 0}
     stop_event = asyncio.Event()
