@@ -13,6 +13,7 @@ import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
+from monitor.records import change_dict, iso
 from state.errors import ConfigError, GovwatchError
 
 logger = logging.getLogger("govwatch")
@@ -58,14 +59,6 @@ def _store(cfg):
     from state.store import Store
 
     return Store(cfg.database)
-
-
-def _iso(dt: datetime | None) -> str:
-    if dt is None:
-        return ""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _parse_since(value: str) -> datetime:
@@ -193,30 +186,6 @@ def _print_cycle(report) -> None:
             print(f"  {o.source_id}: {o.outcome}{' (' + o.part + ')' if o.part else ''}: {o.error}")
 
 
-def _change_dict(change, matches, excerpt: int | None = 2000) -> dict:
-    from state.store import evidence_of
-
-    added = change.added_text if excerpt is None else (change.added_text[:excerpt])
-    evidence = []
-    for m in matches:
-        for ev in (evidence_of(m).get("evidence", []) if isinstance(evidence_of(m), dict) else evidence_of(m)):
-            evidence.append({"topic": m.topic, **ev})
-    return {
-        "id": change.id,
-        "source_id": change.source_id,
-        "url": change.url,
-        "detected_at": _iso(change.detected_at),
-        "kind": change.kind,
-        "title": change.title,
-        "topics": [m.topic for m in matches],
-        "severity": change.severity,
-        "added_text": added,
-        "added_text_truncated": excerpt is not None and len(change.added_text) > excerpt,
-        "evidence": evidence,
-        "note": change.note,
-    }
-
-
 def cmd_changes(args) -> int:
     """List recorded changes, newest first.
 
@@ -226,7 +195,7 @@ def cmd_changes(args) -> int:
     store = _store(cfg)
     since = _parse_since(args.since) if args.since else None
     rows = store.query_changes(topic=args.topic, source_id=args.source, since=since, matched=args.matched, limit=args.limit)
-    data = [_change_dict(c, m) for c, m in rows]
+    data = [change_dict(c, m) for c, m in rows]
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
     elif args.format == "csv":
@@ -256,8 +225,8 @@ def cmd_show(args) -> int:
 
     Example: govwatch show 42 --format json
     """
-    from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
-    from state.store import evidence_of
+    from monitor.records import evidence_payload
+    from state.models import ChangeRecord, SourceRecord
 
     cfg = _config(args)
     store = _store(cfg)
@@ -271,16 +240,16 @@ def cmd_show(args) -> int:
         from state.models import DeliveryRecord
 
         deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == change.id)))
-    d = _change_dict(change, matches, excerpt=None)
+    d = change_dict(change, matches, excerpt=None)
     d.update({
         "source_name": src.name if src else "",
         "removed_text": change.removed_text,
         "diff": change.diff_text,
         "item_key": change.item_key,
         "published": change.item_published,
-        "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **(evidence_of(m) if isinstance(evidence_of(m), dict) else {"evidence": evidence_of(m)})} for m in matches],
+        "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **evidence_payload(m)} for m in matches],
         "deliveries": [{"target": x.target, "status": x.status, "attempts": x.attempts, "last_error": x.last_error,
-                        "sent_at": _iso(x.sent_at)} for x in deliveries],
+                        "sent_at": iso(x.sent_at)} for x in deliveries],
     })
     if args.format == "json":
         print(json.dumps(d, indent=2, ensure_ascii=False))
@@ -330,9 +299,9 @@ def cmd_sources(args) -> int:
             "id": s.id, "name": s.display_name, "agency": s.agency, "kind": s.kind, "url": s.url,
             "every": _fmt_duration(s.every), "enabled": s.enabled, "topics": s.topics or [t.id for t in cfg.topics],
             "disabled_reason": r.disabled_reason if r else "",
-            "health": (r.health if r.enabled else "disabled") if r else "unknown", "last_success": _iso(r.last_success_at) if r else "",
-            "last_change": _iso(r.last_change_at) if r else "", "consecutive_failures": r.consecutive_failures if r else 0,
-            "last_error": r.last_error if r else "", "next_due": _iso(r.next_due_at) if r else "",
+            "health": (r.health if r.enabled else "disabled") if r else "unknown", "last_success": iso(r.last_success_at) if r else "",
+            "last_change": iso(r.last_change_at) if r else "", "consecutive_failures": r.consecutive_failures if r else 0,
+            "last_error": r.last_error if r else "", "next_due": iso(r.next_due_at) if r else "",
         })
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -422,7 +391,7 @@ def cmd_notify_test(args) -> int:
     if not targets:
         raise GovwatchError("no notification targets configured (notify: in the configuration, or GOVWATCH_NOTIFY)")
     failed = 0
-    now = _iso(datetime.now(timezone.utc))
+    now = iso(datetime.now(timezone.utc))
     for t in targets:
         msg = Message(title="govwatch test message", body=f"This is a test message from govwatch to target **{t.name}**, sent {now}.")
         err = Target(t.name, t.url.get_secret_value(), t.max_attempts).send(msg)

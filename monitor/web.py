@@ -36,7 +36,7 @@ from monitor.diff import diff as text_diff, highlight
 from monitor.evidence import EvidenceError, capture, export_warc
 from state.errors import GovwatchError
 from state.models import ChangeRecord, DeliveryRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord, TopicMatchRecord
-from state.store import Store, evidence_of
+from state.store import Store
 from state.triage import (ACTION_LABELS, ACTIONS, MAX_NOTE_CHARS, TriageStateRecord, actions_of, not_relevant_actions,
                           record_action, states_of)
 
@@ -222,15 +222,10 @@ class Denied(Exception):
         self.status, self.message = status, message
 
 
+from monitor.records import change_dict, evidence_payload, iso  # noqa: E402  (shared with the CLI)
+
+
 # -- presentation helpers -----------------------------------------------------------------
-def iso(dt: datetime | None) -> str:
-    if dt is None:
-        return ""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def human_time(dt: datetime | None) -> str:
     return iso(dt).replace("T", " ").replace("Z", " UTC") if dt else "never"
 
@@ -445,32 +440,6 @@ class Filters:
 
 
 # -- data shaping shared by pages, exports and the CLI -----------------------------------
-def _evidence_payload(m: TopicMatchRecord) -> dict:
-    data = evidence_of(m)
-    if isinstance(data, list):  # the older shape: a bare list of evidence
-        data = {"evidence": data, "definition_changes": []}
-    return {"evidence": [e for e in data.get("evidence", []) if isinstance(e, dict)],
-            "definition_changes": [d for d in data.get("definition_changes", []) if isinstance(d, dict)]}
-
-
-def change_dict(change: ChangeRecord, matches: list[TopicMatchRecord], state: TriageStateRecord | None = None,
-                source_name: str = "", excerpt: int | None = 2000) -> dict:
-    evidence = []
-    for m in matches:
-        for ev in _evidence_payload(m)["evidence"]:
-            evidence.append({"topic": m.topic, "rule": ev.get("rule", ""), "sentence": ev.get("sentence", ""),
-                             "marked": ev.get("marked", ""), "terms": ev.get("terms", [])})
-    added = change.added_text if excerpt is None else change.added_text[:excerpt]
-    return {
-        "id": change.id, "source_id": change.source_id, "source_name": source_name, "url": change.url,
-        "detected_at": iso(change.detected_at), "kind": change.kind, "title": change.title,
-        "item_published": change.item_published, "topics": [m.topic for m in matches], "severity": change.severity,
-        "scores": {m.topic: m.score for m in matches}, "review_state": state.state if state else "unreviewed",
-        "added_text": added, "added_text_truncated": excerpt is not None and len(change.added_text) > excerpt,
-        "evidence": evidence,
-    }
-
-
 def not_relevant_feedback(store: Store) -> list[dict]:
     """Changes an analyst marked "not relevant": topic, evidence and note, to tune the rules."""
     out = []
@@ -747,7 +716,7 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
         names = source_names()
         items = []
         for c, ms, st in rows:
-            ev = next((e for m in ms for e in _evidence_payload(m)["evidence"]), None)
+            ev = next((e for m in ms for e in evidence_payload(m)["evidence"]), None)
             items.append({"change": c, "matches": ms, "state": st, "source_name": names.get(c.source_id, c.source_id),
                           "evidence": ev, "excerpt": " ".join(c.added_text.split())[:240]})
         pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
@@ -799,7 +768,7 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
             deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == c.id).order_by(DeliveryRecord.id)))
             prev_text = store.get_text(prev.text_sha256, s) if prev else ""
             new_text = store.get_text(new.text_sha256, s) if new else ""
-        shown = [{"match": m, **_evidence_payload(m)} for m in matches]
+        shown = [{"match": m, **evidence_payload(m)} for m in matches]
         # A new item's snapshots are the whole listing, not the document: its diff is the item itself.
         sbs = side_by_side(prev_text, new_text) if c.kind in ("changed", "removed") and (prev or new) else None
         return render(request, "change.html", c=c, src=src, source_name=source_names().get(c.source_id, c.source_id),
@@ -1034,7 +1003,7 @@ def _atom(rows, topic: str, base: str, names: dict[str, str], topic_title: dict[
                  f"URL: {c.url}"]
         for m in ms:
             lines.append(f"{m.topic}: severity {m.severity}, score {m.score:g}")
-            lines += ["  " + ev.get("sentence", "") for ev in _evidence_payload(m)["evidence"]]
+            lines += ["  " + ev.get("sentence", "") for ev in evidence_payload(m)["evidence"]]
         lines.append("")
         lines.append(" ".join(c.added_text.split())[:1000])
         # type="text": feed readers show it as text, so captured markup cannot run in them either.

@@ -1,0 +1,44 @@
+"""How a change looks outside the database: one shape for the CLI, the web pages and the exports
+(JSON/CSV), so `govwatch changes --format json` and `/changes.json` always agree."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from state.models import ChangeRecord, TopicMatchRecord
+from state.store import evidence_of
+
+
+def iso(dt: datetime | None) -> str:
+    """ISO 8601 in UTC with a Z ("" for None); SQLite hands back naive UTC datetimes."""
+    if dt is None:
+        return ""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def evidence_payload(m: TopicMatchRecord) -> dict:
+    data = evidence_of(m)
+    if isinstance(data, list):  # the older shape: a bare list of evidence
+        data = {"evidence": data, "definition_changes": []}
+    return {"evidence": [e for e in data.get("evidence", []) if isinstance(e, dict)],
+            "definition_changes": [d for d in data.get("definition_changes", []) if isinstance(d, dict)]}
+
+
+def change_dict(change: ChangeRecord, matches: list[TopicMatchRecord], state: Any = None,
+                source_name: str = "", excerpt: int | None = 2000) -> dict:
+    evidence = []
+    for m in matches:
+        for ev in evidence_payload(m)["evidence"]:
+            evidence.append({"topic": m.topic, "rule": ev.get("rule", ""), "sentence": ev.get("sentence", ""),
+                             "marked": ev.get("marked", ""), "terms": ev.get("terms", [])})
+    added = change.added_text if excerpt is None else change.added_text[:excerpt]
+    return {
+        "id": change.id, "source_id": change.source_id, "source_name": source_name, "url": change.url,
+        "detected_at": iso(change.detected_at), "kind": change.kind, "title": change.title,
+        "item_published": change.item_published, "topics": [m.topic for m in matches], "severity": change.severity,
+        "scores": {m.topic: m.score for m in matches}, "review_state": state.state if state else "unreviewed",
+        "added_text": added, "added_text_truncated": excerpt is not None and len(change.added_text) > excerpt,
+        "evidence": evidence, "note": change.note,
+    }
