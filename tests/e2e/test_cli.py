@@ -1,0 +1,81 @@
+"""The smaller commands through the real CLI: classify (text, HTML, PDF, stdin), validate,
+notify-test, kinds, per-target topic filters, and one-line errors."""
+from __future__ import annotations
+
+import json
+
+from tests.e2e.test_monitor import RELEVANT, page
+from tests.pdfs import make_pdf
+
+DEFINITION = ("For the purposes of this strategy, domestic violent extremism means violence committed by individuals "
+              "based in the United States to further political goals; the Department of Homeland Security will add "
+              "a new category of anti-government violent extremism.")
+
+
+def test_classify_text_html_pdf_and_stdin(workdir, tmp_path):
+    (tmp_path / "a.txt").write_text(DEFINITION)
+    (tmp_path / "a.html").write_text(f"<html><body><nav>Home</nav><main><p>{DEFINITION}</p></main></body></html>")
+    (tmp_path / "a.pdf").write_bytes(make_pdf([[DEFINITION[:90], DEFINITION[90:]]]))
+    for name in ("a.txt", "a.html", "a.pdf"):
+        out = json.loads(workdir.run("classify", "--format", "json", name).stdout)
+        assert [t["id"] for t in out["topics"]] == ["extremism-definitions"], (name, out)
+        t = out["topics"][0]
+        assert t["score"] > 0 and t["evidence"] and "«" in t["evidence"][0]["marked"]
+    table = workdir.run("classify", "-", input="The weather is mild today.").stdout
+    assert table.strip() == "no topic matched"
+    table = workdir.run("classify", "a.txt").stdout
+    assert table.startswith("extremism-definitions: severity")
+    p = workdir.run("classify", "missing.txt", check=False)
+    assert p.returncode == 1 and p.stderr.strip() == "Error: cannot read missing.txt: No such file or directory"
+    (tmp_path / "junk.bin").write_bytes(bytes(range(256)) * 10)
+    p = workdir.run("classify", "junk.bin", check=False)
+    assert p.returncode == 1 and "binary data" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_validate_and_errors_are_one_line(workdir, webhook):
+    workdir.write(sources=[{"id": "a", "url": "https://example.gov/a"}], notify=[{"url": webhook.url(), "name": "hook"}])
+    assert workdir.run("validate").stdout.startswith("OK: ")
+    workdir.config.write_text("sources:\n  - id: a\n    url: https://example.gov/a\n    every: 6 hours\ninclude_defaults: false\n")
+    p = workdir.run("check", check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.splitlines()[1].strip() == "sources[0].every: '6 hours' is not a duration like 30m, 6h or 1d (line 4)"
+    p = workdir.run("show", "999", check=False)
+    assert p.returncode == 2  # the config is still bad: reported first
+    workdir.write(sources=[])
+    p = workdir.run("show", "999", check=False)
+    assert p.returncode == 1 and p.stderr.strip() == "Error: no change with id 999; see `govwatch changes`"
+    p = workdir.run("changes", "--since", "yesterday", check=False)
+    assert p.returncode == 1 and "--since: 'yesterday' is not an ISO 8601 date" in p.stderr
+
+
+def test_notify_test_reports_each_target(workdir, webhook, smtp):
+    workdir.write(sources=[], notify=[{"url": webhook.url(), "name": "hook"}, {"url": smtp.url(), "name": "mail"},
+                                      {"url": "json://127.0.0.1:9/nothing", "name": "dead"}])
+    p = workdir.run("notify-test", check=False)
+    assert p.returncode == 1
+    lines = p.stdout.splitlines()
+    assert lines[0] == "hook: sent" and lines[1] == "mail: sent" and lines[2].startswith("dead: FAILED: ")
+    assert len(webhook.received) == 1 and webhook.received[0]["title"] == "govwatch test message"
+    assert len(smtp.messages) == 1
+
+
+def test_kinds_lists_every_kind(workdir):
+    out = workdir.run("kinds").stdout
+    for kind in ("page", "listing", "feed", "pdf", "federal-register", "congress-gov"):
+        assert out.count(f"{kind}: ") == 1, out
+
+
+def test_per_target_topic_filters_and_severity(site, webhook, workdir):
+    site.set("/p", page())
+    workdir.write(sources=[{"id": "p", "url": site.url("/p")}], notify=[
+        {"url": webhook.url("/opr"), "name": "opr-team", "topics": ["opr-outcomes"]},
+        {"url": webhook.url("/ext"), "name": "ext-team", "topics": ["extremism-definitions"]},
+        {"url": webhook.url("/high"), "name": "high-only", "min_severity": "high"},
+    ])
+    workdir.run("check")
+    site.set("/p", page(extra=RELEVANT))
+    workdir.run("check", "--force")
+    assert sorted(m["_path"] for m in webhook.received) == ["/high", "/opr"]
+    site.set("/p", page(extra=RELEVANT + f"<p>{DEFINITION}</p>"))
+    workdir.run("check", "--force")
+    assert sorted(m["_path"] for m in webhook.received) == ["/ext", "/high", "/high", "/opr"]
