@@ -124,7 +124,9 @@ def sqlite_path(workdir) -> Path:
 def query(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
     con = sqlite3.connect(db, timeout=30)
     try:
-        return con.execute(sql, args).fetchall()
+        rows = con.execute(sql, args).fetchall()
+        con.commit()
+        return rows
     finally:
         con.close()
 
