@@ -65,9 +65,13 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     from spiders.fetch import Fetcher, run_in_reactor
 
     sc = cfg.scheduler
+    mon = Monitor(cfg, store)
+
+    def abandoned() -> None:
+        mon.release_leases()
+        heartbeat(store, mon.worker, tick=sc.tick, stopped=True)
 
     async def main(stop_event: asyncio.Event) -> int:
-        mon = Monitor(cfg, store)
         fetcher = Fetcher(cfg.fetch)
         sched = schedule.Scheduler()
         running: dict[str, asyncio.Task | None] = {"cycle": None, "deliver": None}
@@ -121,7 +125,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
         logger.info("scheduler %s stopped after %d cycle(s)", mon.worker, cycles["n"])
         return 0
 
-    return run_in_reactor(main, stop_timeout=sc.stop_timeout)
+    return run_in_reactor(main, stop_timeout=sc.stop_timeout, on_abandon=abandoned)
 
 
 async def _guarded(name: str, factory) -> None:

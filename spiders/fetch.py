@@ -290,13 +290,15 @@ class Fetcher:
         await self.runner.stop()
 
 
-def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_timeout: float = 25.0) -> int:
+def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_timeout: float = 25.0,
+                   on_abandon: Callable[[], None] | None = None) -> int:
     """Install the asyncio reactor, run `main(stop_event)` to completion, return its exit code.
 
     SIGTERM/SIGINT set the stop event (and a second signal forces the exit): the caller ends
     its crawl with `Fetcher.stop()`, which lets in-flight responses finish and be stored. What is
     still in flight after `stop_timeout` seconds is abandoned: the reactor stops, the writer
-    thread finishes the transaction it is in (each is all-or-nothing), and the process exits.
+    thread finishes the transaction it is in (each is all-or-nothing), `on_abandon` runs (e.g. to
+    mark the worker stopped and give back its leases), and the process exits.
     """
     from scrapy.utils.defer import deferred_from_coro
     from scrapy.utils.reactor import install_reactor
@@ -340,8 +342,10 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_time
                 pass
         try:
             result["code"] = await main(stop_event)
+            result["finished"] = True
         except BaseException as e:  # reported by the caller
             result["error"] = e
+            result["finished"] = True
 
     def done(_):
         if reactor.running:
@@ -349,6 +353,11 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_time
 
     reactor.callWhenRunning(lambda: deferred_from_coro(wrapper()).addBoth(done))
     reactor.run(installSignalHandlers=False)
+    if not result.get("finished") and on_abandon is not None:
+        try:
+            on_abandon()
+        except Exception:
+            logger.exception("cleanup after abandoning the in-flight work failed")
     if "error" in result:
         raise result["error"]
     return result["code"]
