@@ -100,11 +100,13 @@ class GovwatchProcess:
                 f.close()
 
     def stdout(self) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.out_path.read_text(errors="replace")
 
     def stderr(self) -> str:
-        self._err.flush()
+        if not self._err.closed:
+            self._err.flush()
         return self.err_path.read_text(errors="replace")
 
     def output(self) -> str:
