@@ -77,10 +77,10 @@ def test_four_workers_share_200_pages_once_per_interval_and_take_over_a_dead_one
         # its sources are checked again by the others once its leases expire
         def taken_over() -> bool:
             t = times()
-            return all(any(x > t_kill for x in t[f"/p/{sid[1:]}"]) for sid in held)
+            return all(any(x > t_kill + 0.3 for x in t[f"/p/{sid[1:]}"]) for sid in held)
 
         wait_until(taken_over, LEASE + 2 * EVERY + 5, interval=0.2, what="the take-over of the dead worker's sources")
-        took = max(min(x for x in times()[f"/p/{sid[1:]}"] if x > t_kill) for sid in held) - t_kill
+        took = max(min(x for x in times()[f"/p/{sid[1:]}"] if x > t_kill + 0.3) for sid in held) - t_kill
         left = rows("select id from sources where lease_owner = :o", o=owner)
         for w in workers[1:]:
             assert w.alive(), w.output()[-3000:]
