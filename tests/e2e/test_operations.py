@@ -377,6 +377,45 @@ def test_a_target_that_always_fails_ends_failed_and_the_operator_hears_of_it(sit
         ops.stop()
 
 
+def test_overlapping_deliveries_in_one_scheduler_send_each_alert_once(webhook, workdir):
+    """`govwatch run` delivers from two places that can overlap: the end of each cycle and the
+    delivery job on its own cadence, each `monitor.cli.deliver(cfg, store)` in its own thread with
+    the same worker id. Together they must still send every outbox row once (real SQLite store,
+    real Apprise, real webhook)."""
+    import threading
+
+    from monitor.cli import deliver
+    from monitor.config import load_config
+    from state.models import DeliveryRecord
+    from state.store import Store
+
+    workdir.write(sources=[], notify=[{"url": webhook.url(), "name": "hook"}])
+    cfg = load_config(workdir.config, env={})
+    store = Store(cfg.database)
+    with store.session() as s:
+        for i in range(40):
+            s.add(DeliveryRecord(kind="health", target="hook", title=f"alert {i}", body=f"body {i}"))
+    barrier = threading.Barrier(2)
+    reports = []
+
+    def delivery_thread() -> None:
+        barrier.wait(timeout=10)
+        reports.append(deliver(cfg, store))
+
+    threads = [threading.Thread(target=delivery_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    keys = [m["_headers"].get("X-Govwatch-Delivery") for m in webhook.received]
+    twice = sorted({k for k in keys if keys.count(k) > 1}, key=int)
+    assert len(set(keys)) == 40
+    assert twice == [], f"{len(twice)} of 40 alerts sent twice: {twice[:10]}"
+    assert sum(r.sent for r in reports) == 40
+    assert query(sqlite_path(workdir), "select count(*) from deliveries where status = 'sent' and attempts = 1") == [(40,)]
+
+
 # -- secrets stay out of logs, output and the database -------------------------------------
 TOKEN, HEADER_SECRET, SMTP_PASSWORD = "TOKENabc123", "SECRETHEADER9", "SMTPpass777"
 
