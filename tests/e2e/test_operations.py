@@ -260,6 +260,16 @@ def test_sigterm_with_a_page_slower_than_stop_timeout_abandons_it_cleanly(site, 
     assert query(db, "select id from sources where lease_owner != ''") == [], "lease of the abandoned source kept"
 
 
+def test_run_max_cycles_stops_after_exactly_that_many_cycles(site, workdir):
+    """`run --tick S --max-cycles N` (tests and soak runs): N completed cycles, then exit 0."""
+    site.set("/p", page())
+    workdir.write(sources=[{"id": "p", "url": site.url("/p"), "every": "1ms"}], scheduler=SCHED)
+    p = workdir.run("run", "--tick", "0.05", "--max-cycles", "3", timeout=60)  # a tick shorter than a cycle
+    assert "stopped after 3 cycle(s)" in p.stderr, p.stderr[-2000:]
+    assert query(sqlite_path(workdir), "select cycles, stopped_at is not null from workers") == [(3, 1)]
+    assert len(site.hits("/p")) == 3
+
+
 # -- govwatch health -------------------------------------------------------------------------
 def test_health_follows_the_scheduler(site, workdir):
     site.set("/p", page())
