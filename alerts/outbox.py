@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
@@ -112,18 +113,20 @@ class Outbox:
         self.worker = worker_id()
         self.on_give_up = on_give_up
 
-    def _claim(self, limit: int = 200) -> list[int]:
+    def _claim(self, limit: int = 200) -> tuple[str, list[int]]:
+        """Take up to `limit` due rows with a fresh claim token. The UPDATE repeats the due
+        condition, so of two claimers (threads or processes) racing for a row exactly one gets
+        it: SQLite serialises the writes, PostgreSQL also skips rows another claimer has locked."""
         now = self.clock()
+        token = f"{self.worker}:{uuid.uuid4().hex[:12]}"
+        due = or_(
+            DeliveryRecord.status.in_(["pending", "retrying"]) & (DeliveryRecord.next_try_at <= now),
+            (DeliveryRecord.status == "sending") & (DeliveryRecord.claimed_until < now),
+        )
         with self.store.session() as s:
             q = (
                 select(DeliveryRecord.id)
-                .where(DeliveryRecord.target.in_(list(self.targets)))
-                .where(
-                    or_(
-                        DeliveryRecord.status.in_(["pending", "retrying"]) & (DeliveryRecord.next_try_at <= now),
-                        (DeliveryRecord.status == "sending") & (DeliveryRecord.claimed_until < now),
-                    )
-                )
+                .where(DeliveryRecord.target.in_(list(self.targets)), due)
                 .order_by(DeliveryRecord.id)
                 .limit(limit)
             )
@@ -133,19 +136,24 @@ class Outbox:
             if ids:
                 s.execute(
                     update(DeliveryRecord)
-                    .where(DeliveryRecord.id.in_(ids))
-                    .values(status="sending", claimed_by=self.worker, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                    .where(DeliveryRecord.id.in_(ids), due)
+                    .values(status="sending", claimed_by=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
                 )
-            return ids
+        if not ids:
+            return token, []
+        with self.store.session() as s:
+            mine = list(s.scalars(select(DeliveryRecord.id).where(DeliveryRecord.id.in_(ids), DeliveryRecord.claimed_by == token)
+                                  .order_by(DeliveryRecord.id)))
+        return token, mine
 
     def deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
         while True:
-            ids = self._claim()
+            token, ids = self._claim()
             if not ids:
                 return report
             for did in ids:
-                self._deliver_one(did, report)
+                self._deliver_one(did, token, report)
 
     def _message(self, s, row: DeliveryRecord) -> Message:
         if row.kind == "health" or row.change_id is None:
@@ -156,10 +164,10 @@ class Outbox:
         matches = self.store.matches_of(s, change.id)
         return change_message(change, matches, name, self.public_url)
 
-    def _deliver_one(self, did: int, report: DeliveryReport) -> None:
+    def _deliver_one(self, did: int, token: str, report: DeliveryReport) -> None:
         with self.store.session() as s:
             row = s.get(DeliveryRecord, did)
-            if row is None or row.status != "sending" or row.claimed_by != self.worker:
+            if row is None or row.status != "sending" or row.claimed_by != token:
                 return
             msg = self._message(s, row)
         target = self.targets[row.target]

@@ -96,6 +96,8 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
             await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick)
 
         def kick(name: str, factory) -> None:
+            if name == "cycle" and max_cycles is not None and cycles["n"] >= max_cycles:
+                return  # --max-cycles: no cycle after the last one
             task = running.get(name)
             if task is not None and not task.done():
                 return  # overlap guard: the previous one is still running
