@@ -39,6 +39,14 @@ def test_four_workers_share_200_pages_once_per_interval_and_take_over_a_dead_one
         scheduler={"tick": f"{TICK:g}s", "delivery_every": "0.5s", "lease": f"{LEASE:g}s", "stop_timeout": "3s"},
     )
     engine = create_engine(pg_url)
+    try:
+        share_and_take_over(site, webhook, workdir, engine)
+    finally:
+        engine.dispose()
+
+
+def share_and_take_over(site, webhook, workdir, engine) -> None:
+    """Run the workers, change pages, kill one while it holds leases; assert on what the site saw."""
 
     def rows(sql: str, **params) -> list[tuple]:
         with engine.connect() as c:
@@ -130,4 +138,3 @@ def test_four_workers_share_200_pages_once_per_interval_and_take_over_a_dead_one
     assert errors == [], "\n".join(errors[:20])
     print(f"\nworkers: {sum(len(v) for v in hits.values())} requests over {t_end - t_base:.0f}s, per page "
           f"{min(counts)}-{max(counts)} before the kill; the killed worker held {len(held)} lease(s), taken over in {took:.1f}s")
-    engine.dispose()
