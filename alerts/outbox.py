@@ -104,7 +104,8 @@ class Outbox:
     its claim expires."""
 
     def __init__(self, store: Store, targets: Sequence[Target], *, source_names: dict[str, str] | None = None,
-                 public_url: str = "", clock: Callable[[], datetime] | None = None, on_give_up=None):
+                 public_url: str = "", clock: Callable[[], datetime] | None = None, on_give_up=None,
+                 claim_seconds: float = CLAIM_SECONDS):
         self.store = store
         self.targets = {t.name: t for t in targets}
         self.source_names = source_names or {}
@@ -112,6 +113,7 @@ class Outbox:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.worker = worker_id()
         self.on_give_up = on_give_up
+        self.claim_seconds = claim_seconds
 
     def _claim(self, limit: int = 200) -> tuple[str, list[int]]:
         """Take up to `limit` due rows with a fresh claim token. The UPDATE repeats the due
@@ -137,7 +139,7 @@ class Outbox:
                 s.execute(
                     update(DeliveryRecord)
                     .where(DeliveryRecord.id.in_(ids), due)
-                    .values(status="sending", claimed_by=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                    .values(status="sending", claimed_by=token, claimed_until=now + timedelta(seconds=self.claim_seconds))
                 )
         if not ids:
             return token, []

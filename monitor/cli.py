@@ -160,7 +160,7 @@ def build_outbox(cfg, store):
                                      body=f"Delivery of change {change_id} to target `{target}` failed for good: {error[:400]}"))
 
     return Outbox(store, targets, source_names={s.id: s.display_name for s in cfg.sources}, public_url=cfg.public_url,
-                  on_give_up=on_give_up)
+                  on_give_up=on_give_up, claim_seconds=cfg.scheduler.delivery_claim)
 
 
 def deliver(cfg, store, *, retry_now: bool = False):
@@ -405,6 +405,13 @@ def cmd_run(args) -> int:
 
     Example: govwatch run --config govwatch.yaml
     """
+    import signal
+
+    def early_stop(signum, _frame):
+        raise SystemExit(0)  # nothing has started: any open transaction rolls back
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, early_stop)
     cfg = _config(args)
     store = _store(cfg)
     if args.once:

@@ -127,11 +127,12 @@ class SchedulerSettings(_Strict):
 
     tick: float = 30.0  # how often the scheduler looks for due sources
     delivery_every: float = 30.0  # alert retries run on their own cadence
-    lease: float = 600.0  # a worker's hold on a source it is checking; a dead worker's lease expires
+    lease: float = 600.0  # a worker's hold on a source it is checking (renewed while it works); a dead worker's expires
+    delivery_claim: float = 300.0  # a worker's hold on an alert it is sending; longer than any send can take
     stop_timeout: float = 25.0  # after SIGTERM, in-flight fetches get this long before they are abandoned
     health_max_age: float = 900.0  # `govwatch health` fails when no cycle completed within this
 
-    _d = field_validator("tick", "delivery_every", "lease", "stop_timeout", "health_max_age", mode="before")(lambda v: parse_duration(v))
+    _d = field_validator("tick", "delivery_every", "lease", "delivery_claim", "stop_timeout", "health_max_age", mode="before")(lambda v: parse_duration(v))
 
 
 class SourceConfig(_Strict):

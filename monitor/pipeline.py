@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from monitor import classify as classify_mod
@@ -122,12 +124,16 @@ class Monitor:
     # -- sources ------------------------------------------------------------------------
     def sync_sources(self) -> None:
         """Make the sources table match the configuration (history of removed sources is kept)."""
+        ids = [src.id for src in self.config.sources]
+        if ids:
+            # workers starting together may all see a source as new: insert-if-missing, never fail
+            ins = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
+            with self.store.session() as s:
+                s.execute(ins(SourceRecord).values([{"id": i, "created_at": self.clock()} for i in ids])
+                          .on_conflict_do_nothing(index_elements=["id"]))
         with self.store.session() as s:
             for src in self.config.sources:
                 rec = s.get(SourceRecord, src.id)
-                if rec is None:
-                    rec = SourceRecord(id=src.id)
-                    s.add(rec)
                 if rec.url and rec.url != src.url:
                     # a new URL is a new baseline: validators of the old URL must not be sent
                     rec.etag, rec.last_modified = "", ""
@@ -162,9 +168,9 @@ class Monitor:
                 continue
             if force or only or rec is None or rec.next_due_at is None or rec.next_due_at <= now:
                 due.append(src)
-        return self._lease([s for s in due], now) if due else []
+        return self._lease(due, now, recheck_due=not (force or only)) if due else []
 
-    def _lease(self, due: list[SourceConfig], now: datetime) -> list[SourceConfig]:
+    def _lease(self, due: list[SourceConfig], now: datetime, recheck_due: bool = True) -> list[SourceConfig]:
         """Take the due sources that no other worker holds: one conditional UPDATE (atomic on SQLite,
         whose writes are serialised; with SKIP LOCKED on PostgreSQL so workers never wait on each
         other). A lease expires, so a dead worker's sources are taken over."""
@@ -172,6 +178,9 @@ class Monitor:
         ids = [s.id for s in due]
         with self.store.session() as s:
             free = (SourceRecord.lease_until.is_(None)) | (SourceRecord.lease_until < now) | (SourceRecord.lease_owner == self.worker)
+            if recheck_due:
+                # another worker may have checked it since the due list was read: due *now*, in the same statement
+                free = free & (SourceRecord.next_due_at.is_(None) | (SourceRecord.next_due_at <= now))
             q = select(SourceRecord.id).where(SourceRecord.id.in_(ids), free)
             if self.store.dialect == "postgresql":
                 q = q.with_for_update(skip_locked=True)
@@ -180,9 +189,14 @@ class Monitor:
                 s.execute(update(SourceRecord).where(SourceRecord.id.in_(free_ids), free)
                           .values(lease_owner=self.worker, lease_until=until))
         with self.store.session() as s:
-            mine = set(s.scalars(select(SourceRecord.id).where(SourceRecord.id.in_(ids), SourceRecord.lease_owner == self.worker,
-                                                               SourceRecord.lease_until == until)))
+            mine = set(s.scalars(select(SourceRecord.id).where(SourceRecord.id.in_(ids), SourceRecord.lease_owner == self.worker)))
         return [src for src in due if src.id in mine]
+
+    def renew_leases(self) -> None:
+        """Keep holding what this worker is still checking (a long cycle outlasts one lease)."""
+        with self.store.session() as s:
+            s.execute(update(SourceRecord).where(SourceRecord.lease_owner == self.worker)
+                      .values(lease_until=self.clock() + timedelta(seconds=self.lease_seconds)))
 
     def release_leases(self) -> None:
         """Give back what this worker still holds (at the end of a cycle, or on shutdown)."""
@@ -220,6 +234,12 @@ class Monitor:
                 progress.advance(outcome)
             return follow
 
+        async def keep_leases() -> None:
+            while True:
+                await asyncio.sleep(max(self.lease_seconds / 3, 0.2))
+                await asyncio.to_thread(self.renew_leases)
+
+        renewer = asyncio.ensure_future(keep_leases())
         crawl = asyncio.ensure_future(fetcher.fetch(requests, on_result))
         waiter = asyncio.ensure_future(stop_event.wait()) if stop_event else None
         try:
@@ -231,6 +251,7 @@ class Monitor:
             else:
                 crawl.result()
         finally:
+            renewer.cancel()
             if waiter:
                 waiter.cancel()
             writer.shutdown(wait=True)
