@@ -319,7 +319,7 @@ class Monitor:
             # the watched region vanishing (a redesign) is its own problem: say so at once
             problem = "empty" if "matched nothing" in reason else "failing"
             rec.health = problem
-            rec.next_due_at = self._next_due(rec, now)
+            rec.next_due_at = self._next_due(rec, _aware(fetched.started_at))
             self._health_alert(s, rec, problem, f"{rec.consecutive_failures} consecutive failure(s); last error: {reason[:300]}",
                                problem == "empty" or self.config.health.failures_before_alert <= rec.consecutive_failures)
 
@@ -340,7 +340,7 @@ class Monitor:
                 rec.last_error = reason[:2000]
                 rec.last_status = fetched.status
                 rec.health = "blocked"
-                rec.next_due_at = self._next_due(rec, now)
+                rec.next_due_at = self._next_due(rec, _aware(fetched.started_at))
                 self._health_alert(s, rec, "blocked", f"{rec.consecutive_blocks} blocked fetches in a row; last: {reason[:300]}",
                                    self.config.health.blocks_before_alert <= rec.consecutive_blocks)
         return Outcome(sid, "blocked", error=reason, part=part)
@@ -383,7 +383,7 @@ class Monitor:
             same = fetched.url == fetched.request.url
             rec.etag = fetched.headers.get("etag", "") if same else ""
             rec.last_modified = fetched.headers.get("last-modified", "") if same else ""
-        rec.next_due_at = self._next_due(rec, now)
+        rec.next_due_at = self._next_due(rec, _aware(fetched.started_at))
         if not silent:
             self._health_alert(s, rec, "ok", "", False)
 
@@ -785,3 +785,9 @@ def _removed_keys(prev: list[str], cur: list[str]) -> list[str]:
     present = [i for i, k in enumerate(prev) if k in cur_set]
     last_present = present[-1] if present else -1
     return [k for i, k in enumerate(prev) if k not in cur_set and i < last_present]
+
+
+def _aware(dt: datetime) -> datetime:
+    """The interval runs from when the fetch started, not from when its processing ended: a busy
+    writer must not push every source's next check later and later."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

@@ -76,6 +76,9 @@ class SafetyMiddleware:
         return cls(crawler)
 
     async def process_request(self, request):
+        # the fetch starts now, not when the request was queued: durations and schedules count from here
+        request.meta["gw_started"] = time.monotonic()
+        request.meta["gw_started_at"] = datetime.now(timezone.utc)
         try:
             # DNS resolution blocks: keep it off the event loop.
             await asyncio.to_thread(check_url, request.url, allow_private=self.allow_private, resolver=self.resolver)
