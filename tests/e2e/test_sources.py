@@ -236,3 +236,27 @@ def test_robots_crawl_delay_is_applied(site, workdir):
     times = [t for (_m, p, h), t in zip(site.requests, site.times) if p.startswith("/p")]
     assert len(times) == 3 and times[-1] - times[0] >= 1.5, times
     assert _t.monotonic() - t0 >= 1.5
+
+
+def test_retry_after_is_honoured_and_a_long_one_is_not_waited_for(site, workdir):
+    calls = {"n": 0}
+
+    def flaky():
+        from tests.servers import Route
+
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return Route(body=b"busy", status=503, headers={"Retry-After": "2"}, etag=False)
+        return Route(body=page().encode())
+
+    site.routes["/flaky"] = flaky
+    site.set("/limited", b"slow down", status=429, headers={"Retry-After": "3600"}, etag=False)
+    workdir.write(sources=[{"id": "flaky", "url": site.url("/flaky")}, {"id": "limited", "url": site.url("/limited")}],
+                  fetch={"retries": 2})
+    out = workdir.run("check").stdout
+    assert "1 baseline" in out and "1 blocked" in out, out
+    hits = [t for (_m, p, _h), t in zip(site.requests, site.times) if p == "/flaky"]
+    assert len(hits) == 2 and hits[1] - hits[0] >= 1.9, hits  # waited the 2 s the server asked for
+    assert len(site.hits("/limited")) == 1  # an hour's wait is not spent in the cycle: no retry now
+    src = {s["id"]: s for s in json.loads(workdir.run("sources", "--format", "json").stdout)}
+    assert src["limited"]["health"] == "blocked" and "429" in src["limited"]["last_error"]
