@@ -17,11 +17,14 @@ import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
+from scrapy.resolver import CachingThreadedResolver
+from twisted.internet import defer
 from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 
@@ -61,6 +64,29 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+# host name -> the IPv4 address the safety check approved; the reactor's resolver answers from it
+_PINNED: dict[str, str] = {}
+
+
+def pin(host: str, addresses: list) -> None:
+    """Remember the checked address of a host name, so that the connection goes to it."""
+    v4 = [str(a) for a in addresses if getattr(a, "version", 0) == 4]
+    if host and v4:
+        _PINNED[host.lower().rstrip(".")] = v4[0]
+
+
+class PinnedResolver(CachingThreadedResolver):
+    """Scrapy's caching resolver, but a name the safety check approved resolves to the address it
+    approved: a DNS server that answers a public address to the check and 127.0.0.1 to the
+    connection (DNS rebinding) cannot steer a fetch into the private network."""
+
+    def getHostByName(self, name, timeout=()):
+        ip = _PINNED.get(name.lower().rstrip("."))
+        if ip is not None:
+            return defer.succeed(ip)
+        return super().getHostByName(name, timeout)
+
+
 class SafetyMiddleware:
     """Refuses every request (first hop and each redirect hop) to private or reserved addresses."""
 
@@ -81,10 +107,11 @@ class SafetyMiddleware:
         request.meta["gw_started_at"] = datetime.now(timezone.utc)
         try:
             # DNS resolution blocks: keep it off the event loop.
-            await asyncio.to_thread(check_url, request.url, allow_private=self.allow_private, resolver=self.resolver)
+            addresses = await asyncio.to_thread(check_url, request.url, allow_private=self.allow_private, resolver=self.resolver)
         except UnsafeURLError as e:
             msg = str(e)
             raise IgnoreRequest(msg if msg.startswith("cannot resolve") else f"refused: {msg}") from e
+        pin(urlsplit(request.url).hostname or "", addresses)
         return None
 
 
@@ -307,12 +334,12 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_time
     from scrapy.utils.reactor import install_reactor
 
     install_reactor(REACTOR)
-    from scrapy.resolver import CachingThreadedResolver
     from twisted.internet import reactor
 
     # A crawler *runner* (unlike CrawlerProcess) installs no resolver: give the reactor Scrapy's
-    # caching one, with a timeout, so one slow DNS server cannot stall a cycle.
-    CachingThreadedResolver(reactor, cache_size=10000, timeout=20.0).install_on_reactor()
+    # caching one (with a timeout, so one slow DNS server cannot stall a cycle), pinned to the
+    # addresses the safety check approved.
+    PinnedResolver(reactor, cache_size=10000, timeout=20.0).install_on_reactor()
 
     result: dict[str, Any] = {"code": 0}
     stop_event = asyncio.Event()

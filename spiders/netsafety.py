@@ -110,8 +110,10 @@ def parse_ip_literal(host: str) -> IPAddress | None:
     return None
 
 
-def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddrinfo) -> None:
-    """Raise UnsafeURLError unless `url` is http(s) and its host resolves only to public addresses.
+def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddrinfo) -> list:
+    """Raise UnsafeURLError unless `url` is http(s) and its host resolves only to public addresses;
+    return the addresses that were checked (empty with allow_private), so that the fetcher can
+    connect to exactly those (no second lookup that a rebinding DNS server could answer differently).
 
     Messages name the host, never the whole URL: it may carry credentials.
     `resolver` has the signature of socket.getaddrinfo (tests inject one).
@@ -131,13 +133,13 @@ def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddri
     if not host:
         raise UnsafeURLError("URL has no host", url=url)
     if allow_private:
-        return
+        return []
     ip = parse_ip_literal(host)
     if ip is not None:
         reason = forbidden_reason(ip)
         if reason:
             raise UnsafeURLError(f"refusing host {host}: {ip} is {reason}", url=url)
-        return
+        return [ip]
     name = host.rstrip(".") or host
     try:
         infos = resolver(name, port or _DEFAULT_PORTS[scheme], type=socket.SOCK_STREAM)
@@ -158,3 +160,4 @@ def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddri
             raise UnsafeURLError(
                 f"refusing host {host}: it resolves to {addr}, which is {reason}", url=url
             )
+    return addresses
