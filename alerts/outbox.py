@@ -26,6 +26,7 @@ BACKOFF_BASE = 60.0  # seconds before the first retry; doubles per attempt
 BACKOFF_MAX = 6 * 3600.0
 CLAIM_SECONDS = 300
 HEADER_SCHEMES = {"json", "jsons", "xml", "xmls", "form", "forms"}
+CLAIM_BATCH = 10  # small batches: a claim must not expire while earlier rows of its batch are being sent
 
 
 def worker_id() -> str:
@@ -151,7 +152,7 @@ class Outbox:
     def deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
         while True:
-            token, ids = self._claim()
+            token, ids = self._claim(limit=CLAIM_BATCH)
             if not ids:
                 return report
             for did in ids:
@@ -167,10 +168,17 @@ class Outbox:
         return change_message(change, matches, name, self.public_url)
 
     def _deliver_one(self, did: int, token: str, report: DeliveryReport) -> None:
+        # renew the claim right before sending, atomically: if it expired meanwhile and another
+        # claimer took the row, this worker must not send it as well
+        now = self.clock()
+        with self.store.session() as s:
+            renewed = s.execute(update(DeliveryRecord)
+                                .where(DeliveryRecord.id == did, DeliveryRecord.claimed_by == token, DeliveryRecord.status == "sending")
+                                .values(claimed_until=now + timedelta(seconds=self.claim_seconds))).rowcount
+        if not renewed:
+            return
         with self.store.session() as s:
             row = s.get(DeliveryRecord, did)
-            if row is None or row.status != "sending" or row.claimed_by != token:
-                return
             msg = self._message(s, row)
         target = self.targets[row.target]
         error = target.send(msg, key=f"{row.id}")

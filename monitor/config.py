@@ -135,6 +135,9 @@ class SchedulerSettings(_Strict):
     _d = field_validator("tick", "delivery_every", "lease", "delivery_claim", "stop_timeout", "health_max_age", mode="before")(lambda v: parse_duration(v))
 
 
+_KEY_PARAM = re.compile(r"[?&](api[_-]?key|access_token)=", re.IGNORECASE)
+
+
 class SourceConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     url: str
@@ -157,6 +160,10 @@ class SourceConfig(_Strict):
     def _url(cls, v: str) -> str:
         if not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
             raise ValueError(f"'{v}' is not an http(s) URL")
+        if _KEY_PARAM.search(v):
+            # a key in a URL ends up in the sources table, the web pages and health alerts
+            raise ValueError("the URL holds an API key or token parameter; keys never go in URLs "
+                             "(Congress.gov: set GOVWATCH_CONGRESS_API_KEY); the URL is not shown")
         return v.strip()
 
     @property
@@ -260,7 +267,9 @@ def _pydantic_problems(err: ValidationError, base: tuple, lines: dict, known: li
             msg = "required"
         else:
             msg = e["msg"]
-            if "input" in e and isinstance(e["input"], (str, int, float, bool)) and path[-1:] != ("url",):
+            # never echo what may be a secret: any URL, and anything under notify/health_notify
+            secret = path[-1:] == ("url",) or (path and path[0] in ("notify", "health_notify"))
+            if "input" in e and isinstance(e["input"], (str, int, float, bool)) and not secret:
                 msg += f" (got {e['input']!r})"
         out.append(_problem(path, msg, lines))
     return out
@@ -353,8 +362,8 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
                 notify.append((len(f.notify) + i, NotifyTarget.model_validate(t)))
             except ValidationError as e:
                 problems += [f"GOVWATCH_NOTIFY[{i}]: {x['ctx']['error'] if x.get('ctx') else x['msg']}" for x in e.errors()]
+    names: set[str] = set()  # one namespace: deliveries name their target
     for group, targets in (("notify", notify), ("health_notify", health_notify)):
-        names: set[str] = set()
         for i, t in targets:
             if not t.name:
                 t.name = f"{'health-' if group == 'health_notify' else ''}target-{i + 1}"

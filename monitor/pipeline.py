@@ -23,7 +23,7 @@ from monitor.extract import compile_ignore, extract
 from spiders import source_kinds
 from spiders.blocks import judge
 from spiders.kinds import FetchRequest, Fetched, Item, Parsed
-from state.errors import GovwatchError, SourceError
+from state.errors import ExtractError, GovwatchError, SourceError
 from state.models import (
     ChangeRecord,
     DeliveryRecord,
@@ -625,6 +625,13 @@ class Monitor:
         part = _part(fetched.request)
         now = self.clock()
         items = parsed.items or []
+        for it in items:
+            it.key = item_key(it.key)
+        prev_keys = json.loads(last.item_keys_json or "[]") if last is not None else []
+        if not items and prev_keys:
+            # a redesign that leaves the region but loses the items must be loud, not "unchanged"
+            what = f"item selector '{getattr(src.options, 'items', '')}' matched nothing" if src.kind == "listing" else "no items any more"
+            raise ExtractError(f"{what} (the last fetch had {len(prev_keys)} items)", source_id=sid, url=fetched.url)
         cur_keys = [it.key for it in items]
         with self.store.session() as s:
             known = {r.key: r for r in s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid))}
@@ -634,7 +641,7 @@ class Monitor:
         immediate = [] if baseline else [(it, self._item_text(it), None) for it in new_items if not (follow and it.doc_url)]
         immediate = [(it, text, self._classify(sid, text)) for it, text, _ in immediate]
         removed_keys = [] if baseline or not getattr(self._kinds[sid], "tracks_removals", False) else \
-            _removed_keys(json.loads(last.item_keys_json or "[]"), cur_keys)
+            _removed_keys(prev_keys, cur_keys)
         n_changes = n_matched = 0
         with self.store.session() as s:
             rec = s.get(SourceRecord, sid)
@@ -645,7 +652,7 @@ class Monitor:
                 row = known.get(it.key)
                 if row is None:
                     pending = not baseline and follow and bool(it.doc_url)
-                    s.add(ItemRecord(source_id=sid, key=it.key[:2000], url=it.url, title=it.title[:1000], published=it.published[:100],
+                    s.add(ItemRecord(source_id=sid, key=it.key, url=it.url, title=it.title[:1000], published=it.published[:100],
                                      summary=it.summary, first_seen_at=now, last_seen_at=now, doc_url=it.doc_url if pending else "",
                                      doc_status="pending" if pending else "", extra_json=json.dumps(it.extra, ensure_ascii=False)))
                     known[it.key] = None  # a key twice on one page is one item
@@ -655,7 +662,7 @@ class Monitor:
             for it, text, matches in immediate:
                 self._record_change(s, ChangeRecord(
                     source_id=sid, url=it.url or fetched.url, detected_at=now, kind="new_item", title=it.title[:500],
-                    item_key=it.key[:2000], item_published=it.published[:100], prev_snapshot_id=last.id,
+                    item_key=it.key, item_published=it.published[:100], prev_snapshot_id=last.id,
                     new_snapshot_id=snap.id, added_text=text, diff_text="\n".join("+ " + line for line in text.splitlines()),
                     meta_json=json.dumps(it.extra, ensure_ascii=False),
                 ), matches)
@@ -766,6 +773,17 @@ class Monitor:
             logger.info("source %s: changed (%s)", sid, extra)
         else:
             logger.info("source %s: %s", sid, outcome)
+
+
+MAX_KEY = 2000
+
+
+def item_key(key: str) -> str:
+    """An item key as stored: a very long id (some feeds use whole URLs with state) is cut and
+    made unique with its hash, the same way every time, so it is never "new" twice."""
+    if len(key) <= MAX_KEY:
+        return key
+    return key[: MAX_KEY - 65] + "#" + sha256(key.encode("utf-8"))
 
 
 def _part(req: FetchRequest) -> str:

@@ -260,3 +260,31 @@ def test_retry_after_is_honoured_and_a_long_one_is_not_waited_for(site, workdir)
     assert len(site.hits("/limited")) == 1  # an hour's wait is not spent in the cycle: no retry now
     src = {s["id"]: s for s in json.loads(workdir.run("sources", "--format", "json").stdout)}
     assert src["limited"]["health"] == "blocked" and "429" in src["limited"]["last_error"]
+
+
+def test_listing_whose_items_vanish_is_loud_and_a_very_long_key_is_one_item(site, webhook, workdir):
+    from tests.e2e.test_monitor import feed
+
+    rows = [{"num": f"OIG-26-{n:02d}", "href": f"/r/{n}", "title": f"Report {n}", "summary": "", "date": "2026-11-01"} for n in (2, 1)]
+    site.set("/l", oig_listing(rows))
+    long_guid = "https://example.gov/items?" + "&".join(f"k{i}=v{i}" for i in range(300))  # > 2000 characters
+    entries = [("Entry with a very long id", "summary")]
+    site.set("/f.xml", feed(site.base, entries).replace("<guid isPermaLink=\"false\">/products/r-0</guid>", f"<guid>{long_guid}</guid>"),
+             content_type="application/rss+xml")
+    workdir.write(sources=[{"id": "oig", "url": site.url("/l"), "kind": "listing", **LISTING_OPTIONS},
+                           {"id": "f", "url": site.url("/f.xml"), "kind": "feed", "full_text": "never"}],
+                  health_notify=[{"url": webhook.url("/ops"), "name": "ops"}])
+    assert "2 baseline" in workdir.run("check").stdout
+    # a redesign: the table is still there, the links now live elsewhere
+    site.set("/l", oig_listing([]).replace("</table>", "</table><div class='cards'><a href='/r/3'>Report 3</a></div>"))
+    entries.append(("A second entry", "summary two"))
+    site.set("/f.xml", feed(site.base, entries).replace("<guid isPermaLink=\"false\">/products/r-0</guid>", f"<guid>{long_guid}</guid>"),
+             content_type="application/rss+xml")
+    out = workdir.run("check", "--force").stdout
+    assert "oig: error: item selector 'td a' matched nothing (the last fetch had 2 items)" in out, out
+    assert "f: error" not in out and "1 changed" in out, out
+    assert [m["title"] for m in webhook.received] == ["govwatch health: oig (oig) is empty"]
+    out = workdir.run("check", "--force").stdout
+    assert "f: error" not in out, out
+    changes = json.loads(workdir.run("changes", "--format", "json").stdout)
+    assert [c["title"] for c in changes] == ["A second entry"]

@@ -152,3 +152,40 @@ def test_user_source_replaces_builtin_with_same_id(tmp_path):
     cfg = load(tmp_path, "sources:\n  - id: ice-opr\n    url: https://example.gov/opr\n")
     opr = [s for s in cfg.sources if s.id == "ice-opr"]
     assert len(opr) == 1 and opr[0].url == "https://example.gov/opr"
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("notify: ['slack://T0KENAAAA/B0KENBBBB/C0KENCCCCCCC']\n",
+         ["notify[0]: Input should be a valid dictionary (line 1)"]),
+        ("notify: 'slack://T0KENAAAA/B0KENBBBB/C0KENCCCCCCC'\n", ["notify: Input should be a valid list (line 1)"]),
+    ],
+    ids=["bare-url-in-list", "bare-url"],
+)
+def test_a_bare_apprise_url_is_not_echoed(tmp_path, text, expected):
+    got = problems(tmp_path, "include_defaults: false\n" + text.replace("(line 1)", "(line 2)"))
+    assert got == [e.replace("(line 1)", "(line 2)") for e in expected]
+    assert not any("T0KEN" in p for p in got)
+
+
+def test_target_names_are_unique_across_alert_and_health_targets(tmp_path):
+    got = problems(tmp_path, """\
+        include_defaults: false
+        notify:
+          - {url: "json://127.0.0.1:9/team", name: team}
+        health_notify:
+          - {url: "json://127.0.0.1:9/ops", name: team}
+        """)
+    assert got == ["health_notify[0].name: duplicate target name 'team' (line 5)"]
+
+
+def test_api_keys_never_go_in_source_urls(tmp_path):
+    got = problems(tmp_path, """\
+        include_defaults: false
+        sources:
+          - id: c
+            url: https://api.congress.gov/v3/hearing/119?api_key=SECRETKEY123456
+        """)
+    assert got == ["sources[0].url: the URL holds an API key or token parameter; keys never go in URLs "
+                   "(Congress.gov: set GOVWATCH_CONGRESS_API_KEY); the URL is not shown (line 4)"]
