@@ -128,13 +128,14 @@ ONE_MB_SOURCE = " ".join(c["text"] for c in CASES)
 )
 def test_one_megabyte_in_under_a_second(text):
     classify("warm up")
-    assert _best_of_two(lambda: classify(text)) < 1.0
+    assert _best_of_three(lambda: classify(text)) < 1.0
 
 
-def _best_of_two(fn) -> float:
-    """Seconds of the faster of two runs: a guard against a busy test machine, not a benchmark."""
+def _best_of_three(fn) -> float:
+    """Seconds of the fastest of three runs: a guard against a busy test machine, not a benchmark
+    (bench/relevance.py reports the real figure)."""
     times = []
-    for _ in range(2):
+    for _ in range(3):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
