@@ -271,5 +271,5 @@ def test_user_patterns_are_bounded_by_sentences():
     # and no match runs past its sentence, so even a line of nothing but 'a' stays bounded.
     for text, bound in (((ONE_MB_SOURCE * 200)[:1_000_000], 1.0), ("a " * 150_000, 3.0)):
         assert classify(text, [topic]) == []
-        assert _best_of_two(lambda: classify(text, [topic])) < bound
+        assert _best_of_three(lambda: classify(text, [topic])) < bound
     assert topics_of(classify("An alpha then zzz.", [topic])) == ["greedy"]
