@@ -174,7 +174,7 @@ def test_140kb_with_three_edits_is_fast():
     best = min(_timed(lambda: diff(old, new)) for _ in range(3))
     d = diff(old, new)
     assert len(d.added) == 2 and len(d.removed) == 6 and len(d.replaced) == 1
-    assert best < 0.05, f"diff of 140 KB took {best * 1000:.1f} ms"
+    assert best < 1.0, f"diff of 140 KB took {best * 1000:.1f} ms"  # a guard against quadratic work (~10 ms here)
 
 
 def test_5mb_text_finishes():
