@@ -2,11 +2,11 @@
 Apprise) carries URL, detection time, evidence and an excerpt of the added text."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 from state.models import ChangeRecord, TopicMatchRecord
+from state.store import evidence_of
 
 EXCERPT_CHARS = 1200
 EVIDENCE_SENTENCES = 4
@@ -66,13 +66,14 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
     for m in matches:
         lines.append("")
         lines.append(f"**Topic {m.topic}**: severity {m.severity}, score {m.score:g}")
-        evidence = _evidence(m)
+        payload = evidence_of(m)
+        evidence = payload["evidence"]
         for ev in evidence[:EVIDENCE_SENTENCES]:
             marked = ev.get("marked") or ev.get("sentence") or ""
             lines.append(f"> {marked_to_md(shorten(marked, SENTENCE_CHARS))}" + (f" _(rule {md_escape(ev['rule'])})_" if ev.get("rule") else ""))
         if len(evidence) > EVIDENCE_SENTENCES:
             lines.append(f"_…and {len(evidence) - EVIDENCE_SENTENCES} more evidence sentences in the change log_")
-        for dc in _definition_changes(m):
+        for dc in payload["definition_changes"]:
             lines.append(f"Definition of **{md_escape(dc.get('term', ''))}** {dc.get('change', 'changed')}:")
             if dc.get("old"):
                 lines.append(f"> was: {md_escape(shorten(dc['old'], SENTENCE_CHARS))}")
@@ -87,21 +88,3 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
     else:
         lines += ["", f"Change {change.id}: `govwatch show {change.id}`"]
     return Message(title=shorten(title, 240), body="\n".join(lines))
-
-
-def _evidence(m: TopicMatchRecord) -> list[dict]:
-    try:
-        data = json.loads(m.evidence_json or "[]")
-    except ValueError:
-        return []
-    if isinstance(data, dict):
-        return list(data.get("evidence", []))
-    return list(data)
-
-
-def _definition_changes(m: TopicMatchRecord) -> list[dict]:
-    try:
-        data = json.loads(m.evidence_json or "[]")
-    except ValueError:
-        return []
-    return list(data.get("definition_changes", [])) if isinstance(data, dict) else []

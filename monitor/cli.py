@@ -225,7 +225,7 @@ def cmd_show(args) -> int:
 
     Example: govwatch show 42 --format json
     """
-    from monitor.records import evidence_payload
+    from state.store import evidence_of
     from state.models import ChangeRecord, SourceRecord
 
     cfg = _config(args)
@@ -247,7 +247,7 @@ def cmd_show(args) -> int:
         "diff": change.diff_text,
         "item_key": change.item_key,
         "published": change.item_published,
-        "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **evidence_payload(m)} for m in matches],
+        "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **evidence_of(m)} for m in matches],
         "deliveries": [{"target": x.target, "status": x.status, "attempts": x.attempts, "last_error": x.last_error,
                         "sent_at": iso(x.sent_at)} for x in deliveries],
     })

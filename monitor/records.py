@@ -18,19 +18,11 @@ def iso(dt: datetime | None) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def evidence_payload(m: TopicMatchRecord) -> dict:
-    data = evidence_of(m)
-    if isinstance(data, list):  # the older shape: a bare list of evidence
-        data = {"evidence": data, "definition_changes": []}
-    return {"evidence": [e for e in data.get("evidence", []) if isinstance(e, dict)],
-            "definition_changes": [d for d in data.get("definition_changes", []) if isinstance(d, dict)]}
-
-
 def change_dict(change: ChangeRecord, matches: list[TopicMatchRecord], state: Any = None,
                 source_name: str = "", excerpt: int | None = 2000) -> dict:
     evidence = []
     for m in matches:
-        for ev in evidence_payload(m)["evidence"]:
+        for ev in evidence_of(m)["evidence"]:
             evidence.append({"topic": m.topic, "rule": ev.get("rule", ""), "sentence": ev.get("sentence", ""),
                              "marked": ev.get("marked", ""), "terms": ev.get("terms", [])})
     added = change.added_text if excerpt is None else change.added_text[:excerpt]

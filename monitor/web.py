@@ -222,7 +222,8 @@ class Denied(Exception):
         self.status, self.message = status, message
 
 
-from monitor.records import change_dict, evidence_payload, iso  # noqa: E402  (shared with the CLI)
+from monitor.records import change_dict, iso  # noqa: E402  (shared with the CLI)
+from state.store import evidence_of  # noqa: E402
 
 
 # -- presentation helpers -----------------------------------------------------------------
@@ -716,7 +717,7 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
         names = source_names()
         items = []
         for c, ms, st in rows:
-            ev = next((e for m in ms for e in evidence_payload(m)["evidence"]), None)
+            ev = next((e for m in ms for e in evidence_of(m)["evidence"]), None)
             items.append({"change": c, "matches": ms, "state": st, "source_name": names.get(c.source_id, c.source_id),
                           "evidence": ev, "excerpt": " ".join(c.added_text.split())[:240]})
         pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
@@ -768,7 +769,7 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
             deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == c.id).order_by(DeliveryRecord.id)))
             prev_text = store.get_text(prev.text_sha256, s) if prev else ""
             new_text = store.get_text(new.text_sha256, s) if new else ""
-        shown = [{"match": m, **evidence_payload(m)} for m in matches]
+        shown = [{"match": m, **evidence_of(m)} for m in matches]
         # A new item's snapshots are the whole listing, not the document: its diff is the item itself.
         sbs = side_by_side(prev_text, new_text) if c.kind in ("changed", "removed") and (prev or new) else None
         return render(request, "change.html", c=c, src=src, source_name=source_names().get(c.source_id, c.source_id),
@@ -1003,7 +1004,7 @@ def _atom(rows, topic: str, base: str, names: dict[str, str], topic_title: dict[
                  f"URL: {c.url}"]
         for m in ms:
             lines.append(f"{m.topic}: severity {m.severity}, score {m.score:g}")
-            lines += ["  " + ev.get("sentence", "") for ev in evidence_payload(m)["evidence"]]
+            lines += ["  " + ev.get("sentence", "") for ev in evidence_of(m)["evidence"]]
         lines.append("")
         lines.append(" ".join(c.added_text.split())[:1000])
         # type="text": feed readers show it as text, so captured markup cannot run in them either.

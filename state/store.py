@@ -199,11 +199,19 @@ class Store:
             return list(s.scalars(select(SourceRecord).order_by(SourceRecord.id)))
 
 
-def evidence_of(match: TopicMatchRecord) -> list[dict]:
+def evidence_of(match: TopicMatchRecord) -> dict:
+    """A match's evidence as {"evidence": [...], "definition_changes": [...]}, whatever is stored
+    (an older bare list, or a damaged field, reads as what can be salvaged)."""
     try:
-        return json.loads(match.evidence_json or "[]")
+        data = json.loads(match.evidence_json or "[]")
     except ValueError:
-        return []
+        data = []
+    if isinstance(data, list):
+        data = {"evidence": data, "definition_changes": []}
+    if not isinstance(data, dict):
+        data = {}
+    return {"evidence": [e for e in data.get("evidence", []) if isinstance(e, dict)],
+            "definition_changes": [d for d in data.get("definition_changes", []) if isinstance(d, dict)]}
 
 
 def now() -> datetime:
