@@ -115,6 +115,8 @@ class Monitor:
         self.clock = clock
         self.worker = worker or worker_id()
         self.lease_seconds = config.scheduler.lease
+        self._requested: set[tuple[str, str]] = set()  # follow-ups already asked for in this cycle
+        self._cycle_started = clock()  # items seen since then moved pages rather than vanished
         self._ignore = {s.id: compile_ignore(s.ignore) for s in config.sources}
         self._kinds = {s.id: source_kinds.get(s.kind)() for s in config.sources}
         self._topics_for: dict[str, list] = {}
@@ -203,25 +205,32 @@ class Monitor:
         with self.store.session() as s:
             s.execute(update(SourceRecord).where(SourceRecord.lease_owner == self.worker).values(lease_owner="", lease_until=None))
 
-    def request_for(self, src: SourceConfig) -> FetchRequest:
+    def _headers(self, src: SourceConfig) -> dict[str, str]:
         kind = self._kinds[src.id]
-        url = kind.request_url(src) if hasattr(kind, "request_url") else src.url
-        headers = kind.request_headers(src) if hasattr(kind, "request_headers") else {}
+        return kind.request_headers(src) if hasattr(kind, "request_headers") else {}
+
+    def requests_for(self, sources: list[SourceConfig]) -> list[FetchRequest]:
+        """The first request of each source, with its stored validators (one query for all)."""
         with self.store.session() as s:
-            rec = s.get(SourceRecord, src.id)
+            recs = {r.id: r for r in s.scalars(select(SourceRecord).where(SourceRecord.id.in_([src.id for src in sources])))}
+        out = []
+        for src in sources:
+            kind, rec = self._kinds[src.id], recs.get(src.id)
+            url = kind.request_url(src) if hasattr(kind, "request_url") else src.url
             same_url = rec is not None and rec.url == src.url
             etag, lm = (rec.etag, rec.last_modified) if same_url else ("", "")
-        return FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=headers)
+            out.append(FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=self._headers(src)))
+        return out
 
     # -- the cycle ----------------------------------------------------------------------
     async def run_cycle(self, fetcher, *, force: bool = False, only: Iterable[str] | None = None,
                         stop_event: asyncio.Event | None = None, progress=None) -> CycleReport:
         report = CycleReport(started_at=self.clock())
-        self._requested: set[tuple[str, str]] = set()  # follow-ups already asked for in this cycle
+        self._requested = set()
         self._cycle_started = report.started_at
         await asyncio.to_thread(self.sync_sources)
         due = await asyncio.to_thread(self.due_sources, force=force, only=only)
-        requests = [await asyncio.to_thread(self.request_for, s) for s in due]
+        requests = await asyncio.to_thread(self.requests_for, due)
         if progress:
             progress.start(len(requests))
         loop = asyncio.get_running_loop()
@@ -589,7 +598,7 @@ class Monitor:
         """New items waiting for their document: at most max_follow per run, oldest first; the rest
         stay pending in the database for the next run (never dropped)."""
         limit = self._max_follow(src)
-        requested = getattr(self, "_requested", set())
+        requested = self._requested
         asked = sum(1 for (sid, _k) in requested if sid == src.id)
         if limit - asked <= 0:
             return []
@@ -602,7 +611,7 @@ class Monitor:
             if (src.id, r.key) in requested or len(out) >= limit - asked:
                 continue
             requested.add((src.id, r.key))
-            out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key, meta={"document": True}))
+            out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key))
         return out
 
     def _next_page(self, src: SourceConfig, fetched: Fetched, parsed: Parsed) -> list[FetchRequest]:
@@ -614,9 +623,7 @@ class Monitor:
         with self.store.session() as s:
             last = self.store.latest_snapshot(s, src.id, key)
         validators = json.loads(last.headers_json) if last is not None else {}
-        kind = self._kinds[src.id]
-        headers = kind.request_headers(src) if hasattr(kind, "request_headers") else {}
-        return [FetchRequest(source_id=src.id, url=parsed.next_pages[0], item_key=key, headers=headers,
+        return [FetchRequest(source_id=src.id, url=parsed.next_pages[0], item_key=key, headers=self._headers(src),
                              etag=validators.get("etag", ""), last_modified=validators.get("last-modified", ""))]
 
     def _process_items(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, digest: str,
@@ -673,7 +680,7 @@ class Monitor:
                 if row is None:
                     continue
                 row = s.merge(row)
-                if row.removed_at is not None or row.last_seen_at >= getattr(self, "_cycle_started", now):
+                if row.removed_at is not None or row.last_seen_at >= self._cycle_started:
                     continue  # already recorded, or it moved to another page of this listing in this run
                 row.removed_at = now
                 self._record_change(s, ChangeRecord(
