@@ -118,6 +118,7 @@ def cmd_check(args) -> int:
 
 
 def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
+    from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
 
@@ -140,35 +141,6 @@ def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
     d = result["delivery"]
     report.sent, report.retrying, report.failed_deliveries = d.sent, d.retrying, d.failed
     return report
-
-
-def build_outbox(cfg, store):
-    from alerts.outbox import Outbox, Target
-
-    from state.models import DeliveryRecord
-
-    targets = [Target(t.name, t.url.get_secret_value(), t.max_attempts) for t in cfg.notify + cfg.health_notify]
-    health_names = {t.name for t in cfg.health_notify}
-
-    def on_give_up(target: str, change_id, error: str) -> None:
-        """A delivery given up is loud: the operator's health targets hear of it."""
-        if target in health_names:
-            return  # the operator's own channel failing cannot be reported through itself
-        with store.session() as s:
-            for t in cfg.health_notify:
-                s.add(DeliveryRecord(kind="health", target=t.name, title=f"govwatch: alert for change {change_id} to {target} given up",
-                                     body=f"Delivery of change {change_id} to target `{target}` failed for good: {error[:400]}"))
-
-    return Outbox(store, targets, source_names={s.id: s.display_name for s in cfg.sources}, public_url=cfg.public_url,
-                  on_give_up=on_give_up, claim_seconds=cfg.scheduler.delivery_claim)
-
-
-def deliver(cfg, store, *, retry_now: bool = False):
-    from alerts import outbox
-
-    if retry_now:
-        outbox.retry_now(store)
-    return build_outbox(cfg, store).deliver_due()
 
 
 def _print_cycle(report) -> None:

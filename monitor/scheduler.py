@@ -60,7 +60,7 @@ def health_status(store, max_age: float) -> tuple[bool, list[str]]:
 
 
 def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
-    from monitor.cli import deliver
+    from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
 

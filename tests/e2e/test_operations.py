@@ -389,12 +389,12 @@ def test_a_target_that_always_fails_ends_failed_and_the_operator_hears_of_it(sit
 
 def test_overlapping_deliveries_in_one_scheduler_send_each_alert_once(webhook, workdir):
     """`govwatch run` delivers from two places that can overlap: the end of each cycle and the
-    delivery job on its own cadence, each `monitor.cli.deliver(cfg, store)` in its own thread with
+    delivery job on its own cadence, each `monitor.delivery.deliver(cfg, store)` in its own thread with
     the same worker id. Together they must still send every outbox row once (real SQLite store,
     real Apprise, real webhook)."""
     import threading
 
-    from monitor.cli import deliver
+    from monitor.delivery import deliver
     from monitor.config import load_config
     from state.models import DeliveryRecord
     from state.store import Store
