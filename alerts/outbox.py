@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
-import apprise
 from sqlalchemy import or_, select, update
 
 from alerts.message import Message, change_message
@@ -44,6 +43,8 @@ class Target:
         self.name = name
         self.max_attempts = max_attempts
         self._url = url
+        import apprise  # here: a cycle with nothing to send does not pay for importing it
+
         self._apprise = apprise.Apprise()
         if not self._apprise.add(url):
             raise ValueError(f"target {name}: not a valid Apprise URL")
@@ -59,6 +60,8 @@ class Target:
         scheme = self._url.split("://", 1)[0].lower()
         if not key or scheme not in HEADER_SCHEMES:
             return self._apprise
+        import apprise
+
         a = apprise.Apprise()
         sep = "&" if "?" in self._url else "?"
         a.add(f"{self._url}{sep}+X-Govwatch-Delivery={key}")
@@ -66,6 +69,8 @@ class Target:
 
     def send(self, msg: Message, key: str = "") -> str:
         """Send; returns "" on success or a readable error (secrets scrubbed)."""
+        import apprise
+
         with apprise.LogCapture(level=logging.WARNING) as logs:
             try:
                 ok = self._with_key(key).notify(body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN)

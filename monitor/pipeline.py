@@ -7,7 +7,7 @@ import json
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -134,8 +134,9 @@ class Monitor:
                 s.execute(ins(SourceRecord).values([{"id": i, "created_at": self.clock()} for i in ids])
                           .on_conflict_do_nothing(index_elements=["id"]))
         with self.store.session() as s:
+            recs = {r.id: r for r in s.scalars(select(SourceRecord))}      # one query, not one per source
             for src in self.config.sources:
-                rec = s.get(SourceRecord, src.id)
+                rec = recs[src.id]
                 if rec.url and rec.url != src.url:
                     # a new URL is a new baseline: validators of the old URL must not be sent
                     rec.etag, rec.last_modified = "", ""
@@ -415,12 +416,15 @@ class Monitor:
         part = _part(fetched.request)
         if part == "document":
             return self._process_item_doc(fetched, src), []
-        page_key = fetched.request.item_key
-        with self.store.session() as s:
-            last = self.store.latest_snapshot(s, sid, page_key)
         if fetched.error:
             self._record_failure(fetched, fetched.error)
             return Outcome(sid, "error", error=fetched.error, part=part), []
+        if fetched.status == 304 and judge(fetched, seen_before=True) is None:
+            # the server says unchanged: nothing to read or compare
+            return self._unchanged(fetched, "not_modified"), self._pending_docs(src)
+        page_key = fetched.request.item_key
+        with self.store.session() as s:
+            last = self.store.latest_snapshot(s, sid, page_key)
         verdict = judge(fetched, seen_before=last is not None)
         if verdict is not None and verdict.kind == "blocked":
             return self._record_block(fetched, verdict.reason), []
@@ -555,6 +559,24 @@ class Monitor:
             return ""  # the same smaller page every time: it is the page now
         return reason
 
+    def _previous_text(self, fetched: Fetched, src: SourceConfig, last: SnapshotRecord) -> str:
+        """The last version's text as this extraction reads it. Its raw body is kept, so a new
+        govwatch (or trafilatura) release, or an edited `select` or `ignore`, is never reported as
+        a change of every page; the stored text serves when the old body cannot be read again."""
+        stored = self.store.get_text(last.text_sha256)
+        body = self.store.get_blob(last.body_sha256) if not last.note.startswith("removed") else None
+        if not body:
+            return stored
+        try:
+            old = replace(fetched, url=last.url, body=body, headers=json.loads(last.headers_json or "{}"))
+            parsed = self._kinds[src.id].parse(old, src)
+            if parsed.document is None or parsed.items is not None:
+                return stored
+            return self._extract(old, src, parsed).text
+        except (GovwatchError, ValueError) as e:
+            logger.debug("source %s: previous version not re-extracted (%s); using its stored text", src.id, e)
+            return stored
+
     def _process_document(self, fetched: Fetched, src: SourceConfig, doc: _Doc, digest: str,
                           last: SnapshotRecord | None) -> Outcome:
         sid = src.id
@@ -563,7 +585,7 @@ class Monitor:
         if shrunk:
             return self._record_block(fetched, shrunk)
         now = self.clock()
-        prev_text = self.store.get_text(last.text_sha256) if last else ""
+        prev_text = self._previous_text(fetched, src, last) if last else ""
         d = diff(prev_text, doc.text) if last is not None else None
         matches = self._classify(sid, d.added_text, d.removed_text) if d is not None and d.changed else []
         replaced_pdf = (last is not None and not (d and d.changed) and doc.note and last.body_sha256 != digest)
@@ -597,6 +619,8 @@ class Monitor:
     def _pending_docs(self, src: SourceConfig) -> list[FetchRequest]:
         """New items waiting for their document: at most max_follow per run, oldest first; the rest
         stay pending in the database for the next run (never dropped)."""
+        if not getattr(self._kinds[src.id], "has_items", True):
+            return []
         limit = self._max_follow(src)
         requested = self._requested
         asked = sum(1 for (sid, _k) in requested if sid == src.id)

@@ -8,5 +8,7 @@ from spiders.kinds import Fetched, Parsed, source_kinds
 class PageSource:
     """Watch one page (or the region `select` picks) for added and removed text."""
 
+    has_items = False  # one document, never items to follow
+
     def parse(self, fetched: Fetched, source) -> Parsed:
         return Parsed(document=fetched.body, content_type=fetched.content_type)

@@ -14,6 +14,8 @@ def is_pdf(body: bytes, content_type: str) -> bool:
 class PdfSource:
     """Watch one PDF document (text via pypdf; a PDF without a text layer is recorded as such)."""
 
+    has_items = False  # one document, never items to follow
+
     def parse(self, fetched: Fetched, source) -> Parsed:
         if not is_pdf(fetched.body, fetched.content_type):
             raise SourceError(f"expected a PDF, got {fetched.content_type or 'an unlabelled response'} "
