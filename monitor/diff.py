@@ -218,6 +218,8 @@ def _pair_rewordings(removed: tuple[str, ...], added: tuple[str, ...]) -> tuple[
 
 def diff(old: str, new: str) -> Diff:
     """Sentences added to and removed from `old` to make `new`, with likely rewordings paired."""
+    if old == new:              # most fetched versions: nothing to split or compare
+        return Diff(added=(), removed=(), replaced=())
     old_units = split_units(old)
     new_units = split_units(new)
     added = _multiset_minus(new_units, Counter(old_units))

@@ -6,12 +6,13 @@ import asyncio
 import json
 import logging
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -42,6 +43,8 @@ FAILURE_BACKOFF_CAP = 8  # a failing source waits at most 8x its interval (and a
 DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs before it is recorded without full text
 SHRINK_ACCEPT_AFTER = 3  # the same shrunken page this many times in a row is accepted as the new content
 MIN_TEXT_FOR_SHRINK = 400  # pages shorter than this are too small to judge shrinking
+QUIET_BATCH = 200  # queued quiet outcomes (304, same bytes) written together ...
+QUIET_SECONDS = 1.0  # ... or once the oldest has waited this long
 
 
 def utcnow() -> datetime:
@@ -117,6 +120,11 @@ class Monitor:
         self.lease_seconds = config.scheduler.lease
         self._requested: set[tuple[str, str]] = set()  # follow-ups already asked for in this cycle
         self._cycle_started = clock()  # items seen since then moved pages rather than vanished
+        # Quiet outcomes (304, same bytes) of healthy sources are written in batches during a cycle:
+        # their one row and one update each cost more in sessions than the fetch itself.
+        self._quiet_every: dict[str, float] = {}   # healthy source -> every_seconds, set per cycle
+        self._quiet_rows: list[tuple[dict, dict]] = []
+        self._quiet_since = 0.0
         self._ignore = {s.id: compile_ignore(s.ignore) for s in config.sources}
         self._kinds = {s.id: source_kinds.get(s.kind)() for s in config.sources}
         self._topics_for: dict[str, list] = {}
@@ -221,6 +229,8 @@ class Monitor:
             same_url = rec is not None and rec.url == src.url
             etag, lm = (rec.etag, rec.last_modified) if same_url else ("", "")
             out.append(FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=self._headers(src)))
+            if rec is not None and _healthy(rec) and not src.expect_update_within:
+                self._quiet_every[src.id] = float(rec.every_seconds)
         return out
 
     # -- the cycle ----------------------------------------------------------------------
@@ -229,6 +239,7 @@ class Monitor:
         report = CycleReport(started_at=self.clock())
         self._requested = set()
         self._cycle_started = report.started_at
+        self._quiet_every = {}
         await asyncio.to_thread(self.sync_sources)
         due = await asyncio.to_thread(self.due_sources, force=force, only=only)
         requests = await asyncio.to_thread(self.requests_for, due)
@@ -264,7 +275,9 @@ class Monitor:
             renewer.cancel()
             if waiter:
                 waiter.cancel()
+            writer.submit(self.flush_quiet)
             writer.shutdown(wait=True)
+            self._quiet_every = {}
             await asyncio.to_thread(self.release_leases)  # e.g. a source whose response never came
         report.finished_at = self.clock()
         return report
@@ -286,8 +299,12 @@ class Monitor:
             return Outcome(sid, "error", error=reason, part=part), []
 
     def _attempt(self, fetched: Fetched, outcome: str, error: str = "") -> FetchAttemptRecord:
+        return FetchAttemptRecord(**self._attempt_row(fetched, outcome, error))
+
+    @staticmethod
+    def _attempt_row(fetched: Fetched, outcome: str, error: str = "") -> dict:
         h = fetched.headers
-        return FetchAttemptRecord(
+        return dict(
             source_id=fetched.request.source_id,
             url=fetched.url,
             started_at=fetched.started_at,
@@ -302,14 +319,7 @@ class Monitor:
         )
 
     def _next_due(self, rec: SourceRecord, now: datetime) -> datetime:
-        every = float(rec.every_seconds)
-        bad = max(rec.consecutive_failures, rec.consecutive_blocks)
-        if bad:
-            factor = min(2 ** (bad - 1), FAILURE_BACKOFF_CAP)
-            every = min(every * factor, every + 86400)
-        # jitter (±10%, at most 10 minutes) so that the sources of one host are not hit in bursts
-        jitter = min(every * 0.1, 600.0)
-        return now + timedelta(seconds=every + random.uniform(-jitter, jitter))
+        return _due_after(float(rec.every_seconds), max(rec.consecutive_failures, rec.consecutive_blocks), now)
 
     def _record_failure(self, fetched: Fetched, reason: str) -> None:
         sid = fetched.request.source_id
@@ -462,12 +472,47 @@ class Monitor:
     def _unchanged(self, fetched: Fetched, outcome: str) -> Outcome:
         sid = fetched.request.source_id
         now = self.clock()
+        every = self._quiet_every.pop(sid, None) if not _part(fetched.request) else None
+        if every is not None:
+            self._queue_quiet(fetched, outcome, every, now)
+            return Outcome(sid, outcome)
         with self.store.session() as s:
             s.add(self._attempt(fetched, outcome))
             rec = s.get(SourceRecord, sid)
             self._success(s, rec, fetched, now)
         logger.info("source %s: %s", sid, "not modified (304)" if outcome == "not_modified" else "unchanged")
         return Outcome(sid, outcome, part=_part(fetched.request))
+
+    def _queue_quiet(self, fetched: Fetched, outcome: str, every: float, now: datetime) -> None:
+        """What `_success` writes for a healthy source, queued: written with the next batch (at most
+        QUIET_BATCH rows or QUIET_SECONDS old, and at the end of the cycle). A crash loses at most
+        that batch's bookkeeping: those sources are simply checked again; no version is involved."""
+        update_row = dict(id=fetched.request.source_id, last_attempt_at=now, last_success_at=now, lease_owner="",
+                          lease_until=None, last_status=fetched.status, health="ok", last_error="",
+                          next_due_at=_due_after(every, 0, _aware(fetched.started_at)))
+        if fetched.status != 304:
+            same = fetched.url == fetched.request.url   # validators belong to the URL that answered
+            update_row["etag"] = fetched.headers.get("etag", "") if same else ""
+            update_row["last_modified"] = fetched.headers.get("last-modified", "") if same else ""
+        if not self._quiet_rows:
+            self._quiet_since = time.monotonic()
+        self._quiet_rows.append((self._attempt_row(fetched, outcome), update_row))
+        logger.info("source %s: %s", fetched.request.source_id, "not modified (304)" if outcome == "not_modified" else "unchanged")
+        if len(self._quiet_rows) >= QUIET_BATCH or time.monotonic() - self._quiet_since >= QUIET_SECONDS:
+            self.flush_quiet()
+
+    def flush_quiet(self) -> None:
+        """Write the queued quiet outcomes: one INSERT of the attempts, one bulk UPDATE by key."""
+        rows, self._quiet_rows = self._quiet_rows, []
+        if not rows:
+            return
+        with self.store.session() as s:
+            s.execute(insert(FetchAttemptRecord), [a for a, _ in rows])
+            by_keys: dict[tuple, list[dict]] = {}
+            for _, u in rows:          # a bulk UPDATE wants the same columns in every row
+                by_keys.setdefault(tuple(u), []).append(u)
+            for group in by_keys.values():
+                s.execute(update(SourceRecord), group)
 
     def _snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "",
                   item_key: str | None = None, item_keys: list[str] | None = None) -> SnapshotRecord:
@@ -559,12 +604,15 @@ class Monitor:
             return ""  # the same smaller page every time: it is the page now
         return reason
 
-    def _previous_text(self, fetched: Fetched, src: SourceConfig, last: SnapshotRecord) -> str:
-        """The last version's text as this extraction reads it. Its raw body is kept, so a new
-        govwatch (or trafilatura) release, or an edited `select` or `ignore`, is never reported as
-        a change of every page; the stored text serves when the old body cannot be read again."""
+    def _previous_text(self, fetched: Fetched, src: SourceConfig, last: SnapshotRecord, new_text: str) -> str:
+        """The last version's text as this extraction reads it. When the new text differs from the
+        stored one, the old raw body is read again, so a new govwatch (or trafilatura) release, or
+        an edited `select` or `ignore`, is never reported as a change of every page; the stored
+        text serves when the old body cannot be read again."""
         stored = self.store.get_text(last.text_sha256)
-        body = self.store.get_blob(last.body_sha256) if not last.note.startswith("removed") else None
+        if stored == new_text or last.note.startswith("removed"):
+            return stored
+        body = self.store.get_blob(last.body_sha256)
         if not body:
             return stored
         try:
@@ -585,7 +633,7 @@ class Monitor:
         if shrunk:
             return self._record_block(fetched, shrunk)
         now = self.clock()
-        prev_text = self._previous_text(fetched, src, last) if last else ""
+        prev_text = self._previous_text(fetched, src, last, doc.text) if last else ""
         d = diff(prev_text, doc.text) if last is not None else None
         matches = self._classify(sid, d.added_text, d.removed_text) if d is not None and d.changed else []
         replaced_pdf = (last is not None and not (d and d.changed) and doc.note and last.body_sha256 != digest)
@@ -679,6 +727,7 @@ class Monitor:
             snap = self._snapshot(s, fetched, digest, items_text(items), parsed.title, item_keys=cur_keys)
             if not part:
                 rec.last_snapshot_id = snap.id
+            seen_again = []
             for it in items:
                 row = known.get(it.key)
                 if row is None:
@@ -688,8 +737,10 @@ class Monitor:
                                      doc_status="pending" if pending else "", extra_json=json.dumps(it.extra, ensure_ascii=False)))
                     known[it.key] = None  # a key twice on one page is one item
                 else:
-                    row = s.merge(row)
-                    row.last_seen_at, row.removed_at = now, None
+                    seen_again.append(it.key)
+            for i in range(0, len(seen_again), 500):  # one UPDATE per 500 known items, not one merge each
+                s.execute(update(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key.in_(seen_again[i:i + 500]))
+                          .values(last_seen_at=now, removed_at=None))
             for it, text, matches in immediate:
                 self._record_change(s, ChangeRecord(
                     source_id=sid, url=it.url or fetched.url, detected_at=now, kind="new_item", title=it.title[:500],
@@ -840,3 +891,19 @@ def _aware(dt: datetime) -> datetime:
     """The interval runs from when the fetch started, not from when its processing ended: a busy
     writer must not push every source's next check later and later."""
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _due_after(every: float, bad: int, start: datetime) -> datetime:
+    """When to check again: `every` after the fetch started, doubled per failure or block in a row
+    (capped), with jitter (±10%, at most 10 minutes) so one host's sources are not hit in bursts."""
+    if bad:
+        factor = min(2 ** (bad - 1), FAILURE_BACKOFF_CAP)
+        every = min(every * factor, every + 86400)
+    jitter = min(every * 0.1, 600.0)
+    return start + timedelta(seconds=every + random.uniform(-jitter, jitter))
+
+
+def _healthy(rec: SourceRecord) -> bool:
+    """Nothing for a success to reset or announce (no failures, blocks or health alert open)."""
+    return (not rec.consecutive_failures and not rec.consecutive_blocks and rec.health in ("ok", "")
+            and not rec.health_alerted)
