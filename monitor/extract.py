@@ -132,6 +132,7 @@ def _decode(body: bytes, content_type: str | None, encoding: str | None) -> str:
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
 _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
+_LINE_BREAK_CHARS = "\r\u2028\u2029\x0b\x0c\x85"
 _DATE = (r"(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2},?\s+\d{4}|\d{1,2}\s+[A-Z][a-z]{2,8}\.?\s+\d{4}"
          r"|\d{1,2}/\d{1,2}/\d{2,4}|\d{4}-\d{2}-\d{2})(?:,?\s*(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?"
          r"\s*(?i:[ap]\.?m\.?)?(?:\s*[A-Z]{2,4}\b)?)?")
@@ -167,9 +168,9 @@ _NOISE_WORDS = ("last", "archive", "helpful", "official", "how you know", ".gov"
                 "authenticity", "viewstate", "eventvalidation", "verificationtoken")
 
 
-def _may_be_noise(line: str) -> bool:
+def _may_be_noise(line: str, words: Sequence[str] = _NOISE_WORDS) -> bool:
     low = line.lower()
-    return any(w in low for w in _NOISE_WORDS)
+    return any(w in low for w in words)
 # A feedback widget splits "Yes" / "No" / thanks onto lines of their own after its question.
 _WIDGET_TAIL = re.compile(r"(?i)^(?:yes|no|yes no|thank you for your feedback\.?|submit)$")
 _WIDGET_HEAD = re.compile(r"(?i)^was this (?:page|information|article) helpful")
@@ -193,8 +194,13 @@ def normalise(text: str, ignore: Sequence[re.Pattern] = ()) -> str:
     then the `ignore` patterns are removed line by line. A line emptied that way disappears without
     leaving a paragraph break, so a stamp added or removed does not re-shape the paragraphs.
     """
-    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
-    text = _LINE_BREAKS.sub("\n", text)
+    text = unicodedata.normalize("NFKC", text)
+    if _ZERO_WIDTH.search(text):
+        text = _ZERO_WIDTH.sub("", text)
+    if any(c in text for c in _LINE_BREAK_CHARS):            # str `in` is a fast scan; the regex is not
+        text = _LINE_BREAKS.sub("\n", text)
+    low = text.lower()
+    words = [w for w in _NOISE_WORDS if w in low]           # usually none or one ("form" in "information")
     out: list[str] = []
     after_widget = False
     for raw in text.split("\n"):
@@ -206,7 +212,7 @@ def normalise(text: str, ignore: Sequence[re.Pattern] = ()) -> str:
         if after_widget and _WIDGET_TAIL.match(line):
             continue
         after_widget = bool(_WIDGET_HEAD.match(line))
-        patterns = (*_NOISE, *ignore) if _may_be_noise(line) else ignore
+        patterns = (*_NOISE, *ignore) if words and _may_be_noise(line, words) else ignore
         if patterns:
             before = line
             for pattern in patterns:

@@ -447,3 +447,78 @@ def test_extraction_speed_per_100kb_page():
     elapsed = time.perf_counter() - started
     assert got.text.count("\n\n") == 699
     assert elapsed < 20.0, f"{elapsed:.2f}s for a 100 KB page"  # bounded, not a speed target (~0.1 s here)
+
+
+# ----------------------------------------------------------------------------- <main> fast path
+
+ARTICLE = ("<p>The Office of Professional Responsibility closed the investigation into the employee and "
+           "substantiated the allegation of membership in an extremist group; the employee was removed.</p>"
+           "<p>The report was referred to the Office of Inspector General for review in March 2025.</p>")
+
+
+def _page(main: str, *, extra: str = "") -> bytes:
+    return (f"<html><head><title>T</title><script>var x = 1;</script></head><body>"
+            f"<header><nav><a href='/'>Home</a> <a href='/news'>News</a></nav></header>{extra}"
+            f"{main}<footer><p>Privacy policy. Contact us. Page last updated 2 May 2025</p></footer>"
+            f"</body></html>").encode()
+
+
+def test_single_main_is_read_without_its_nav_aside_form_and_footer(monkeypatch):
+    import monitor.extract as extract_mod
+
+    # The fast path must not reach trafilatura at all: make it fail loudly if it does.
+    monkeypatch.setitem(__import__("sys").modules, "trafilatura", None)
+    main = (f"<main><article><header><h1>OPR closes case 2025-17</h1></header>{ARTICLE}"
+            "<nav class='breadcrumb'><a href='/a'>Breadcrumb link</a></nav>"
+            "<aside><h2>Related content</h2><a href='/x'>Rotating related story</a></aside>"
+            "<form><button>Subscribe</button><select><option>Weekly</option></select></form>"
+            "<footer>Share this page: Facebook Twitter</footer></article></main>")
+    got = extract_mod.extract(_page(main), content_type="text/html", url="https://www.ice.gov/x")
+    assert got.text.startswith("OPR closes case 2025-17\n\nThe Office of Professional Responsibility closed")
+    assert "referred to the Office of Inspector General" in got.text
+    for noise in ("Breadcrumb", "Related", "Rotating", "Subscribe", "Weekly", "Share this page", "Home", "Privacy", "var x"):
+        assert noise not in got.text
+
+
+def test_role_main_counts_as_main():
+    got = extract(_page(f"<div role='main'>{ARTICLE}</div>"), content_type="text/html")
+    assert got.text.startswith("The Office of Professional Responsibility closed") and "Home" not in got.text
+
+
+@pytest.mark.parametrize("main", [
+    f"<main>{ARTICLE}</main><main><p>A second main region makes the page ambiguous.</p></main>",
+    "<main><p>Loading…</p></main><div class='content'>" + ARTICLE + "</div>",
+], ids=["two-mains", "thin-main"])
+def test_ambiguous_or_thin_main_goes_to_trafilatura(main, monkeypatch):
+    import trafilatura
+
+    calls = []
+    real = trafilatura.extract
+    monkeypatch.setattr(trafilatura, "extract", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = extract(_page(main), content_type="text/html")
+    assert calls == [1]
+    assert "substantiated the allegation" in got.text
+
+
+EXAMPLE_NOISE_LINES = [n[1] for n in NORMALISE] + [
+    "LAST REVIEWED: MARCH 3, 2025", "Page Last Updated on 12 May 2025", "WAS THIS PAGE HELPFUL? YES NO",
+    "An Official Website Of The United States Government", "HERE'S HOW YOU KNOW", "SECURE .GOV WEBSITES USE HTTPS",
+    "Please enable JavaScript in your browser to view this site.", "__VIEWSTATE=abc", "__EVENTVALIDATION: x",
+    "__RequestVerificationToken abc", "authenticity_token=xyz", "csrf-token: 1", "Form_Token abc",
+]
+
+
+def test_noise_screen_never_skips_a_line_a_noise_pattern_would_change():
+    """normalise only runs the noise patterns on lines holding one of _NOISE_WORDS: every pattern
+    must need one of them, or a stamp would slip through as content."""
+    from monitor.extract import _NOISE, _NOISE_WORDS, _may_be_noise
+
+    checked = 0
+    for text in EXAMPLE_NOISE_LINES:
+        for line in text.split("\n"):
+            for pattern in _NOISE:
+                if pattern.search(line):
+                    checked += 1
+                    assert _may_be_noise(line), (line, pattern.pattern)
+                    assert _may_be_noise(line, [w for w in _NOISE_WORDS if w in text.lower()]), line
+    assert checked >= 25

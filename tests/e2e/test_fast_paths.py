@@ -1,0 +1,71 @@
+"""The shortcuts the cycle takes for speed must not change what it records: quiet outcomes written
+in batches, and a previous version read again with today's extraction when the text differs."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+import sqlite3
+import zlib
+
+from tests.e2e.test_monitor import RELEVANT, db_rows, page
+
+
+def _db(workdir) -> sqlite3.Connection:
+    return sqlite3.connect(workdir.path / "state" / "govwatch.db")
+
+
+def test_an_older_extraction_of_the_stored_version_is_not_a_change(site, workdir):
+    """An upgrade (of govwatch, trafilatura) or an edited selector reads pages a little differently:
+    the stored text of the last version then differs from today's reading of the same page. The
+    old raw body is read again, so only what the page itself changed is reported."""
+    site.set("/opr", page())
+    workdir.write(sources=[{"id": "ice-opr", "url": site.url("/opr"), "every": "1h"}])
+    assert "1 baseline" in workdir.run("check").stdout
+
+    # what an older extractor made of the same page: one more line of page furniture
+    (snap_id, text_sha), = db_rows(workdir, "select id, text_sha256 from snapshots")
+    con = _db(workdir)
+    old = con.execute("select data from blobs where sha256 = ?", (text_sha,)).fetchone()[0]
+    older = zlib.decompress(old).decode() + "\n\nShare this page: Facebook, X, LinkedIn, Email."
+    digest = hashlib.sha256(older.encode()).hexdigest()
+    with con:
+        con.execute("insert into blobs (sha256, size, codec, data, created_at) values (?, ?, 'zlib', ?, datetime('now'))",
+                    (digest, len(older.encode()), zlib.compress(older.encode())))
+        con.execute("update snapshots set text_sha256 = ? where id = ?", (digest, snap_id))
+    con.close()
+
+    site.set("/opr", page(stamp="11/29/2026"))  # new bytes, same article
+    out = workdir.run("check", "--force").stdout
+    assert "1 unchanged" in out and "0 change(s)" in out, out
+
+    site.set("/opr", page(extra=RELEVANT, stamp="11/30/2026"))
+    out = workdir.run("check", "--force").stdout
+    assert "1 changed" in out, out
+    (added, removed), = db_rows(workdir, "select added_text, removed_text from changes")
+    assert "white supremacist extremist group" in added and removed == ""
+
+
+def test_quiet_outcomes_are_recorded_and_a_failing_source_still_recovers(site, workdir):
+    for p in ("/a", "/b", "/c"):
+        site.set(p, page(extra=f"<p>Bulletin {p}.</p>"))
+    workdir.write(sources=[{"id": f"s{p[1]}", "url": site.url(p), "every": "1h"} for p in ("/a", "/b", "/c")])
+    assert "3 baseline" in workdir.run("check").stdout
+
+    # /b fails once: its failure is recorded the usual way
+    site.set("/b", "down", status=503)
+    out = workdir.run("check", "--force").stdout
+    assert "2 not modified" in out and "1 error" in out, out
+    assert db_rows(workdir, "select consecutive_failures, health from sources where id = 'sb'") == [(1, "failing")]
+
+    # then everything answers 304: the healthy ones go through the batch, /b through the full path
+    site.set("/b", page(extra="<p>Bulletin /b.</p>"))
+    out = workdir.run("check", "--force").stdout
+    assert "3 not modified" in out, out
+    rows = db_rows(workdir, "select source_id, outcome, status from fetch_attempts order by id")
+    assert len(rows) == 9
+    assert sorted(rows[-3:]) == [("sa", "not_modified", 304), ("sb", "not_modified", 304), ("sc", "not_modified", 304)]
+    for sid, due, owner, health, failures, success in db_rows(
+            workdir, "select id, next_due_at, lease_owner, health, consecutive_failures, last_success_at from sources"):
+        gap = datetime.fromisoformat(due) - datetime.fromisoformat(success)
+        assert timedelta(minutes=53) < gap < timedelta(minutes=67), (sid, gap)   # 1 h ± 10% from this fetch
+        assert owner == "" and health == "ok" and failures == 0 and success is not None, sid
