@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import socket
 import time
@@ -20,6 +21,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
@@ -130,6 +132,21 @@ class PoliteRobotsMiddleware(RobotsTxtMiddleware):
         if delay:
             _key, slot = self.crawler.engine.downloader._get_slot(request)
             slot.delay = max(slot.delay, min(float(delay), self.MAX_CRAWL_DELAY))
+
+
+_META_REFRESH = re.compile(rb"<meta[^>]*http-equiv\s*=\s*[\"']?\s*refresh", re.I)
+
+
+class LeanMetaRefreshMiddleware(MetaRefreshMiddleware):
+    """Scrapy's meta-refresh redirects, without decoding every page to look for the tag: Scrapy
+    reads `response.text` (the whole body, decoded and cached on the response: 11 MB of the peak
+    at 100 responses in flight, and a decode per page) for a tag within its first 4,096 characters."""
+
+    def process_response(self, request, response, spider=None):
+        head = response.body[:16_384]            # 4,096 characters are at most 16 KB of UTF-8
+        if b"\x00" not in head[:512] and not _META_REFRESH.search(head):   # UTF-16 pages: ask Scrapy
+            return response
+        return super().process_response(request, response)
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -301,7 +318,7 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
             "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": 400,
             "scrapy.downloadermiddlewares.useragent.UserAgentMiddleware": 500,
             "spiders.fetch.BackoffRetryMiddleware": 550,
-            "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": 580,
+            "spiders.fetch.LeanMetaRefreshMiddleware": 580,
             "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 590,
             "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": 600,
             "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": 750,

@@ -69,3 +69,16 @@ def test_quiet_outcomes_are_recorded_and_a_failing_source_still_recovers(site, w
         gap = datetime.fromisoformat(due) - datetime.fromisoformat(success)
         assert timedelta(minutes=53) < gap < timedelta(minutes=67), (sid, gap)   # 1 h ± 10% from this fetch
         assert owner == "" and health == "ok" and failures == 0 and success is not None, sid
+
+
+def test_meta_refresh_is_still_followed(site, workdir):
+    """Meta refresh is looked for in the raw bytes first (no decoding of every page); a page that
+    has one is still followed, and one that mentions it only in its text is not."""
+    site.set("/moved", '<html><head><META HTTP-EQUIV="Refresh" CONTENT="0; URL=/opr"></head><body>Moved.</body></html>')
+    site.set("/opr", page())
+    site.set("/talks", page(extra="<p>Set http-equiv refresh to redirect old pages, the guide says.</p>"))
+    workdir.write(sources=[{"id": "moved", "url": site.url("/moved"), "every": "1h"},
+                           {"id": "talks", "url": site.url("/talks"), "every": "1h"}])
+    assert "2 baseline" in workdir.run("check").stdout
+    assert dict(db_rows(workdir, "select source_id, url from snapshots")) == {
+        "moved": site.url("/opr"), "talks": site.url("/talks")}
