@@ -506,13 +506,16 @@ class Monitor:
         rows, self._quiet_rows = self._quiet_rows, []
         if not rows:
             return
-        with self.store.session() as s:
-            s.execute(insert(FetchAttemptRecord), [a for a, _ in rows])
-            by_keys: dict[tuple, list[dict]] = {}
-            for _, u in rows:          # a bulk UPDATE wants the same columns in every row
-                by_keys.setdefault(tuple(u), []).append(u)
-            for group in by_keys.values():
-                s.execute(update(SourceRecord), group)
+        try:
+            with self.store.session() as s:
+                s.execute(insert(FetchAttemptRecord), [a for a, _ in rows])
+                by_keys: dict[tuple, list[dict]] = {}
+                for _, u in rows:          # a bulk UPDATE wants the same columns in every row
+                    by_keys.setdefault(tuple(u), []).append(u)
+                for group in by_keys.values():
+                    s.execute(update(SourceRecord), group)
+        except GovwatchError as e:     # the database is unwell: say so; these sources are simply due again
+            logger.error("could not record %d unchanged fetch(es) (%s); those sources will be checked again", len(rows), e)
 
     def _snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "",
                   item_key: str | None = None, item_keys: list[str] | None = None) -> SnapshotRecord:
