@@ -496,3 +496,24 @@ def test_no_secret_in_logs_output_or_database(site, webhook, smtp, workdir):
     assert len(first) == attempts_before == 2
     assert len(outcome_lines(json_lines)) == total_attempts == 4, outcome_lines(json_lines)
     assert any("changed (matched opr-outcomes)" in d["message"] for d in outcome_lines(json_lines))
+
+
+def test_check_interrupted_past_stop_timeout_exits_with_a_message(site, workdir):
+    """`govwatch check` stopped by SIGTERM while a response is still slower than
+    scheduler.stop_timeout: a one-line error and exit 1, what was fetched is stored, no traceback."""
+    site.set("/quick", page())
+    site.set("/slow", page(), delay=30)
+    workdir.write(sources=[{"id": "quick", "url": site.url("/quick"), "every": "1h"},
+                           {"id": "slow", "url": site.url("/slow"), "every": "1h"}],
+                  scheduler={"stop_timeout": "1s"}, fetch={"timeout": "60s"})
+    with GovwatchProcess("check", cwd=workdir.path, log_name="check") as check:
+        wait_until(lambda: site.hits("/slow"), 20, what="the slow request")
+        time.sleep(0.5)
+        rc, took = check.signal(signal.SIGTERM, timeout=20)
+        err = check.stderr()
+    assert rc == 1, err[-3000:]
+    assert took < 6, f"exit took {took:.1f}s"
+    assert "interrupted before it finished" in err and "Traceback" not in err, err[-3000:]
+    db = sqlite_path(workdir)
+    assert query(db, "select source_id from snapshots") == [("quick",)]
+    assert query(db, "select count(*) from sources where lease_owner != ''") == [(0,)]
