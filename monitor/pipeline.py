@@ -123,6 +123,7 @@ class Monitor:
         # Quiet outcomes (304, same bytes) of healthy sources are written in batches during a cycle:
         # their one row and one update each cost more in sessions than the fetch itself.
         self._quiet_every: dict[str, float] = {}   # healthy source -> every_seconds, set per cycle
+        self._first_time: set[str] = set()          # sources without a snapshot yet: nothing to look up
         self._quiet_rows: list[tuple[dict, dict]] = []
         self._quiet_since = 0.0
         self._ignore = {s.id: compile_ignore(s.ignore) for s in config.sources}
@@ -231,6 +232,8 @@ class Monitor:
             out.append(FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=self._headers(src)))
             if rec is not None and _healthy(rec) and not src.expect_update_within:
                 self._quiet_every[src.id] = float(rec.every_seconds)
+            if rec is None or rec.last_snapshot_id is None:
+                self._first_time.add(src.id)
         return out
 
     # -- the cycle ----------------------------------------------------------------------
@@ -239,7 +242,7 @@ class Monitor:
         report = CycleReport(started_at=self.clock())
         self._requested = set()
         self._cycle_started = report.started_at
-        self._quiet_every = {}
+        self._quiet_every, self._first_time = {}, set()
         await asyncio.to_thread(self.sync_sources)
         due = await asyncio.to_thread(self.due_sources, force=force, only=only)
         requests = await asyncio.to_thread(self.requests_for, due)
@@ -277,7 +280,7 @@ class Monitor:
                 waiter.cancel()
             writer.submit(self.flush_quiet)
             writer.shutdown(wait=True)
-            self._quiet_every = {}
+            self._quiet_every, self._first_time = {}, set()
             await asyncio.to_thread(self.release_leases)  # e.g. a source whose response never came
         report.finished_at = self.clock()
         return report
@@ -433,8 +436,12 @@ class Monitor:
             # the server says unchanged: nothing to read or compare
             return self._unchanged(fetched, "not_modified"), self._pending_docs(src)
         page_key = fetched.request.item_key
-        with self.store.session() as s:
-            last = self.store.latest_snapshot(s, sid, page_key)
+        if not page_key and sid in self._first_time:
+            self._first_time.discard(sid)
+            last = None
+        else:
+            with self.store.session() as s:
+                last = self.store.latest_snapshot(s, sid, page_key)
         verdict = judge(fetched, seen_before=last is not None)
         if verdict is not None and verdict.kind == "blocked":
             return self._record_block(fetched, verdict.reason), []

@@ -171,9 +171,10 @@ class Store:
         if not digest:
             return None
         if session is None:
-            with self.session() as s:
-                return self.get_blob(digest, s)
-        row = session.get(BlobRecord, digest)
+            with self.engine.connect() as conn:      # a read: no ORM session, no transaction to commit
+                row = conn.execute(select(BlobRecord.data, BlobRecord.codec).where(BlobRecord.sha256 == digest)).first()
+        else:
+            row = session.execute(select(BlobRecord.data, BlobRecord.codec).where(BlobRecord.sha256 == digest)).first()
         if row is None:
             return None
         return zlib.decompress(row.data) if row.codec == "zlib" else bytes(row.data)
