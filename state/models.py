@@ -121,7 +121,10 @@ class ChangeRecord(SQLModel, table=True):
     """The change log: one row per detected change, matched by a topic or not."""
 
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_source_time", "source_id", "detected_at"),)
+    # (matched, detected_at): the matched changes newest first (web filters, Atom feeds,
+    # `changes --matched`) are read in order from the index instead of sorted (migration 0003).
+    __table_args__ = (Index("ix_changes_source_time", "source_id", "detected_at"),
+                      Index("ix_changes_matched_time", "matched", "detected_at"))
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(foreign_key="sources.id")
     url: str = ""
@@ -137,7 +140,7 @@ class ChangeRecord(SQLModel, table=True):
     diff_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     topics: str = ""  # comma-separated topic ids matched (denormalised for filtering)
     severity: str = ""  # highest severity of the matches, "" when none
-    matched: bool = Field(default=False, index=True)
+    matched: bool = False
     note: str = ""  # e.g. "document could not be fetched: HTTP 403; classified on title and summary"
     meta_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # provenance of a new document
 
