@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import schedule
 from sqlalchemy import select
 
+from monitor import memory
 from state.models import WorkerRecord
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     from spiders.fetch import Fetcher, run_in_reactor
 
     sc = cfg.scheduler
+    memory.limit_arenas()
     mon = Monitor(cfg, store)
 
     def abandoned() -> None:
@@ -88,6 +90,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
                 logger.info("cycle %d: %d source(s) checked, %d change(s), %d matched", cycles["n"], len(report.sources),
                             report.changes, report.matched)
             await asyncio.to_thread(deliver, cfg, store)
+            memory.trim()
 
         async def delivery() -> None:
             await asyncio.to_thread(deliver, cfg, store)
