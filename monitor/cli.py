@@ -162,6 +162,9 @@ def _print_cycle(report) -> None:
             print(f"  {o.source_id}: {o.outcome}{' (' + o.part + ')' if o.part else ''}: {o.error}")
 
 
+TABLE_LIMIT = 50
+
+
 def cmd_changes(args) -> int:
     """List recorded changes, newest first.
 
@@ -170,7 +173,9 @@ def cmd_changes(args) -> int:
     cfg = _config(args)
     store = _store(cfg)
     since = _parse_since(args.since) if args.since else None
-    rows = store.query_changes(topic=args.topic, source_id=args.source, since=since, matched=args.matched, limit=args.limit)
+    # A table is for reading: the newest TABLE_LIMIT unless asked; json and csv are exports: all.
+    limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
+    rows = store.query_changes(topic=args.topic, source_id=args.source, since=since, matched=args.matched, limit=limit or None)
     data = [change_dict(c, m) for c, m in rows]
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -193,6 +198,8 @@ def cmd_changes(args) -> int:
                       " ".join(d["topics"]) or "-", (d["title"] or d["added_text"])[:100].replace("\n", " "))
         con = _console()
         con.print(t) if data else con.print("no changes recorded" + (" matching the filters" if any([args.topic, args.source, args.since, args.matched]) else ""))
+        if limit and len(data) == limit:
+            con.print(f"the newest {limit} shown; --limit N for more, --limit 0 for all")
     return 0
 
 
@@ -461,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--source")
     sp.add_argument("--since", help="ISO 8601 date or time (UTC when no offset)")
     sp.add_argument("--matched", action="store_true", help="only changes that matched a topic")
-    sp.add_argument("--limit", type=int, default=None)
+    sp.add_argument("--limit", type=int, default=None,
+                    help=f"at most this many, newest first (0: all; default {TABLE_LIMIT} for the table, all for json/csv)")
     sp.add_argument("--format", choices=["table", "json", "csv"], default="table")
     sp = add("show", cmd_show)
     sp.add_argument("change_id", type=int, metavar="CHANGE_ID")

@@ -553,6 +553,11 @@ class Monitor:
 
     def _record_change(self, s: Session, change: ChangeRecord, matches) -> ChangeRecord:
         """The change, its matches and its outbox rows: same transaction as the snapshot."""
+        if len(change.added_text) > classify_mod.MAX_TEXT_CHARS:
+            # the classifier reads a bounded prefix: an analyst must know the rest was not read
+            cut = f"only the first {classify_mod.MAX_TEXT_CHARS:,} of {len(change.added_text):,} characters added were classified"
+            change.note = f"{change.note}; {cut}" if change.note else cut
+            logger.warning("source %s: %s", change.source_id, cut)
         change.matched = bool(matches)
         change.topics = ",".join(m.topic for m in matches)
         change.severity = max((m.severity for m in matches), key=classify_mod.SEVERITIES.index, default="")

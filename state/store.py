@@ -218,7 +218,13 @@ class Store:
             if limit:
                 q = q.limit(limit)
             changes = list(s.scalars(q))
-            return [(c, self.matches_of(s, c.id)) for c in changes]
+            matches: dict[int, list[TopicMatchRecord]] = {c.id: [] for c in changes}
+            ids = list(matches)
+            for i in range(0, len(ids), 500):  # one query per 500 changes, not one per change
+                for m in s.scalars(select(TopicMatchRecord).where(TopicMatchRecord.change_id.in_(ids[i:i + 500]))
+                                   .order_by(TopicMatchRecord.score.desc(), TopicMatchRecord.id)):
+                    matches[m.change_id].append(m)
+            return [(c, matches[c.id]) for c in changes]
 
     @staticmethod
     def matches_of(session: Session, change_id: int) -> list[TopicMatchRecord]:

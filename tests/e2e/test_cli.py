@@ -79,3 +79,34 @@ def test_per_target_topic_filters_and_severity(site, webhook, workdir):
     site.set("/p", page(extra=RELEVANT + f"<p>{DEFINITION}</p>"))
     workdir.run("check", "--force")
     assert sorted(m["_path"] for m in webhook.received) == ["/ext", "/high", "/high", "/opr"]
+
+
+def test_changes_table_shows_the_newest_and_exports_show_all(workdir):
+    """A table of a long log shows the newest 50 and says so; json/csv exports are whole; the
+    topic matches of every listed change come along (read in one query per 500 changes)."""
+    from datetime import datetime, timedelta, timezone
+
+    from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
+    from state.store import Store
+
+    workdir.write(sources=[{"id": "a", "url": "https://example.gov/a"}])
+    store = Store(workdir.db)
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with store.session() as s:
+        s.add(SourceRecord(id="a", url="https://example.gov/a"))
+        s.flush()
+        for i in range(620):
+            c = ChangeRecord(source_id="a", url="https://example.gov/a", detected_at=t0 + timedelta(minutes=i), kind="changed",
+                             title=f"change {i}", matched=i % 2 == 0, topics="opr-outcomes" if i % 2 == 0 else "")
+            s.add(c)
+            s.flush()
+            if c.matched:
+                s.add(TopicMatchRecord(change_id=c.id, topic="opr-outcomes", score=1.0, severity="high", evidence_json="{}"))
+    out = workdir.run("changes").stdout
+    assert "change 619" in out and "change 570" in out and "change 569" not in out
+    assert "the newest 50 shown; --limit N for more, --limit 0 for all" in out
+    rows = json.loads(workdir.run("changes", "--format", "json").stdout)
+    assert len(rows) == 620 and rows[0]["title"] == "change 619"
+    assert all((r["topics"] == ["opr-outcomes"]) == (int(r["title"].split()[1]) % 2 == 0) for r in rows)
+    assert len(json.loads(workdir.run("changes", "--format", "json", "--limit", "7").stdout)) == 7
+    assert "--limit 0 for all" not in workdir.run("changes", "--limit", "0").stdout

@@ -82,3 +82,22 @@ def test_meta_refresh_is_still_followed(site, workdir):
     assert "2 baseline" in workdir.run("check").stdout
     assert dict(db_rows(workdir, "select source_id, url from snapshots")) == {
         "moved": site.url("/opr"), "talks": site.url("/talks")}
+
+
+def test_added_text_beyond_the_classifier_bound_is_noted(site, workdir):
+    """The classifier reads at most MAX_TEXT_CHARS of what was added; a change that adds more says
+    so in its note (and the log), so nobody takes "no topic" for "read and found nothing"."""
+    from monitor.classify import MAX_TEXT_CHARS
+
+    site.set("/big", page())
+    workdir.write(sources=[{"id": "big", "url": site.url("/big"), "every": "1h"}])
+    workdir.run("check")
+    para = "<p>Bulletin {n} lists the inspection schedule for regional offices in the coming quarter.</p>"
+    bulk = "".join(para.format(n=n) for n in range(MAX_TEXT_CHARS // 80 + 2000))
+    site.set("/big", page(extra=bulk))
+    p = workdir.run("check", "--force", timeout=300)
+    assert "1 changed" in p.stdout, p.stdout
+    (note, added), = db_rows(workdir, "select note, length(added_text) from changes")
+    assert added > MAX_TEXT_CHARS
+    assert note == f"only the first {MAX_TEXT_CHARS:,} of {added:,} characters added were classified"
+    assert "characters added were classified" in p.stderr
