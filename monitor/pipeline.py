@@ -134,26 +134,34 @@ class Monitor:
 
     # -- sources ------------------------------------------------------------------------
     def sync_sources(self) -> None:
-        """Make the sources table match the configuration (history of removed sources is kept)."""
-        ids = [src.id for src in self.config.sources]
-        if ids:
+        """Make the sources table match the configuration (history of removed sources is kept).
+        Runs every cycle: reads the configured columns in one query and writes only what differs."""
+        cols = ("name", "url", "kind", "agency", "every_seconds", "enabled", "disabled_reason")
+        with self.store.engine.connect() as conn:
+            have = {r.id: r for r in conn.execute(select(SourceRecord.id, *(getattr(SourceRecord, c) for c in cols)))}
+        missing = [src.id for src in self.config.sources if src.id not in have]
+        if missing:
             # workers starting together may all see a source as new: insert-if-missing, never fail
             ins = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
             with self.store.session() as s:
-                s.execute(ins(SourceRecord).values([{"id": i, "created_at": self.clock()} for i in ids])
+                s.execute(ins(SourceRecord).values([{"id": i, "created_at": self.clock()} for i in missing])
                           .on_conflict_do_nothing(index_elements=["id"]))
-        with self.store.session() as s:
-            recs = {r.id: r for r in s.scalars(select(SourceRecord))}      # one query, not one per source
-            for src in self.config.sources:
-                rec = recs[src.id]
-                if rec.url and rec.url != src.url:
-                    # a new URL is a new baseline: validators of the old URL must not be sent
-                    rec.etag, rec.last_modified = "", ""
-                rec.name, rec.url, rec.kind, rec.agency = src.display_name, src.url, src.kind, src.agency
-                rec.every_seconds = int(src.every)
-                reason = self.disabled_reason(src)
-                rec.enabled = not reason
-                rec.disabled_reason = reason
+        changed: dict[tuple, list[dict]] = {}
+        for src in self.config.sources:
+            reason = self.disabled_reason(src)
+            want = {"name": src.display_name, "url": src.url, "kind": src.kind, "agency": src.agency,
+                    "every_seconds": int(src.every), "enabled": not reason, "disabled_reason": reason}
+            old = have.get(src.id)
+            if old is not None and all(getattr(old, c) == want[c] for c in cols):
+                continue
+            if old is not None and old.url and old.url != src.url:
+                # a new URL is a new baseline: validators of the old URL must not be sent
+                want.update(etag="", last_modified="")
+            changed.setdefault(tuple(want), []).append({"id": src.id, **want})
+        if changed:
+            with self.store.session() as s:
+                for rows in changed.values():   # a bulk UPDATE by key wants the same columns in every row
+                    s.execute(update(SourceRecord), rows)
 
     def disabled_reason(self, src: SourceConfig) -> str:
         """Why a source is not checked ("" when it is): the configuration, or a kind that lacks

@@ -101,3 +101,25 @@ def test_added_text_beyond_the_classifier_bound_is_noted(site, workdir):
     assert added > MAX_TEXT_CHARS
     assert note == f"only the first {MAX_TEXT_CHARS:,} of {added:,} characters added were classified"
     assert "characters added were classified" in p.stderr
+
+
+def test_sources_are_synced_only_where_the_configuration_changed(site, workdir):
+    """sync_sources writes only what differs; a source given a new URL drops the old URL's
+    validators, so its first fetch is a full one, not a 304 borrowed from the old address."""
+    site.set("/one", page())
+    site.set("/two", page())                        # same bytes, so the same ETag
+    workdir.write(sources=[{"id": "a", "url": site.url("/one"), "every": "1h"},
+                           {"id": "b", "url": site.url("/two"), "every": "2h", "name": "B"}])
+    workdir.run("check")
+    assert db_rows(workdir, "select id, url, every_seconds, name from sources order by id") == [
+        ("a", site.url("/one"), 3600, "a"), ("b", site.url("/two"), 7200, "B")]
+    workdir.write(sources=[{"id": "a", "url": site.url("/two"), "every": "3h"},
+                           {"id": "b", "url": site.url("/two"), "every": "2h", "name": "B"}])
+    hits_before = len(site.hits("/two"))
+    out = workdir.run("check", "--force").stdout
+    assert db_rows(workdir, "select id, url, every_seconds from sources order by id") == [
+        ("a", site.url("/two"), 10800), ("b", site.url("/two"), 7200)]
+    new = site.hits("/two")[hits_before:]
+    assert len(new) == 2
+    assert sorted("if-none-match" in h for h in new) == [False, True]   # a: no validator of /one; b: its own
+    assert "1 unchanged" in out and "1 not modified" in out, out
