@@ -136,7 +136,7 @@ def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
         result["delivery"] = await asyncio.to_thread(deliver, cfg, store, retry_now=True)
         return 0
 
-    run_in_reactor(main, stop_timeout=cfg.scheduler.stop_timeout, on_abandon=mon.release_leases)
+    run_in_reactor(main, stop_timeout=cfg.scheduler.stop_timeout, on_abandon=mon.abandon)
     if "delivery" not in result:
         # a signal, and the in-flight work outlasted scheduler.stop_timeout: the cycle was cut
         raise GovwatchError("the check was interrupted before it finished (signal); every response already "

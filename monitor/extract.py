@@ -164,7 +164,7 @@ _NOISE = [
 ]
 # Every _NOISE pattern needs one of these words: a line (NFKC-normalised, lower-cased) without
 # any cannot match, and most lines of an article skip the patterns (a third of the cost of a page).
-_NOISE_WORDS = ("last", "archive", "helpful", "official", "how you know", ".gov", "javascript", "form", "csrf",
+_NOISE_WORDS = ("last", "archive", "helpful", "official", "know", ".gov", "javascript", "form", "csrf",
                 "authenticity", "viewstate", "eventvalidation", "verificationtoken")
 
 
@@ -201,6 +201,8 @@ def normalise(text: str, ignore: Sequence[re.Pattern] = ()) -> str:
         text = _LINE_BREAKS.sub("\n", text)
     low = text.lower()
     words = [w for w in _NOISE_WORDS if w in low]           # usually none or one ("form" in "information")
+    # lower() is not the patterns' (?i) for the Turkish dotted/dotless i: no screening then
+    screen = "\u0130" not in text and "\u0131" not in text
     out: list[str] = []
     after_widget = False
     for raw in text.split("\n"):
@@ -212,7 +214,7 @@ def normalise(text: str, ignore: Sequence[re.Pattern] = ()) -> str:
         if after_widget and _WIDGET_TAIL.match(line):
             continue
         after_widget = bool(_WIDGET_HEAD.match(line))
-        patterns = (*_NOISE, *ignore) if words and _may_be_noise(line, words) else ignore
+        patterns = (*_NOISE, *ignore) if not screen or (words and _may_be_noise(line, words)) else ignore
         if patterns:
             before = line
             for pattern in patterns:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -125,6 +126,7 @@ class Monitor:
         self._quiet_every: dict[str, float] = {}   # healthy source -> every_seconds, set per cycle
         self._first_time: set[str] = set()          # sources without a snapshot yet: nothing to look up
         self._quiet_rows: list[tuple[dict, dict]] = []
+        self._quiet_lock = threading.RLock()  # the writer queues and flushes; an abandoned cycle flushes from outside
         self._quiet_since = 0.0
         self._ignore = {s.id: compile_ignore(s.ignore) for s in config.sources}
         self._kinds = {s.id: source_kinds.get(s.kind)() for s in config.sources}
@@ -212,6 +214,10 @@ class Monitor:
             mine = set(s.scalars(select(SourceRecord.id).where(SourceRecord.id.in_(ids), SourceRecord.lease_owner == self.worker)))
         return [src for src in due if src.id in mine]
 
+    def _keep_up(self) -> None:
+        self.flush_quiet(older_than=QUIET_SECONDS)
+        self.renew_leases()
+
     def renew_leases(self) -> None:
         """Keep holding what this worker is still checking (a long cycle outlasts one lease)."""
         with self.store.session() as s:
@@ -267,9 +273,15 @@ class Monitor:
             return follow
 
         async def keep_leases() -> None:
+            # On the writer thread: serialised with the writes of this worker (a renewal beside a
+            # batch update of the same rows could deadlock on PostgreSQL); it also writes queued
+            # quiet outcomes when no response has come for a while.
             while True:
                 await asyncio.sleep(max(self.lease_seconds / 3, 0.2))
-                await asyncio.to_thread(self.renew_leases)
+                try:
+                    await loop.run_in_executor(writer, self._keep_up)
+                except GovwatchError as e:
+                    logger.error("could not renew this worker's leases (%s); trying again", e)
 
         renewer = asyncio.ensure_future(keep_leases())
         crawl = asyncio.ensure_future(fetcher.fetch(requests, on_result))
@@ -296,6 +308,12 @@ class Monitor:
     # -- one response -------------------------------------------------------------------
     def process(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:
         """Store what one response means; returns the outcome and the follow-up requests."""
+        try:
+            return self._process_one(fetched)
+        finally:
+            self.flush_quiet(older_than=QUIET_SECONDS)  # queued outcomes wait at most ~QUIET_SECONDS
+
+    def _process_one(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:
         sid = fetched.request.source_id
         part = _part(fetched.request)
         try:
@@ -509,28 +527,38 @@ class Monitor:
             same = fetched.url == fetched.request.url   # validators belong to the URL that answered
             update_row["etag"] = fetched.headers.get("etag", "") if same else ""
             update_row["last_modified"] = fetched.headers.get("last-modified", "") if same else ""
-        if not self._quiet_rows:
-            self._quiet_since = time.monotonic()
-        self._quiet_rows.append((self._attempt_row(fetched, outcome), update_row))
+        with self._quiet_lock:
+            if not self._quiet_rows:
+                self._quiet_since = time.monotonic()
+            self._quiet_rows.append((self._attempt_row(fetched, outcome), update_row))
         logger.info("source %s: %s", fetched.request.source_id, "not modified (304)" if outcome == "not_modified" else "unchanged")
-        if len(self._quiet_rows) >= QUIET_BATCH or time.monotonic() - self._quiet_since >= QUIET_SECONDS:
+        if len(self._quiet_rows) >= QUIET_BATCH:
             self.flush_quiet()
 
-    def flush_quiet(self) -> None:
-        """Write the queued quiet outcomes: one INSERT of the attempts, one bulk UPDATE by key."""
-        rows, self._quiet_rows = self._quiet_rows, []
-        if not rows:
-            return
-        try:
-            with self.store.session() as s:
-                s.execute(insert(FetchAttemptRecord), [a for a, _ in rows])
-                by_keys: dict[tuple, list[dict]] = {}
-                for _, u in rows:          # a bulk UPDATE wants the same columns in every row
-                    by_keys.setdefault(tuple(u), []).append(u)
-                for group in by_keys.values():
-                    s.execute(update(SourceRecord), group)
-        except GovwatchError as e:     # the database is unwell: say so; these sources are simply due again
-            logger.error("could not record %d unchanged fetch(es) (%s); those sources will be checked again", len(rows), e)
+    def flush_quiet(self, *, older_than: float = 0.0) -> None:
+        """Write the queued quiet outcomes (all, or only once the oldest has waited `older_than`
+        seconds): one INSERT of the attempts, one bulk UPDATE by key, rows in key order (the
+        same order as any other update of these rows takes its locks in: no deadlock)."""
+        with self._quiet_lock:
+            if not self._quiet_rows or time.monotonic() - self._quiet_since < older_than:
+                return
+            rows, self._quiet_rows = self._quiet_rows, []
+            try:
+                with self.store.session() as s:
+                    s.execute(insert(FetchAttemptRecord), [a for a, _ in rows])
+                    by_keys: dict[tuple, list[dict]] = {}
+                    for _, u in sorted(rows, key=lambda r: r[1]["id"]):  # a bulk UPDATE wants the same columns in every row
+                        by_keys.setdefault(tuple(u), []).append(u)
+                    for group in by_keys.values():
+                        s.execute(update(SourceRecord), group)
+            except GovwatchError as e:  # the database is unwell: say so; these sources are simply due again
+                logger.error("could not record %d unchanged fetch(es) (%s); those sources will be checked again", len(rows), e)
+
+    def abandon(self) -> None:
+        """The reactor gave up on in-flight work (a signal and stop_timeout): write what was queued,
+        then give back the leases."""
+        self.flush_quiet()
+        self.release_leases()
 
     def _snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "",
                   item_key: str | None = None, item_keys: list[str] | None = None) -> SnapshotRecord:

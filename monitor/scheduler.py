@@ -70,7 +70,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     mon = Monitor(cfg, store)
 
     def abandoned() -> None:
-        mon.release_leases()
+        mon.abandon()
         heartbeat(store, mon.worker, tick=sc.tick, stopped=True)
 
     async def main(stop_event: asyncio.Event) -> int:

@@ -123,3 +123,53 @@ def test_sources_are_synced_only_where_the_configuration_changed(site, workdir):
     assert len(new) == 2
     assert sorted("if-none-match" in h for h in new) == [False, True]   # a: no validator of /one; b: its own
     assert "1 unchanged" in out and "1 not modified" in out, out
+
+
+def test_queued_quiet_outcomes_are_written_within_a_second_and_on_abandon(tmp_path):
+    """A queued 304 does not wait for the next quiet outcome to be written, and an abandoned cycle
+    (a signal, then stop_timeout) writes what was queued before it gives back the leases."""
+    import time as _time
+    from datetime import timezone
+
+    import yaml
+
+    from monitor.config import load_config
+    from monitor.pipeline import QUIET_SECONDS, Monitor
+    from spiders.kinds import Fetched
+    from state.store import Store
+
+    cfg_path = tmp_path / "gw.yaml"
+    cfg_path.write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path / 'gw.db'}", "include_defaults": False,
+                                        "sources": [{"id": s, "url": f"https://example.gov/{s}", "every": "1h"} for s in "abc"]}))
+    cfg = load_config(str(cfg_path))
+    mon = Monitor(cfg, Store(cfg.database), worker="w1")
+    body = b"<html><head><title>T</title></head><body><main><p>" + b"Rule text sentence. " * 30 + b"</p></main></body></html>"
+
+    def fetched(reqs, sid, status, data=b""):
+        r = next(q for q in reqs if q.source_id == sid)
+        return Fetched(request=r, url=r.url, status=status, headers={"content-type": "text/html", "etag": '"e1"'}, body=data,
+                       started_at=datetime.now(timezone.utc), duration_ms=5)
+
+    def cycle_start():  # what run_cycle does before the crawl
+        mon._quiet_every, mon._first_time = {}, set()
+        mon.sync_sources()
+        return mon.requests_for(mon.due_sources(force=True))
+
+    reqs = cycle_start()
+    for sid in "abc":
+        assert mon.process(fetched(reqs, sid, 200, body))[0].outcome == "baseline"
+    mon.release_leases()
+
+    reqs = cycle_start()
+    assert mon.process(fetched(reqs, "a", 304))[0].outcome == "not_modified"
+    _time.sleep(QUIET_SECONDS + 0.2)
+    assert mon.process(fetched(reqs, "b", 200, body.replace(b"Rule", b"New rule")))[0].outcome == "changed"
+    attempts = lambda: mon.store.engine.connect().exec_driver_sql(  # noqa: E731
+        "select source_id, outcome from fetch_attempts where outcome = 'not_modified' order by id").fetchall()
+    assert attempts() == [("a", "not_modified")]          # written with b's response, not at the cycle's end
+
+    assert mon.process(fetched(reqs, "c", 304))[0].outcome == "not_modified"
+    mon.abandon()                                          # the reactor gave up: queued rows first, then leases
+    assert attempts() == [("a", "not_modified"), ("c", "not_modified")]
+    with mon.store.engine.connect() as c:
+        assert c.exec_driver_sql("select count(*) from sources where lease_owner != '' or last_status != 304 and id != 'b'").scalar() == 0

@@ -276,6 +276,10 @@ NORMALISE = [
     ("yes-no-outside-widget-kept", "Is it open?\nYes\n\nNo", "Is it open?\nYes\n\nNo"),
     ("stamp-line-does-not-split-paragraph", "First line\nLast Reviewed: May 1, 2025\nsecond line",
      "First line\nsecond line"),
+    ("banner-with-double-space", "Here's how  you know\nThe rule text.", "The rule text."),
+    ("banner-with-tab", "Here\u2019s how\tyou know\nThe rule text.", "The rule text."),
+    ("banner-with-dotted-capital-i", "AN OFF\u0130C\u0130AL WEBS\u0130TE OF THE UN\u0130TED STATES GOVERNMENT\nThe rule text.",
+     "The rule text."),
 ]
 
 
@@ -518,6 +522,8 @@ def test_noise_screen_never_skips_a_line_a_noise_pattern_would_change():
         for line in text.split("\n"):
             for pattern in _NOISE:
                 if pattern.search(line):
+                    if "\u0130" in text or "\u0131" in text:
+                        continue  # normalise does not screen such texts: lower() is not (?i) for them
                     checked += 1
                     assert _may_be_noise(line), (line, pattern.pattern)
                     assert _may_be_noise(line, [w for w in _NOISE_WORDS if w in text.lower()]), line
