@@ -12,7 +12,6 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
@@ -322,20 +321,21 @@ def _unwrap_layout_tables(tree: lxml.html.HtmlElement) -> None:
             el.tag = "div"
 
 
+def _mains(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The page's <main> elements, else its role="main" ones."""
+    return tree.xpath("//main") or tree.xpath("//*[@role='main']")
+
+
 def _single_main(tree: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
-    """The page's one <main> (else its one role="main" element); None when absent or ambiguous."""
-    for path in ("//main", "//*[@role='main']"):
-        found = tree.xpath(path)
-        if found:
-            return found[0] if len(found) == 1 else None
-    return None
+    """The page's one main region; None when it has none or several."""
+    found = _mains(tree)
+    return found[0] if len(found) == 1 else None
 
 
 def _fallback_region(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
-    for path in ("//main", "//*[@role='main']"):
-        found = tree.xpath(path)
-        if found:
-            return found[:1]
+    found = _mains(tree)
+    if found:
+        return found[:1]
     articles = tree.xpath("//article[not(ancestor::article)]")
     if articles:
         return articles

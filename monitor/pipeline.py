@@ -14,8 +14,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from monitor import classify as classify_mod
@@ -35,7 +33,7 @@ from state.models import (
     SourceRecord,
     TopicMatchRecord,
 )
-from state.store import Store, sha256
+from state.store import Store, bulk_update, dialect_insert, sha256
 from alerts.outbox import worker_id
 
 logger = logging.getLogger(__name__)
@@ -144,11 +142,10 @@ class Monitor:
         missing = [src.id for src in self.config.sources if src.id not in have]
         if missing:
             # workers starting together may all see a source as new: insert-if-missing, never fail
-            ins = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
             with self.store.session() as s:
-                s.execute(ins(SourceRecord).values([{"id": i, "created_at": self.clock()} for i in missing])
+                s.execute(dialect_insert(self.store.dialect)(SourceRecord).values([{"id": i, "created_at": self.clock()} for i in missing])
                           .on_conflict_do_nothing(index_elements=["id"]))
-        changed: dict[tuple, list[dict]] = {}
+        changed: list[dict] = []
         for src in self.config.sources:
             reason = self.disabled_reason(src)
             want = {"name": src.display_name, "url": src.url, "kind": src.kind, "agency": src.agency,
@@ -159,11 +156,10 @@ class Monitor:
             if old is not None and old.url and old.url != src.url:
                 # a new URL is a new baseline: validators of the old URL must not be sent
                 want.update(etag="", last_modified="")
-            changed.setdefault(tuple(want), []).append({"id": src.id, **want})
+            changed.append({"id": src.id, **want})
         if changed:
             with self.store.session() as s:
-                for rows in changed.values():   # a bulk UPDATE by key wants the same columns in every row
-                    s.execute(update(SourceRecord), rows)
+                bulk_update(s, SourceRecord, changed)
 
     def disabled_reason(self, src: SourceConfig) -> str:
         """Why a source is not checked ("" when it is): the configuration, or a kind that lacks
@@ -426,12 +422,8 @@ class Monitor:
         if silent:
             rec.health = "silent"
             self._health_alert(s, rec, "silent", silent, True)
-        if fetched.status != 304:
-            # validators belong to the URL that answered: after a redirect they would be sent to
-            # the old URL (and followed to the new one), and a 304 there would hide the change
-            same = fetched.url == fetched.request.url
-            rec.etag = fetched.headers.get("etag", "") if same else ""
-            rec.last_modified = fetched.headers.get("last-modified", "") if same else ""
+        for name, value in _validators(fetched).items():
+            setattr(rec, name, value)
         rec.next_due_at = self._next_due(rec, _aware(fetched.started_at))
         if not silent:
             self._health_alert(s, rec, "ok", "", False)
@@ -505,6 +497,7 @@ class Monitor:
     def _unchanged(self, fetched: Fetched, outcome: str) -> Outcome:
         sid = fetched.request.source_id
         now = self.clock()
+        logger.info("source %s: %s", sid, "not modified (304)" if outcome == "not_modified" else "unchanged")
         every = self._quiet_every.pop(sid, None) if not _part(fetched.request) else None
         if every is not None:
             self._queue_quiet(fetched, outcome, every, now)
@@ -513,7 +506,6 @@ class Monitor:
             s.add(self._attempt(fetched, outcome))
             rec = s.get(SourceRecord, sid)
             self._success(s, rec, fetched, now)
-        logger.info("source %s: %s", sid, "not modified (304)" if outcome == "not_modified" else "unchanged")
         return Outcome(sid, outcome, part=_part(fetched.request))
 
     def _queue_quiet(self, fetched: Fetched, outcome: str, every: float, now: datetime) -> None:
@@ -522,16 +514,11 @@ class Monitor:
         that batch's bookkeeping: those sources are simply checked again; no version is involved."""
         update_row = dict(id=fetched.request.source_id, last_attempt_at=now, last_success_at=now, lease_owner="",
                           lease_until=None, last_status=fetched.status, health="ok", last_error="",
-                          next_due_at=_due_after(every, 0, _aware(fetched.started_at)))
-        if fetched.status != 304:
-            same = fetched.url == fetched.request.url   # validators belong to the URL that answered
-            update_row["etag"] = fetched.headers.get("etag", "") if same else ""
-            update_row["last_modified"] = fetched.headers.get("last-modified", "") if same else ""
+                          next_due_at=_due_after(every, 0, _aware(fetched.started_at)), **_validators(fetched))
         with self._quiet_lock:
             if not self._quiet_rows:
                 self._quiet_since = time.monotonic()
             self._quiet_rows.append((self._attempt_row(fetched, outcome), update_row))
-        logger.info("source %s: %s", fetched.request.source_id, "not modified (304)" if outcome == "not_modified" else "unchanged")
         if len(self._quiet_rows) >= QUIET_BATCH:
             self.flush_quiet()
 
@@ -546,11 +533,7 @@ class Monitor:
             try:
                 with self.store.session() as s:
                     s.execute(insert(FetchAttemptRecord), [a for a, _ in rows])
-                    by_keys: dict[tuple, list[dict]] = {}
-                    for _, u in sorted(rows, key=lambda r: r[1]["id"]):  # a bulk UPDATE wants the same columns in every row
-                        by_keys.setdefault(tuple(u), []).append(u)
-                    for group in by_keys.values():
-                        s.execute(update(SourceRecord), group)
+                    bulk_update(s, SourceRecord, sorted((u for _, u in rows), key=lambda u: u["id"]))
             except GovwatchError as e:  # the database is unwell: say so; these sources are simply due again
                 logger.error("could not record %d unchanged fetch(es) (%s); those sources will be checked again", len(rows), e)
 
@@ -952,6 +935,17 @@ def _due_after(every: float, bad: int, start: datetime) -> datetime:
         every = min(every * factor, every + 86400)
     jitter = min(every * 0.1, 600.0)
     return start + timedelta(seconds=every + random.uniform(-jitter, jitter))
+
+
+def _validators(fetched: Fetched) -> dict[str, str]:
+    """The validators to store from a response: none from a 304 (the stored ones stay); from
+    another URL than asked (a redirect) empty ones, since sent to the old URL and followed to the
+    new one, a 304 there would hide the change."""
+    if fetched.status == 304:
+        return {}
+    same = fetched.url == fetched.request.url
+    return {"etag": fetched.headers.get("etag", "") if same else "",
+            "last_modified": fetched.headers.get("last-modified", "") if same else ""}
 
 
 def _healthy(rec: SourceRecord) -> bool:

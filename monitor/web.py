@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import io
 import ipaddress
-import json
 import logging
 import os
 import secrets
@@ -701,10 +700,7 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
             q = f.apply(select(ChangeRecord)).order_by(ChangeRecord.detected_at.desc(), ChangeRecord.id.desc())
             changes = list(s.scalars(q.offset(offset).limit(limit)))
             ids = [c.id for c in changes]
-            matches: dict[int, list[TopicMatchRecord]] = {i: [] for i in ids}
-            if ids:
-                for m in s.scalars(select(TopicMatchRecord).where(TopicMatchRecord.change_id.in_(ids)).order_by(TopicMatchRecord.score.desc())):
-                    matches[m.change_id].append(m)
+            matches = store.matches_by_change(s, ids)
             states = states_of(s, ids)
             # A join, not "change_id IN (the filtered changes)": SQLite would walk every change of
             # the log for that; this walks the topic matches and looks each change up by its key.
