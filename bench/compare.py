@@ -244,6 +244,16 @@ def run_oneshot(cmd: list, *, cwd: Path, env: dict, log: Path, timeout: float) -
 
 
 # -- the site ------------------------------------------------------------------------------------
+
+def terminate(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; returns once the process is gone."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
 class Site:
     """The shared benchmark site in its own process, at generation 0."""
 
@@ -268,12 +278,7 @@ class Site:
         return urllib.parse.urlsplit(url).path
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, 10)
         self.proc.stdout.close()
 
     def __enter__(self) -> Site:
@@ -463,12 +468,7 @@ class CdioRunner(Runner):
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc, 30)
         if self.log is not None:
             self.log.close()
 
