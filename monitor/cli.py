@@ -7,12 +7,12 @@ import csv
 import io
 import json
 import logging
-import os
 import sys
 import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
+from monitor.config import config_path_given
 from monitor.records import change_dict, iso
 from state.errors import ConfigError, GovwatchError
 
@@ -21,7 +21,10 @@ logger = logging.getLogger("govwatch")
 
 # -- helpers ---------------------------------------------------------------------------
 def _setup_logging(verbose: int = 0) -> None:
-    level_name = os.environ.get("GOVWATCH_LOG_LEVEL", "").upper()
+    from monitor.config import environment
+
+    env = environment()
+    level_name = env.get("GOVWATCH_LOG_LEVEL", "").upper()
     level = getattr(logging, level_name, None) if level_name else None
     if not isinstance(level, int):
         level = logging.DEBUG if verbose > 1 else logging.INFO
@@ -29,7 +32,7 @@ def _setup_logging(verbose: int = 0) -> None:
     if root.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("GOVWATCH_LOG_FORMAT", "").lower() == "json":
+    if env.get("GOVWATCH_LOG_FORMAT", "").lower() == "json":
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
@@ -316,7 +319,7 @@ def cmd_classify(args) -> int:
     from monitor import classify
     from monitor.extract import detect_kind, extract
 
-    cfg = _config(args) if (args.config or os.environ.get("GOVWATCH_CONFIG") or os.path.exists("govwatch.yaml")) else None
+    cfg = _config(args) if (args.config or config_path_given()) else None
     if args.file == "-":
         body = sys.stdin.buffer.read()
     else:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -200,6 +200,8 @@ class Config:
     topics: list[Any]  # monitor.classify.Topic, built-ins first
     public_url: str = ""
     from_file: bool = False
+    # the GOVWATCH_* environment as it was at load (keys live here): never printed, never logged
+    environment: dict[str, str] = field(default_factory=dict, repr=False)
     _by_id: dict[str, SourceConfig] = field(default_factory=dict)
 
     def source(self, source_id: str) -> SourceConfig:
@@ -313,12 +315,23 @@ def _env_targets(value: str) -> list[dict[str, Any]]:
     return [{"url": u, "name": f"env-{i + 1}"} for i, u in enumerate(value.split())]
 
 
+def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The GOVWATCH_* settings of the process environment (or of `env`): the one place that reads
+    it. Commands read it once at start and pass what they need down."""
+    return {k: v for k, v in (os.environ if env is None else env).items() if k.startswith("GOVWATCH_")}
+
+
+def config_path_given(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a configuration file is named (GOVWATCH_CONFIG) or present as ./govwatch.yaml."""
+    return bool(environment(env).get("GOVWATCH_CONFIG")) or Path(DEFAULT_CONFIG).exists()
+
+
 def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None) -> Config:
     """Read, validate and resolve the configuration; raises ConfigError listing every problem."""
     from spiders import source_kinds  # registers the kinds
     from monitor import classify
 
-    env = dict(os.environ if env is None else env)
+    env = environment(env)
     explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
     cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
     raw: Any = {}
@@ -417,6 +430,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         topics=topics,
         public_url=f.public_url.rstrip("/"),
         from_file=cfg_path.exists(),
+        environment=env,
     )
 
 

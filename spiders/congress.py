@@ -3,7 +3,6 @@ the api.data.gov key travels only in the X-Api-Key header, never in a URL, a log
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any, Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -27,9 +26,9 @@ _COMMITTEE_ROUTE = re.compile(r"/v3/committee/(house|senate|joint)/([a-z]{4}\d{2
 _REPORT_KIND = {"HRPT": "house-report", "SRPT": "senate-report", "ERPT": "executive-report"}
 
 
-def api_key(env: Mapping[str, str] | None = None) -> str:
-    """The api.data.gov key from the environment ("" when unset); read per call, never at import."""
-    return ((os.environ if env is None else env).get(KEY_ENV) or "").strip()
+def api_key(env: Mapping[str, str] | None) -> str:
+    """The api.data.gov key from the GOVWATCH_* settings the configuration read ("" when unset)."""
+    return ((env or {}).get(KEY_ENV) or "").strip()
 
 
 def ordinal(n: int) -> str:

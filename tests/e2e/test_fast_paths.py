@@ -151,7 +151,7 @@ def test_queued_quiet_outcomes_are_written_within_a_second_and_on_abandon(tmp_pa
                        started_at=datetime.now(timezone.utc), duration_ms=5)
 
     def cycle_start():  # what run_cycle does before the crawl
-        mon._quiet_every, mon._first_time = {}, set()
+        mon._end_cycle()
         mon.sync_sources()
         return mon.requests_for(mon.due_sources(force=True))
 

@@ -175,16 +175,30 @@ def test_disabled_without_a_key_and_header_only_with_one():
     assert "X-Api-Key" not in kind.request_headers(Src(), env={})
 
 
-def test_disabled_reason_reads_the_environment(monkeypatch):
+def test_the_key_reaches_the_kind_from_the_environment_read_by_the_configuration(monkeypatch, tmp_path):
+    """The environment is read once, by monitor/config.py; the kind sees what the Monitor hands it."""
+    from monitor.config import load_config
+    from monitor.pipeline import Monitor
+    from state.store import Store
+
+    cfg_file = tmp_path / "govwatch.yaml"
+    cfg_file.write_text(f"database: sqlite:///{tmp_path}/gw.db\ninclude_defaults: false\nsources:\n"
+                        "  - {id: hearings, kind: congress-gov, url: 'https://api.congress.gov/v3/hearing', options: {committees: [hshm00]}}\n")
     monkeypatch.delenv(KEY_ENV, raising=False)
-    assert CongressSource().disabled_reason(Src()) == DISABLED_NO_KEY
+    cfg = load_config(cfg_file)
+    mon = Monitor(cfg, Store(cfg.database))
+    assert mon.leases.disabled_reason(cfg.source("hearings")) == DISABLED_NO_KEY
     monkeypatch.setenv(KEY_ENV, KEY)
-    assert CongressSource().disabled_reason(Src()) is None
+    assert mon.leases.disabled_reason(cfg.source("hearings")) == DISABLED_NO_KEY  # read at load, not per call
+    cfg = load_config(cfg_file)
+    mon = Monitor(cfg, Store(cfg.database))
+    assert mon.leases.disabled_reason(cfg.source("hearings")) == ""
+    assert mon.ctx.headers(cfg.source("hearings"))["X-Api-Key"] == KEY
+    assert KEY not in repr(cfg)
 
 
 @pytest.mark.parametrize("name", ["hearings-with-committees.json", "committee-meetings.json", "committee-reports-hshm00.json"])
-def test_the_key_appears_only_in_the_header(monkeypatch, name):
-    monkeypatch.setenv(KEY_ENV, KEY)
+def test_the_key_appears_only_in_the_header(name):
     kind = CongressSource()
     src = Src(endpoint="committee-report", committees=["hshm00", "ssga00"])
     url = kind.request_url(src)
@@ -193,7 +207,7 @@ def test_the_key_appears_only_in_the_header(monkeypatch, name):
     everything = json.dumps([url, parsed.title, parsed.next_pages, [asdict(i) for i in parsed.items]], default=str)
     assert KEY not in everything
     assert "api_key" not in everything.lower()
-    assert kind.request_headers(src)["X-Api-Key"] == KEY
+    assert kind.request_headers(src, env={KEY_ENV: KEY})["X-Api-Key"] == KEY
 
 
 @pytest.mark.parametrize("options, problem", [

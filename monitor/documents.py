@@ -1,0 +1,123 @@
+"""One document's new version (a page or a PDF): its text extracted, compared with the last
+version as today's extraction reads it, classified, and recorded as a change; removals too."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+from monitor.config import SourceConfig
+from monitor.context import Context, Outcome, log_outcome, logger, part_of
+from monitor.diff import diff
+from monitor.extract import extract
+from monitor.health import Health
+from monitor.recorder import Recorder
+from spiders.kinds import Fetched, Parsed
+from state.errors import GovwatchError, SourceError
+from state.models import ChangeRecord, SnapshotRecord, SourceRecord
+from state.store import sha256
+
+
+@dataclass
+class Doc:
+    text: str
+    title: str
+    note: str = ""
+
+
+class Documents:
+    def __init__(self, ctx: Context, health: Health, recorder: Recorder):
+        self.ctx, self.health, self.recorder = ctx, health, recorder
+
+    def extract(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, select: str | None | bool = True) -> Doc:
+        try:
+            ex = extract(parsed.document or b"", content_type=parsed.content_type or fetched.content_type,
+                         url=fetched.url, select=src.select if select is True else None, ignore=self.ctx.ignore[src.id])
+        except SourceError as e:
+            e.source_id, e.url = src.id, fetched.url
+            raise
+        note = "PDF without a text layer" if ex.no_text_layer else ""
+        return Doc(text=ex.text, title=ex.title or parsed.title or "", note=note)
+
+    def process(self, fetched: Fetched, src: SourceConfig, doc: Doc, digest: str, last: SnapshotRecord | None) -> Outcome:
+        """A new version of a page or PDF: baseline, changed, or unchanged (cosmetic) — or held back
+        as a block when it suddenly lost most of its text."""
+        sid = src.id
+        part = part_of(fetched.request)
+        shrunk = self.health.shrunk(fetched, len(doc.text), last, digest)
+        if shrunk:
+            return self.health.record_block(fetched, shrunk)
+        now = self.ctx.clock()
+        prev_text = self.previous_text(fetched, src, last, doc.text) if last else ""
+        d = diff(prev_text, doc.text) if last is not None else None
+        matches = self.ctx.classify(sid, d.added_text, d.removed_text) if d is not None and d.changed else []
+        replaced_pdf = (last is not None and not (d and d.changed) and doc.note and last.body_sha256 != digest)
+        with self.ctx.store.session() as s:
+            rec = s.get(SourceRecord, sid)
+            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note)
+            if not part:
+                rec.last_snapshot_id = snap.id
+            if last is None:
+                outcome = "baseline"
+            elif d.changed or replaced_pdf:
+                outcome = "changed"
+                note = "the PDF was replaced; neither version has a text layer" if replaced_pdf else doc.note
+                self.recorder.change(s, ChangeRecord(
+                    source_id=sid, url=fetched.url, detected_at=now, kind="changed", title=doc.title[:500],
+                    prev_snapshot_id=last.id, new_snapshot_id=snap.id, added_text=d.added_text,
+                    removed_text=d.removed_text, diff_text=d.unified(), note=note,
+                ), matches)
+                rec.last_change_at = now
+            else:
+                outcome = "unchanged"  # a cosmetic change: the new bytes are kept as evidence only
+            s.add(self.health.attempt(fetched, outcome))
+            self.health.success(s, rec, fetched, now)
+        log_outcome(sid, outcome, matches)
+        return Outcome(sid, outcome, changes=int(outcome == "changed"), matched=int(bool(matches)), part=part)
+
+    def previous_text(self, fetched: Fetched, src: SourceConfig, last: SnapshotRecord, new_text: str) -> str:
+        """The last version's text as this extraction reads it. When the new text differs from the
+        stored one, the old raw body is read again, so a new govwatch (or trafilatura) release, or
+        an edited `select` or `ignore`, is never reported as a change of every page; the stored
+        text serves when the old body cannot be read again."""
+        store = self.ctx.store
+        stored = store.get_text(last.text_sha256)
+        if stored == new_text or last.note.startswith("removed"):
+            return stored
+        body = store.get_blob(last.body_sha256)
+        if not body:
+            return stored
+        try:
+            old = replace(fetched, url=last.url, body=body, headers=json.loads(last.headers_json or "{}"))
+            parsed = self.ctx.kinds[src.id].parse(old, src)
+            if parsed.document is None or parsed.items is not None:
+                return stored
+            return self.extract(old, src, parsed).text
+        except (GovwatchError, ValueError) as e:
+            logger.debug("source %s: previous version not re-extracted (%s); using its stored text", src.id, e)
+            return stored
+
+    def removed(self, fetched: Fetched, src: SourceConfig, reason: str, last: SnapshotRecord | None) -> Outcome:
+        """The page is gone (404/410, a redirect home, a 'not found' page): a `removed` change once;
+        the removal of a watched definition is itself classified (the classifier sees what was removed)."""
+        sid = src.id
+        part = part_of(fetched.request)
+        now = self.ctx.clock()
+        if last is not None and last.note.startswith("removed"):
+            return self.health.unchanged(fetched, "unchanged")  # still gone: recorded already
+        prev_text = self.ctx.store.get_text(last.text_sha256) if last else ""
+        matches = self.ctx.classify(sid, "", removed=prev_text) if prev_text else []
+        with self.ctx.store.session() as s:
+            rec = s.get(SourceRecord, sid)
+            snap = self.recorder.snapshot(s, fetched, sha256(fetched.body), "", last.title if last else "", note=f"removed: {reason}")
+            if not part:
+                rec.last_snapshot_id = snap.id
+                rec.last_change_at = now
+            self.recorder.change(s, ChangeRecord(
+                source_id=sid, url=fetched.request.url, detected_at=now, kind="removed", title=(last.title if last else "")[:500],
+                prev_snapshot_id=last.id if last else None, new_snapshot_id=snap.id, removed_text=prev_text,
+                diff_text="\n".join("- " + line for line in prev_text.splitlines()), note=f"removed: {reason}",
+            ), matches)
+            s.add(self.health.attempt(fetched, "removed", reason))
+            self.health.success(s, rec, fetched, now)
+        logger.warning("source %s: removed (%s)", sid, reason)
+        return Outcome(sid, "removed", changes=1, matched=int(bool(matches)), part=part)

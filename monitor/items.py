@@ -1,0 +1,266 @@
+"""Listings, feeds and APIs: new and removed items of a fetched page of items, the later pages, and
+each new item's own document (followed, at most max_follow a run, the rest pending for the next)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from monitor.config import SourceConfig
+from monitor.context import Context, Outcome, log_outcome, logger, part_of
+from monitor.documents import Documents
+from monitor.health import Health
+from monitor.recorder import Recorder
+from spiders.blocks import judge
+from spiders.kinds import FetchRequest, Fetched, Item, Parsed
+from state.errors import ExtractError
+from state.models import ChangeRecord, ItemRecord, SnapshotRecord, SourceRecord
+from state.store import sha256
+
+DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs before it is recorded without full text
+MAX_KEY = 2000
+
+
+class Items:
+    def __init__(self, ctx: Context, health: Health, recorder: Recorder, documents: Documents):
+        self.ctx, self.health, self.recorder, self.documents = ctx, health, recorder, documents
+        self.requested: set[tuple[str, str]] = set()  # follow-ups already asked for in this cycle
+        self.cycle_started = ctx.clock()  # items seen since then moved pages rather than vanished
+
+    def begin_cycle(self, started: datetime) -> None:
+        self.requested = set()
+        self.cycle_started = started
+
+    # -- follow-ups ---------------------------------------------------------------------
+    def max_follow(self, src: SourceConfig) -> int:
+        return int(getattr(src.options, "max_follow", 20) or 0) if src.options is not None else 20
+
+    def pending_docs(self, src: SourceConfig) -> list[FetchRequest]:
+        """New items waiting for their document: at most max_follow per run, oldest first; the rest
+        stay pending in the database for the next run (never dropped)."""
+        if not getattr(self.ctx.kinds[src.id], "has_items", True):
+            return []
+        limit = self.max_follow(src)
+        requested = self.requested
+        asked = sum(1 for (sid, _k) in requested if sid == src.id)
+        if limit - asked <= 0:
+            return []
+        with self.ctx.store.session() as s:
+            rows = list(s.scalars(select(ItemRecord)
+                                  .where(ItemRecord.source_id == src.id, ItemRecord.doc_status == "pending")
+                                  .order_by(ItemRecord.first_seen_at, ItemRecord.id).limit(limit - asked + len(requested))))
+        out = []
+        for r in rows:
+            if (src.id, r.key) in requested or len(out) >= limit - asked:
+                continue
+            requested.add((src.id, r.key))
+            out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key))
+        return out
+
+    def next_page(self, src: SourceConfig, fetched: Fetched, parsed: Parsed) -> list[FetchRequest]:
+        page_no = _page_no(fetched.request.item_key)
+        max_pages = int(getattr(src.options, "max_pages", 1) or 1) if src.options is not None else 1
+        if page_no >= max_pages or not parsed.next_pages:
+            return []
+        key = f"#page-{page_no + 1}"
+        with self.ctx.store.session() as s:
+            last = self.ctx.store.latest_snapshot(s, src.id, key)
+        validators = json.loads(last.headers_json) if last is not None else {}
+        return [FetchRequest(source_id=src.id, url=parsed.next_pages[0], item_key=key, headers=self.ctx.headers(src),
+                             etag=validators.get("etag", ""), last_modified=validators.get("last-modified", ""))]
+
+    # -- a page of items ----------------------------------------------------------------
+    def process(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, digest: str,
+                last: SnapshotRecord | None) -> Outcome:
+        """Record a page of items: its snapshot, the items first seen (alerted at once when they
+        have no document to follow, else pending), and the items removed from the listing."""
+        sid = src.id
+        part = part_of(fetched.request)
+        now = self.ctx.clock()
+        items = parsed.items or []
+        for it in items:
+            it.key = item_key(it.key)
+        prev_keys = json.loads(last.item_keys_json or "[]") if last is not None else []
+        if not items and prev_keys:
+            # a redesign that leaves the region but loses the items must be loud, not "unchanged"
+            what = f"item selector '{getattr(src.options, 'items', '')}' matched nothing" if src.kind == "listing" else "no items any more"
+            raise ExtractError(f"{what} (the last fetch had {len(prev_keys)} items)", source_id=sid, url=fetched.url)
+        cur_keys = [it.key for it in items]
+        with self.ctx.store.session() as s:
+            known = {r.key: r for r in s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid))}
+        baseline = last is None
+        new_items = [it for it in items if it.key not in known]
+        follow = self.max_follow(src) > 0
+        immediate = [] if baseline else [(it, item_text(it)) for it in new_items if not (follow and it.doc_url)]
+        immediate = [(it, text, self.ctx.classify(sid, text)) for it, text in immediate]
+        removed_keys = [] if baseline or not getattr(self.ctx.kinds[sid], "tracks_removals", False) else \
+            _removed_keys(prev_keys, cur_keys)
+        n_changes = n_matched = 0
+        with self.ctx.store.session() as s:
+            rec = s.get(SourceRecord, sid)
+            snap = self.recorder.snapshot(s, fetched, digest, items_text(items), parsed.title, item_keys=cur_keys)
+            if not part:
+                rec.last_snapshot_id = snap.id
+            self._store_items(s, sid, items, known, now, pending=not baseline and follow)
+            for it, text, matches in immediate:
+                self.recorder.change(s, ChangeRecord(
+                    source_id=sid, url=it.url or fetched.url, detected_at=now, kind="new_item", title=it.title[:500],
+                    item_key=it.key, item_published=it.published[:100], prev_snapshot_id=last.id,
+                    new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
+                    meta_json=json.dumps(it.extra, ensure_ascii=False),
+                ), matches)
+                n_changes += 1
+                n_matched += bool(matches)
+            n_changes += self._record_removals(s, sid, removed_keys, known, fetched, last, snap, now)
+            if n_changes:
+                rec.last_change_at = now
+            if new_items and not baseline:
+                rec.last_new_item_at = now
+            outcome = "baseline" if baseline else ("changed" if (n_changes or new_items) else "unchanged")
+            s.add(self.health.attempt(fetched, outcome))
+            self.health.success(s, rec, fetched, now)
+        pending = 0 if baseline else len(new_items) - len(immediate)
+        log_outcome(sid, outcome, [], n_changes, n_matched, pending)
+        return Outcome(sid, outcome, changes=n_changes, matched=n_matched, part=part)
+
+    @staticmethod
+    def _store_items(s, sid: str, items: list[Item], known: dict, now: datetime, *, pending: bool) -> None:
+        """New items inserted (pending their document when one is to be followed); known ones seen again."""
+        seen_again = []
+        for it in items:
+            if it.key in known:
+                seen_again.append(it.key)
+                continue
+            wait = pending and bool(it.doc_url)
+            s.add(ItemRecord(source_id=sid, key=it.key, url=it.url, title=it.title[:1000], published=it.published[:100],
+                             summary=it.summary, first_seen_at=now, last_seen_at=now, doc_url=it.doc_url if wait else "",
+                             doc_status="pending" if wait else "", extra_json=json.dumps(it.extra, ensure_ascii=False)))
+            known[it.key] = None  # a key twice on one page is one item
+        for i in range(0, len(seen_again), 500):  # one UPDATE per 500 known items, not one merge each
+            s.execute(update(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key.in_(seen_again[i:i + 500]))
+                      .values(last_seen_at=now, removed_at=None))
+
+    def _record_removals(self, s, sid: str, removed_keys: list[str], known: dict, fetched: Fetched,
+                         last: SnapshotRecord | None, snap: SnapshotRecord, now: datetime) -> int:
+        n = 0
+        for key in removed_keys:
+            row = known.get(key)
+            if row is None:
+                continue
+            row = s.merge(row)
+            if row.removed_at is not None or row.last_seen_at >= self.cycle_started:
+                continue  # already recorded, or it moved to another page of this listing in this run
+            row.removed_at = now
+            self.recorder.change(s, ChangeRecord(
+                source_id=sid, url=row.url or fetched.url, detected_at=now, kind="removed", title=row.title[:500],
+                item_key=key, item_published=row.published, prev_snapshot_id=last.id, new_snapshot_id=snap.id,
+                removed_text=row.title, diff_text=f"- {row.title}\n- {row.url}", note="the item was removed from the listing",
+            ), [])
+            n += 1
+        return n
+
+    # -- an item's document -------------------------------------------------------------
+    def process_doc(self, fetched: Fetched, src: SourceConfig) -> Outcome:
+        """A new item's document (HTML or PDF): stored as its own snapshot, classified in full, and
+        recorded as the item's `new_item` change with its title, date and link."""
+        sid, key = src.id, fetched.request.item_key
+        with self.ctx.store.session() as s:
+            item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
+        if item is None or item.doc_status != "pending":
+            return Outcome(sid, "unchanged", part="document")
+        error = fetched.error
+        if not error:
+            verdict = judge(fetched, seen_before=False)
+            if verdict is not None:
+                error = verdict.reason
+            elif fetched.status is not None and fetched.status >= 400:
+                error = f"HTTP {fetched.status}"
+        if error:
+            return self.doc_failed(fetched, error)
+        doc = self.documents.extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
+        text = item_text(item, doc.text)
+        matches = self.ctx.classify(sid, text)
+        now = self.ctx.clock()
+        with self.ctx.store.session() as s:
+            item = s.merge(item)
+            snap = self.recorder.snapshot(s, fetched, sha256(fetched.body), doc.text, doc.title, doc.note)
+            last_listing = self.ctx.store.latest_snapshot(s, sid, "")
+            self.recorder.change(s, ChangeRecord(
+                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
+                item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
+                new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
+                note=doc.note + ("; classified on the title and summary only" if doc.note else ""), meta_json=item.extra_json,
+            ), matches)
+            item.doc_status, item.snapshot_id, item.doc_error = "fetched", snap.id, ""
+            item.doc_attempts += 1
+            s.add(self.health.attempt(fetched, "changed"))
+            rec = s.get(SourceRecord, sid)
+            rec.last_change_at = now
+        logger.info("source %s: new document %s (%s)", sid, fetched.url, ", ".join(m.topic for m in matches) or "no topic matched")
+        return Outcome(sid, "changed", changes=1, matched=int(bool(matches)), part="document")
+
+    def doc_failed(self, fetched: Fetched, reason: str) -> Outcome:
+        """A new item's document could not be fetched: retried on later runs, then recorded from
+        what the listing said (never dropped)."""
+        sid, key = fetched.request.source_id, fetched.request.item_key
+        now = self.ctx.clock()
+        logger.warning("source %s: document %s: %s", sid, fetched.url, reason)
+        with self.ctx.store.session() as s:
+            item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
+            s.add(self.health.attempt(fetched, "error", reason))
+            if item is None or item.doc_status != "pending":
+                return Outcome(sid, "error", error=reason, part="document")
+            item.doc_attempts += 1
+            item.doc_error = reason[:500]
+            if item.doc_attempts < DOC_ATTEMPTS:
+                return Outcome(sid, "error", error=reason, part="document")
+            item.doc_status = "failed"
+            text = item_text(item)
+            matches = self.ctx.classify(sid, text)
+            self.recorder.change(s, ChangeRecord(
+                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=item.title[:500], item_key=key,
+                item_published=item.published, added_text=text, diff_text=_plus(text),
+                note=f"the document could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
+                     "classified on the listing's title and summary", meta_json=item.extra_json,
+            ), matches)
+        return Outcome(sid, "error", changes=1, matched=int(bool(matches)), error=reason, part="document")
+
+
+def items_text(items: list[Item]) -> str:
+    """A feed or listing as text, for the snapshot (evidence) and the web view."""
+    blocks = []
+    for it in items:
+        head = it.title or it.key
+        lines = [head, it.url] + ([it.published] if it.published else []) + ([it.summary] if it.summary else [])
+        blocks.append("\n".join(x for x in lines if x))
+    return "\n\n".join(blocks)
+
+
+def item_text(it: Item | ItemRecord, body: str = "") -> str:
+    return "\n\n".join(x for x in (it.title, it.summary, body) if x)
+
+
+def item_key(key: str) -> str:
+    """An item key as stored: a very long id (some feeds use whole URLs with state) is cut and
+    made unique with its hash, the same way every time, so it is never "new" twice."""
+    if len(key) <= MAX_KEY:
+        return key
+    return key[: MAX_KEY - 65] + "#" + sha256(key.encode("utf-8"))
+
+
+def _plus(text: str) -> str:
+    return "\n".join("+ " + line for line in text.splitlines())
+
+
+def _page_no(item_key: str) -> int:
+    return int(item_key[6:]) if item_key.startswith("#page-") else 1
+
+
+def _removed_keys(prev: list[str], cur: list[str]) -> list[str]:
+    """Items gone from a listing, except those that merely rolled off its end (a newest-first
+    listing pushes old items out as new ones arrive: that is not a removal)."""
+    cur_set = set(cur)
+    present = [i for i, k in enumerate(prev) if k in cur_set]
+    last_present = present[-1] if present else -1
+    return [k for i, k in enumerate(prev) if k not in cur_set and i < last_present]
