@@ -3,8 +3,6 @@ retries with backoff, gives up loudly after the target's max attempts; never sen
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -15,6 +13,7 @@ from sqlalchemy import or_, select, update
 from alerts.message import Message, change_message
 from state.models import ChangeRecord, DeliveryRecord, SourceRecord
 from state.store import Store
+from state.workers import worker_id
 
 logger = logging.getLogger(__name__)
 # Apprise's own log lines can carry URLs and tokens: they never reach our handlers (LogCapture
@@ -26,10 +25,6 @@ BACKOFF_MAX = 6 * 3600.0
 CLAIM_SECONDS = 300
 HEADER_SCHEMES = {"json", "jsons", "xml", "xmls", "form", "forms"}
 CLAIM_BATCH = 10  # small batches: a claim must not expire while earlier rows of its batch are being sent
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def backoff(attempts: int) -> float:

@@ -163,6 +163,10 @@ def _print_cycle(report) -> None:
     for o in report.outcomes:
         if o.outcome in ("error", "blocked"):
             print(f"  {o.source_id}: {o.outcome}{' (' + o.part + ')' if o.part else ''}: {o.error}")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} source(s) that a running worker is checking (they are not checked twice):")
+        for sid, owner, until in report.skipped:
+            print(f"  {sid}: held by worker {owner} until {iso(until) or 'it finishes'}")
 
 
 TABLE_LIMIT = 50

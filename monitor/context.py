@@ -40,6 +40,7 @@ class CycleReport:
     retrying: int = 0
     failed_deliveries: int = 0
     interrupted: bool = False
+    skipped: list[tuple[str, str, datetime | None]] = field(default_factory=list)  # held by a live worker: (source, owner, until)
 
     def count(self, outcome: str, part: str = "") -> int:
         return sum(1 for o in self.outcomes if o.outcome == outcome and o.part == part)

@@ -3,7 +3,7 @@ each new item's own document (followed, at most max_follow a run, the rest pendi
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import select, update
 
@@ -25,12 +25,15 @@ MAX_KEY = 2000
 class Items:
     def __init__(self, ctx: Context, health: Health, recorder: Recorder, documents: Documents):
         self.ctx, self.health, self.recorder, self.documents = ctx, health, recorder, documents
-        self.requested: set[tuple[str, str]] = set()  # follow-ups already asked for in this cycle
-        self.cycle_started = ctx.clock()  # items seen since then moved pages rather than vanished
+        # per source, since its own request was last fed: the documents asked for (each is tried
+        # once a run), and when the run began (items seen since moved pages rather than vanished)
+        self.requested: dict[str, set[str]] = {}
+        self.started: dict[str, datetime] = {}
 
-    def begin_cycle(self, started: datetime) -> None:
-        self.requested = set()
-        self.cycle_started = started
+    def begin(self, sid: str, now: datetime) -> None:
+        """A new run of a source: its first request is being fed."""
+        self.requested[sid] = set()
+        self.started[sid] = now
 
     # -- follow-ups ---------------------------------------------------------------------
     def max_follow(self, src: SourceConfig) -> int:
@@ -42,8 +45,8 @@ class Items:
         if not getattr(self.ctx.kinds[src.id], "has_items", True):
             return []
         limit = self.max_follow(src)
-        requested = self.requested
-        asked = sum(1 for (sid, _k) in requested if sid == src.id)
+        requested = self.requested.setdefault(src.id, set())
+        asked = len(requested)
         if limit - asked <= 0:
             return []
         with self.ctx.store.session() as s:
@@ -52,9 +55,9 @@ class Items:
                                   .order_by(ItemRecord.first_seen_at, ItemRecord.id).limit(limit - asked + len(requested))))
         out = []
         for r in rows:
-            if (src.id, r.key) in requested or len(out) >= limit - asked:
+            if r.key in requested or len(out) >= limit - asked:
                 continue
-            requested.add((src.id, r.key))
+            requested.add(r.key)
             out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key))
         return out
 
@@ -149,7 +152,8 @@ class Items:
             if row is None:
                 continue
             row = s.merge(row)
-            if row.removed_at is not None or row.last_seen_at >= self.cycle_started:
+            started = self.started.get(sid)
+            if row.removed_at is not None or (started is not None and _utc(row.last_seen_at) >= started):
                 continue  # already recorded, or it moved to another page of this listing in this run
             row.removed_at = now
             self.recorder.change(s, ChangeRecord(
@@ -247,6 +251,10 @@ def item_key(key: str) -> str:
     if len(key) <= MAX_KEY:
         return key
     return key[: MAX_KEY - 65] + "#" + sha256(key.encode("utf-8"))
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
 
 
 def _plus(text: str) -> str:

@@ -8,7 +8,8 @@ from typing import Iterable
 from sqlalchemy import select, update
 
 from monitor.config import SourceConfig
-from monitor.context import Context
+from monitor.context import Context, logger
+from state import workers
 from state.errors import GovwatchError
 from state.models import SourceRecord
 from state.store import bulk_update, dialect_insert
@@ -21,6 +22,7 @@ class Leases:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.seconds = ctx.config.scheduler.lease
+        self.skipped: list[tuple[str, str, datetime | None]] = []  # (source, live owner, until) at the last take
 
     def sync_sources(self) -> None:
         """Make the sources table match the configuration (history of removed sources is kept).
@@ -59,8 +61,10 @@ class Leases:
         kind = self.ctx.kinds[src.id]
         return (kind.disabled_reason(src, env=self.ctx.env) or "") if hasattr(kind, "disabled_reason") else ""
 
-    def due_sources(self, *, force: bool = False, only: Iterable[str] | None = None) -> list[SourceConfig]:
-        """The sources to check now (all with `force`, or just `only`), leased to this worker."""
+    def due_sources(self, *, force: bool = False, only: Iterable[str] | None = None,
+                    exclude: Iterable[str] = ()) -> list[SourceConfig]:
+        """The sources to check now (all with `force`, or just `only`), leased to this worker;
+        `exclude`: sources this worker has in flight already."""
         only = set(only or ())
         unknown = only - {s.id for s in self.ctx.config.sources}
         if unknown:
@@ -69,8 +73,9 @@ class Leases:
         with self.ctx.store.session() as s:
             recs = {r.id: r for r in s.scalars(select(SourceRecord))}
         due = []
+        exclude = set(exclude)
         for src in self.ctx.config.sources:
-            if only and src.id not in only:
+            if (only and src.id not in only) or src.id in exclude:
                 continue
             rec = recs.get(src.id)
             if self.disabled_reason(src):
@@ -86,6 +91,7 @@ class Leases:
         worker = self.ctx.worker
         until = now + timedelta(seconds=self.seconds)
         ids = [s.id for s in due]
+        self._take_over_the_dead(ids, now)
         with self.ctx.store.session() as s:
             free = (SourceRecord.lease_until.is_(None)) | (SourceRecord.lease_until < now) | (SourceRecord.lease_owner == worker)
             if recheck_due:
@@ -99,8 +105,24 @@ class Leases:
                 s.execute(update(SourceRecord).where(SourceRecord.id.in_(free_ids), free)
                           .values(lease_owner=worker, lease_until=until))
         with self.ctx.store.session() as s:
-            mine = set(s.scalars(select(SourceRecord.id).where(SourceRecord.id.in_(ids), SourceRecord.lease_owner == worker)))
-        return [src for src in due if src.id in mine]
+            held = {r.id: (r.lease_owner, r.lease_until) for r in s.execute(
+                select(SourceRecord.id, SourceRecord.lease_owner, SourceRecord.lease_until).where(SourceRecord.id.in_(ids)))}
+        self.skipped = [(i, owner, until) for i, (owner, until) in held.items() if owner and owner != worker]
+        return [src for src in due if held.get(src.id, ("", None))[0] == worker]
+
+    def _take_over_the_dead(self, ids: list[str], now: datetime) -> None:
+        """Leases of a worker of this host whose process no longer runs (a SIGKILL, a crash) are
+        given up at once instead of when they expire."""
+        with self.ctx.store.engine.connect() as conn:
+            owners = set(conn.scalars(select(SourceRecord.lease_owner).where(
+                SourceRecord.id.in_(ids), SourceRecord.lease_owner != "", SourceRecord.lease_owner != self.ctx.worker,
+                SourceRecord.lease_until >= now).distinct()))
+        for owner in sorted(o for o in owners if workers.gone(o)):
+            with self.ctx.store.session() as s:
+                n = s.execute(update(SourceRecord).where(SourceRecord.lease_owner == owner)
+                              .values(lease_owner="", lease_until=None)).rowcount
+            if n:
+                logger.warning("took over %d source(s) leased by worker %s, which no longer runs", n, owner)
 
     def renew(self) -> None:
         """Keep holding what this worker is still checking (a long cycle outlasts one lease)."""

@@ -5,13 +5,13 @@ response is judged and handed to the step that owns it (health, documents, items
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable
 
 from sqlalchemy import select
 
 from monitor.config import Config, SourceConfig
+from monitor.crawl import Crawl
 from monitor.context import Context, CycleReport, Outcome, logger, part_of, utcnow
 from monitor.documents import Documents
 from monitor.health import QUIET_SECONDS, Health, healthy
@@ -23,7 +23,7 @@ from spiders.kinds import FetchRequest, Fetched
 from state.errors import GovwatchError
 from state.models import SourceRecord
 from state.store import Store, sha256
-from alerts.outbox import worker_id
+from state.workers import worker_id
 
 __all__ = ["Monitor", "CycleReport", "Outcome", "QUIET_SECONDS"]
 
@@ -41,13 +41,16 @@ class Monitor:
         self.documents = Documents(self.ctx, self.health, self.recorder)
         self.items = Items(self.ctx, self.health, self.recorder, self.documents)
         self._first_time: set[str] = set()  # sources without a snapshot yet: nothing to look up
+        self.tally: list[Outcome] = []  # `run`: outcomes since the scheduler last read them
+        self.last_pass = (0, 0)  # `run`: (sources fed, sources in flight) at the last feed
 
     # -- sources and leases (see monitor/leases.py) --------------------------------------
     def sync_sources(self) -> None:
         self.leases.sync_sources()
 
-    def due_sources(self, *, force: bool = False, only: Iterable[str] | None = None) -> list[SourceConfig]:
-        return self.leases.due_sources(force=force, only=only)
+    def due_sources(self, *, force: bool = False, only: Iterable[str] | None = None,
+                    exclude: Iterable[str] = ()) -> list[SourceConfig]:
+        return self.leases.due_sources(force=force, only=only, exclude=exclude)
 
     def renew_leases(self) -> None:
         self.leases.renew()
@@ -66,70 +69,48 @@ class Monitor:
             same_url = rec is not None and rec.url == src.url
             etag, lm = (rec.etag, rec.last_modified) if same_url else ("", "")
             out.append(FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=self.ctx.headers(src)))
+            # what this run may skip, decided afresh each time a source is fed
             if rec is not None and healthy(rec) and not src.expect_update_within:
                 self.health.quiet_every[src.id] = float(rec.every_seconds)
+            else:
+                self.health.quiet_every.pop(src.id, None)
             if rec is None or rec.last_snapshot_id is None:
                 self._first_time.add(src.id)
+            else:
+                self._first_time.discard(src.id)
+            self.items.begin(src.id, self.clock())
         return out
 
-    # -- the cycle ----------------------------------------------------------------------
+    # -- crawls (see monitor/crawl.py) ---------------------------------------------------
     async def run_cycle(self, fetcher, *, force: bool = False, only: Iterable[str] | None = None,
                         stop_event: asyncio.Event | None = None, progress=None) -> CycleReport:
+        """`govwatch check`: the due sources (all with `force`, or `only`) once, to the end."""
         report = CycleReport(started_at=self.clock())
-        self.items.begin_cycle(report.started_at)
-        self._end_cycle()
-        await asyncio.to_thread(self.sync_sources)
-        due = await asyncio.to_thread(self.due_sources, force=force, only=only)
-        requests = await asyncio.to_thread(self.requests_for, due)
-        if progress:
-            progress.start(len(requests))
-        loop = asyncio.get_running_loop()
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="govwatch-writer")
 
-        async def on_result(fetched: Fetched):
-            outcome, follow = await loop.run_in_executor(writer, self.process, fetched)
+        def on_outcome(outcome: Outcome) -> None:
             report.outcomes.append(outcome)
             if progress:
                 progress.advance(outcome)
-            return follow
 
-        async def keep_leases() -> None:
-            # On the writer thread: serialised with the writes of this worker (a renewal beside a
-            # batch update of the same rows could deadlock on PostgreSQL); it also writes queued
-            # quiet outcomes when no response has come for a while.
-            while True:
-                await asyncio.sleep(max(self.leases.seconds / 3, 0.2))
-                try:
-                    await loop.run_in_executor(writer, self._keep_up)
-                except GovwatchError as e:
-                    logger.error("could not renew this worker's leases (%s); trying again", e)
-
-        renewer = asyncio.ensure_future(keep_leases())
-        crawl = asyncio.ensure_future(fetcher.fetch(requests, on_result))
-        waiter = asyncio.ensure_future(stop_event.wait()) if stop_event else None
-        try:
-            done, _ = await asyncio.wait([f for f in (crawl, waiter) if f], return_when=asyncio.FIRST_COMPLETED)
-            if waiter and waiter in done and not crawl.done():
-                report.interrupted = True
-                await fetcher.stop()  # in-flight responses finish and are stored; nothing half-written
-                await crawl
-            else:
-                crawl.result()
-        finally:
-            renewer.cancel()
-            if waiter:
-                waiter.cancel()
-            writer.submit(self.flush_quiet)
-            writer.shutdown(wait=True)
-            self._end_cycle()
-            await asyncio.to_thread(self.release_leases)  # e.g. a source whose response never came
+        async with Crawl(self, fetcher, on_outcome) as crawl:
+            await crawl.feed_due(force=force, only=only, progress=progress)
+            report.skipped = list(self.leases.skipped)
+            await crawl.finish(stop_event)
+        report.interrupted = crawl.interrupted
         report.finished_at = self.clock()
         return report
 
-    def _end_cycle(self) -> None:
-        self.health.quiet_every, self._first_time = {}, set()
+    async def run_continuously(self, fetcher, stop_event: asyncio.Event, on_tick: Callable[[Crawl], Awaitable[bool]]) -> None:
+        """`govwatch run`: one crawl fed for as long as the scheduler runs. `on_tick` (the
+        scheduler's clock) is awaited between feeds and says whether to feed again; a source is fed
+        when it is due and not in flight here, so a slow one delays no other."""
+        async with Crawl(self, fetcher, self.tally.append) as crawl:
+            while not stop_event.is_set() and await on_tick(crawl):
+                fed = await crawl.feed_due()
+                self.last_pass = (fed, len(crawl.inflight))
+            await crawl.finish(stop_event)
 
-    def _keep_up(self) -> None:
+    def keep_up(self) -> None:
         self.flush_quiet(older_than=QUIET_SECONDS)
         self.leases.renew()
 

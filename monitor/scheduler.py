@@ -1,10 +1,13 @@
 """`govwatch run`: the scheduler loop, a coroutine on the one reactor/asyncio loop.
 
-The `schedule` library drives the jobs: a check of due sources every tick (each source's own
-`every`, with jitter and failure backoff, is kept in the database, so restarts and several
-workers agree), alert delivery retries on their own cadence, and a heartbeat that
-`govwatch health` reads. Jobs only start tasks, with an overlap guard, and every job is
-wrapped: an exception in a job must not end the loop.
+One crawl stays open for the life of the process. The `schedule` library is the clock: every tick
+the sources that are due (each source's own `every`, with jitter and failure backoff, is kept in
+the database, so restarts and several workers agree) and not already in flight here are leased
+and fed to the crawl, so a slow or hung source delays no other by more than the tick. Alert
+delivery retries run on their own cadence (and right after a pass that found changes), and a
+heartbeat that `govwatch health` reads is written every pass, also while work is in flight. Jobs
+only start tasks, with an overlap guard, and every job is wrapped: an exception in a job must not
+end the loop.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ def _now() -> datetime:
 
 
 def heartbeat(store, worker: str, *, tick: float, cycle_done: bool = False, stopped: bool = False) -> None:
+    """A scheduler is alive (`last_beat_at`); `cycle_done`: it completed a pass, i.e. fed its crawl
+    what was due (`last_cycle_at`, judged by `govwatch health`, and `cycles`)."""
     with store.session() as s:
         w = s.get(WorkerRecord, worker)
         if w is None:
@@ -76,21 +81,11 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     async def main(stop_event: asyncio.Event) -> int:
         fetcher = Fetcher(cfg.fetch)
         sched = schedule.Scheduler()
-        running: dict[str, asyncio.Task | None] = {"cycle": None, "deliver": None}
-        cycles = {"n": 0}
+        running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None}
+        tick = asyncio.Event()
+        tick.set()  # feed at once, not after the first tick
+        passes = {"n": 0}
         await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick)
-
-        async def cycle() -> None:
-            report = await mon.run_cycle(fetcher, stop_event=stop_event)
-            if report.interrupted:
-                return
-            cycles["n"] += 1
-            await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick, cycle_done=True)
-            if report.outcomes:
-                logger.info("cycle %d: %d source(s) checked, %d change(s), %d matched", cycles["n"], len(report.sources),
-                            report.changes, report.matched)
-            await asyncio.to_thread(deliver, cfg, store)
-            memory.trim()
 
         async def delivery() -> None:
             await asyncio.to_thread(deliver, cfg, store)
@@ -99,38 +94,77 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
             await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick)
 
         def kick(name: str, factory) -> None:
-            if name == "cycle" and max_cycles is not None and cycles["n"] >= max_cycles:
-                return  # --max-cycles: no cycle after the last one
             task = running.get(name)
             if task is not None and not task.done():
                 return  # overlap guard: the previous one is still running
             running[name] = asyncio.ensure_future(_guarded(name, factory))
 
-        sched.every(sc.tick).seconds.do(kick, "cycle", cycle)
+        async def on_tick(crawl) -> bool:
+            """Between two feeds of the crawl: the heartbeat of a pass (written while work is in
+            flight, so a slow source never makes a live scheduler look dead), what came back since
+            the last pass, then the wait for the next tick. With --max-cycles (tests and soak runs)
+            a pass also waits for the work of the one before, like a cycle."""
+            if passes["n"]:
+                if max_cycles is not None:
+                    await _first(crawl.idle(), stop_event.wait())
+                fed, inflight = mon.last_pass
+                await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick, cycle_done=True)
+                outcomes, mon.tally = mon.tally, []
+                if outcomes:
+                    checked = sum(1 for o in outcomes if not o.part)
+                    logger.info("pass %d: %d source(s) checked, %d change(s), %d matched; %d in flight", passes["n"], checked,
+                                sum(o.changes for o in outcomes), sum(o.matched for o in outcomes), inflight)
+                    if any(o.changes for o in outcomes):
+                        kick("deliver", delivery)  # alert now, not at the next delivery tick
+                    memory.trim()
+            if max_cycles is not None and passes["n"] >= max_cycles:
+                return False  # --max-cycles: no feed after the last one
+            await _first(tick.wait(), stop_event.wait())
+            tick.clear()
+            passes["n"] += 1
+            return not stop_event.is_set()
+
+        async def clock() -> None:
+            while not stop_event.is_set():
+                try:
+                    sched.run_pending()
+                except Exception:  # a job that raises must not end the scheduler
+                    logger.exception("scheduler job failed")
+                try:
+                    await asyncio.wait_for(stop_event.wait(), timeout=min(1.0, max(sched.idle_seconds or 1.0, 0.05)))
+                except asyncio.TimeoutError:
+                    pass
+
+        sched.every(sc.tick).seconds.do(tick.set)
         sched.every(sc.delivery_every).seconds.do(kick, "deliver", delivery)
         sched.every(max(sc.tick, 10)).seconds.do(kick, "beat", beat)
-        kick("cycle", cycle)  # start at once, not after the first tick
+        clock_task = asyncio.ensure_future(clock())
         logger.info("scheduler %s started: %d source(s), tick %gs", mon.worker, len(cfg.sources), sc.tick)
-        while not stop_event.is_set():
-            try:
-                sched.run_pending()
-            except Exception:  # a job that raises must not end the scheduler
-                logger.exception("scheduler job failed")
-            if max_cycles is not None and cycles["n"] >= max_cycles:
-                break
-            try:
-                await asyncio.wait_for(stop_event.wait(), timeout=min(1.0, max(sched.idle_seconds or 1.0, 0.05)))
-            except asyncio.TimeoutError:
-                pass
+        try:
+            await mon.run_continuously(fetcher, stop_event, on_tick)
+        finally:
+            clock_task.cancel()
+        if not stop_event.is_set():
+            await delivery()  # --max-cycles: what the last feeds found is delivered before the exit
         for task in running.values():
             if task is not None and not task.done():
-                await task  # the cycle ends its crawl itself on the stop event; nothing half-written
+                await task
         await asyncio.to_thread(mon.release_leases)
         await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick, stopped=True)
-        logger.info("scheduler %s stopped after %d cycle(s)", mon.worker, cycles["n"])
+        logger.info("scheduler %s stopped after %d cycle(s)", mon.worker, passes["n"])
         return 0
 
     return run_in_reactor(main, stop_timeout=sc.stop_timeout, on_abandon=abandoned)
+
+
+async def _first(*aws) -> None:
+    """Until the first of the awaitables is done (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 async def _guarded(name: str, factory) -> None:

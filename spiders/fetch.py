@@ -190,14 +190,23 @@ class FetchSpider(scrapy.Spider):
 
     name = "govwatch"
 
-    def __init__(self, fetch_requests: list[FetchRequest], on_result: OnResult, max_bytes: int, **kw: Any):
+    def __init__(self, fetch_requests: list[FetchRequest], on_result: OnResult, max_bytes: int,
+                 feed: asyncio.Queue | None = None, **kw: Any):
         super().__init__(**kw)
         self.fetch_requests = fetch_requests
         self.on_result = on_result
         self.max_bytes = max_bytes
+        self.feed = feed
 
     async def start(self):
         for fr in self.fetch_requests:
+            yield self.make_request(fr)
+        # A fed crawl stays open (Scrapy is never idle while start() is pending) and takes each
+        # request as it is submitted, until the feed is closed with None.
+        while self.feed is not None:
+            fr = await self.feed.get()
+            if fr is None:
+                return
             yield self.make_request(fr)
 
     def make_request(self, fr: FetchRequest) -> scrapy.Request:
@@ -333,6 +342,30 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
     }
 
 
+class Feed:
+    """A crawl that stays open: requests submitted while it runs are fetched as they come, under
+    the same per-host limits as the rest of the crawl (one downloader, one politeness budget)."""
+
+    def __init__(self, runner, on_result: OnResult, max_bytes: int):
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._closed = False
+        self.done = asyncio.ensure_future(runner.crawl(FetchSpider, fetch_requests=[], on_result=on_result,
+                                                       max_bytes=max_bytes, feed=self._queue))
+
+    def submit(self, requests: Iterable[FetchRequest]) -> None:
+        if self._closed:
+            raise RuntimeError("the feed is closed")
+        for fr in requests:
+            self._queue.put_nowait(fr)
+
+    async def close(self) -> None:
+        """No more requests: the crawl ends once what was submitted (and its follow-ups) is done."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(None)
+        await self.done
+
+
 class Fetcher:
     """Runs crawls on the running reactor; `stop()` ends the current crawl cleanly."""
 
@@ -347,6 +380,11 @@ class Fetcher:
         if not requests:
             return
         await self.runner.crawl(FetchSpider, fetch_requests=requests, on_result=on_result, max_bytes=self.max_bytes)
+
+    def open_feed(self, on_result: OnResult) -> Feed:
+        """A crawl fed continuously (`Feed.submit`), for the scheduler: a slow source holds only
+        its own download slot, never the others' turn."""
+        return Feed(self.runner, on_result, self.max_bytes)
 
     async def stop(self) -> None:
         await self.runner.stop()

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,21 @@ from tests.servers import Site, Smtp, Webhook
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+def pytest_configure(config):
+    """A temporary root of this run's own. Concurrent pytest runs of one user otherwise share
+    /tmp/pytest-of-USER, and each start prunes the others' newest folders: a long e2e test then
+    finds its database folder gone ("unable to open database file")."""
+    if config.option.basetemp is None and not os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+        config.option.basetemp = Path(tempfile.gettempdir()) / f"govwatch-tests-{os.getpid()}"
+        config._govwatch_basetemp = config.option.basetemp
+
+
+def pytest_sessionfinish(session, exitstatus):
+    root = getattr(session.config, "_govwatch_basetemp", None)
+    if root is not None and exitstatus == 0:
+        shutil.rmtree(root, ignore_errors=True)  # kept after a failure, for its logs
 
 
 @pytest.fixture

@@ -99,8 +99,8 @@ def test_sigkill_at_random_points_loses_no_change_and_sends_no_alert_twice(site,
 
         # a last scheduler runs undisturbed until everything published is recorded and delivered
         with GovwatchProcess("run", cwd=workdir.path, log_name="final") as final:
-            me = f"{socket.gethostname()}:{final.pid}"
-            wait_until(lambda: query(db, "select cycles from workers where id = ? and cycles > 1", (me,)), 30,
+            me = f"{socket.gethostname()}:{final.pid}:%"  # worker ids are host:pid:process start
+            wait_until(lambda: query(db, "select cycles from workers where id like ? and cycles > 1", (me,)), 30,
                        interval=0.2, what="the last scheduler's cycles")
             wait_until(lambda: all(seen(n) for n in PAGES), 30, interval=0.2, what="every version recorded")
             wait_until(lambda: query(db, "select count(*) from deliveries where status != 'sent'")[0][0] == 0, 20,

@@ -150,8 +150,7 @@ def test_queued_quiet_outcomes_are_written_within_a_second_and_on_abandon(tmp_pa
         return Fetched(request=r, url=r.url, status=status, headers={"content-type": "text/html", "etag": '"e1"'}, body=data,
                        started_at=datetime.now(timezone.utc), duration_ms=5)
 
-    def cycle_start():  # what run_cycle does before the crawl
-        mon._end_cycle()
+    def cycle_start():  # what a crawl does when it feeds the due sources
         mon.sync_sources()
         return mon.requests_for(mon.due_sources(force=True))
 

@@ -74,12 +74,12 @@ def share_and_take_over(site, webhook, workdir, engine) -> None:
 
         # kill one worker while it holds leases
         victim = workers[0]
-        owner = f"{socket.gethostname()}:{victim.pid}"
-        held = wait_until(lambda: [r[0] for r in rows("select id from sources where lease_owner = :o", o=owner)],
+        owner = f"{socket.gethostname()}:{victim.pid}:%"  # worker ids are host:pid:process start
+        held = wait_until(lambda: [r[0] for r in rows("select id from sources where lease_owner like :o", o=owner)],
                           3 * EVERY, interval=0.01, what="the victim holding leases")
         victim.signal(signal.SIGKILL, timeout=10)
         t_kill = time.monotonic()
-        held = sorted(set(held) | {r[0] for r in rows("select id from sources where lease_owner = :o", o=owner)})
+        held = sorted(set(held) | {r[0] for r in rows("select id from sources where lease_owner like :o", o=owner)})
         assert held, "the killed worker held no lease"
 
         # its sources are checked again by the others once its leases expire
@@ -89,7 +89,7 @@ def share_and_take_over(site, webhook, workdir, engine) -> None:
 
         wait_until(taken_over, LEASE + 2 * EVERY + 5, interval=0.2, what="the take-over of the dead worker's sources")
         took = max(min(x for x in times()[f"/p/{sid[1:]}"] if x > t_kill + 0.3) for sid in held) - t_kill
-        left = rows("select id from sources where lease_owner = :o", o=owner)
+        left = rows("select id from sources where lease_owner like :o", o=owner)
         for w in workers[1:]:
             assert w.alive(), w.output()[-3000:]
             rc, _ = w.signal(signal.SIGTERM, timeout=20)
