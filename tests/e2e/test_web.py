@@ -179,7 +179,7 @@ def test_change_log_newest_first_with_filters_and_topic_counts(world, client):
 def test_pagination_keeps_filters(world, client, monkeypatch):
     import monitor.web as web
 
-    monkeypatch.setattr(web, "PAGE_SIZE", 2)
+    monkeypatch.setattr(web.changes, "PAGE_SIZE", 2)
     first = client.get("/?agency=&matched=1")
     assert "page 1 of 2" in first.text
     nxt = re.search(r'<a href="(/\?[^"]*page=2[^"]*)">Older', first.text).group(1)
