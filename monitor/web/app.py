@@ -15,8 +15,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.evidence import EvidenceError
-from monitor.web import captures, changes, exports, login, sources, triage
 from monitor.web.auth import SESSION_COOKIE, SESSION_TTL, Denied, WebSettings, authenticate, is_loopback, web_settings
+from monitor.web.captures import router as captures_router
+from monitor.web.changes import router as changes_router
+from monitor.web.exports import router as exports_router
+from monitor.web.login import router as login_router
+from monitor.web.sources import router as sources_router
+from monitor.web.triage import router as triage_router
 from monitor.web.context import WebContext, error_page, web_of
 from monitor.web.queries import BadRequest
 from state.errors import GovwatchError
@@ -41,8 +46,8 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
     app.state.settings = settings
     app.middleware("http")(guard)
     _error_pages(app)
-    for router in (_basics(), login.router, changes.router, exports.router, triage.router, sources.router,
-                   captures.router):
+    for router in (_basics(), login_router, changes_router, exports_router, triage_router, sources_router,
+                   captures_router):
         app.include_router(router)
     return app
 
