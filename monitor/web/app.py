@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.evidence import EvidenceError
-from monitor.web.auth import SESSION_COOKIE, SESSION_TTL, Denied, WebSettings, authenticate, is_loopback, web_settings
+from monitor.web.auth import (LOGIN_FAILURE_WINDOW, SESSION_COOKIE, SESSION_TTL, Denied, Throttled, WebSettings, authenticate, is_loopback,
+                              web_settings)
 from monitor.web.captures import router as captures_router
 from monitor.web.changes import router as changes_router
 from monitor.web.exports import router as exports_router
@@ -69,18 +70,7 @@ async def guard(request: Request, call_next):
         if not w.settings.auth_required and not is_loopback(host):
             response = PlainTextResponse("Host not allowed: open this service as http://127.0.0.1:<port>/", status_code=421)
         else:
-            sid = request.cookies.get(SESSION_COOKIE)
-            sess = w.sessions.get(sid)
-            if sess is None:
-                new_sid, sess = w.sessions.new()
-            request.state.session = sess
-            request.state.sid = new_sid or sid
-            request.state.principal = authenticate(request, sess, w.settings)
-            if request.state.principal is None and path not in PUBLIC_PATHS:
-                response = _sign_in_first(request)
-            else:
-                response = await call_next(request)
-                new_sid = getattr(request.state, "new_sid", None) or new_sid
+            response, new_sid = await _admit(request, w, call_next)
     except Exception:
         logger.exception("web: %s %s failed", request.method, path)
         response = PlainTextResponse("internal error; see the server log", status_code=500)
@@ -91,6 +81,26 @@ async def guard(request: Request, call_next):
     # The path only: a ?token= query string must never reach a log.
     logger.info("web: %s %s %s %.0fms", request.method, path, response.status_code, (time.monotonic() - started) * 1000)
     return response
+
+
+async def _admit(request: Request, w: WebContext, call_next) -> tuple[Response, str | None]:
+    """The request's session and principal, then its route, a sign-in prompt or a 429 (a token
+    from a throttled address); with the session id to set as a cookie, if any."""
+    sid = request.cookies.get(SESSION_COOKIE)
+    new_sid = None
+    sess = w.sessions.get(sid)
+    if sess is None:
+        new_sid, sess = w.sessions.new()
+    request.state.session = sess
+    request.state.sid = new_sid or sid
+    try:
+        request.state.principal = authenticate(request, sess, w.settings, w.throttle)
+    except Throttled as e:
+        return PlainTextResponse(e.message, status_code=429, headers={"Retry-After": str(LOGIN_FAILURE_WINDOW)}), new_sid
+    if request.state.principal is None and request.url.path not in PUBLIC_PATHS:
+        return _sign_in_first(request), new_sid
+    response = await call_next(request)
+    return response, getattr(request.state, "new_sid", None) or new_sid
 
 
 def _sign_in_first(request: Request) -> Response:

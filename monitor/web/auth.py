@@ -177,20 +177,33 @@ class Sessions:
 
 
 class Throttle:
-    """Failed sign-ins per client address: after LOGIN_FAILURES_ALLOWED within LOGIN_FAILURE_WINDOW
-    seconds, that address may not try again until the oldest failure is older than the window."""
+    """Failed sign-ins per client address, on every credential path (the form, a bearer token, a
+    ?token=): after LOGIN_FAILURES_ALLOWED within LOGIN_FAILURE_WINDOW seconds, that address may
+    not try again, right credentials or not, until the oldest failure is older than the window."""
+
+    MAX_ADDRESSES = 10_000  # beyond this, addresses with no failure in the window are forgotten
 
     def __init__(self):
         self._failures: dict[str, deque] = {}
+        self._lock = threading.Lock()
 
     def blocked(self, client: str, now: float) -> bool:
-        fails = self._failures.setdefault(client, deque(maxlen=LOGIN_FAILURES_ALLOWED))
-        while fails and fails[0] < now - LOGIN_FAILURE_WINDOW:
-            fails.popleft()
-        return len(fails) >= LOGIN_FAILURES_ALLOWED
+        with self._lock:
+            fails = self._failures.get(client)
+            while fails and fails[0] < now - LOGIN_FAILURE_WINDOW:
+                fails.popleft()
+            return fails is not None and len(fails) >= LOGIN_FAILURES_ALLOWED
 
     def failed(self, client: str, now: float) -> None:
-        self._failures.setdefault(client, deque(maxlen=LOGIN_FAILURES_ALLOWED)).append(now)
+        with self._lock:
+            if client not in self._failures and len(self._failures) >= self.MAX_ADDRESSES:
+                self._forget(now)
+            self._failures.setdefault(client, deque(maxlen=LOGIN_FAILURES_ALLOWED)).append(now)
+
+    def _forget(self, now: float) -> None:
+        stale = [k for k, d in self._failures.items() if not d or d[-1] < now - LOGIN_FAILURE_WINDOW]
+        for k in stale or sorted(self._failures, key=lambda k: self._failures[k][-1])[: self.MAX_ADDRESSES // 10]:
+            del self._failures[k]
 
 
 # -- who is asking, and may they ----------------------------------------------------------------
@@ -209,24 +222,47 @@ class Denied(Exception):
         self.status, self.message = status, message
 
 
+class Throttled(Exception):
+    """A credential came from an address with too many failed sign-ins (HTTP 429)."""
+
+    message = "too many failed sign-ins; wait ten minutes"
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
 def token_matches(given: str, settings: WebSettings) -> bool:
-    """The shared token, compared in constant time."""
-    return bool(settings.token) and hmac.compare_digest(given.encode(), settings.token.encode())
+    """The shared token, compared in constant time (digests of equal length: the time says
+    nothing about how much of a guess was right, nor about the token's length)."""
+    if not settings.token:
+        return False
+    digest = lambda s: hashlib.sha256(s.encode("utf-8", "surrogateescape")).digest()  # noqa: E731
+    return hmac.compare_digest(digest(given), digest(settings.token))
 
 
-def authenticate(request: Request, sess: WebSession | None, settings: WebSettings) -> Principal | None:
+def authenticate(request: Request, sess: WebSession | None, settings: WebSettings, throttle: Throttle) -> Principal | None:
     """The principal of a request: everyone on loopback without accounts, else a bearer or
-    ?token= (GET only) token, else the signed-in user of the session; None if nobody."""
+    ?token= (GET only) token, else the signed-in user of the session; None if nobody.
+    A wrong token counts as a failed sign-in of the client's address; raises Throttled when
+    that address has too many."""
     if not settings.auth_required:
         return Principal("local", "admin", "local")
     auth = request.headers.get("authorization", "")
+    offered = []
     if settings.token and auth.lower().startswith("bearer "):
-        if token_matches(auth[7:].strip(), settings):
-            return Principal("token", "admin", "bearer")
+        offered.append(auth[7:].strip())
     qtoken = request.query_params.get("token")
     if settings.token and qtoken and request.method == "GET":
-        if token_matches(qtoken, settings):
+        offered.append(qtoken)
+    if offered:
+        client, now = client_address(request), time.time()
+        if throttle.blocked(client, now):
+            raise Throttled()
+        if any(token_matches(t, settings) for t in offered):
             return Principal("token", "admin", "bearer")
+        throttle.failed(client, now)
+        logger.warning("web: wrong token from %s", client)
     if sess is not None and sess.user:
         return Principal(sess.user, sess.role, "session")
     return None

@@ -8,7 +8,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from monitor.web.auth import _DUMMY_HASH, Denied, form_with_csrf, token_matches, verify_password
+from monitor.web.auth import _DUMMY_HASH, Denied, Throttled, client_address, form_with_csrf, token_matches, verify_password
 from monitor.web.context import render, web_of
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,10 @@ async def login(request: Request):
     w = web_of(request)
     settings = w.settings
     nxt = _safe_next(data.get("next", "/"))
-    client = request.client.host if request.client else "?"
+    client = client_address(request)
     now = time.time()
     if w.throttle.blocked(client, now):
-        raise Denied(429, "too many failed sign-ins; wait ten minutes")
+        raise Denied(429, Throttled.message)
     who: tuple[str, str] | None = None
     name, password = data.get("name", "").strip(), data.get("password", "")
     if settings.users and name:

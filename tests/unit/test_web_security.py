@@ -242,6 +242,41 @@ def test_sign_in_failures_are_rate_limited(hostile, monkeypatch):
     assert c.post("/login", data={"password": TOKEN, "csrf_token": t}).status_code == 429
 
 
+def test_token_guesses_are_throttled_like_the_sign_in_form(hostile, monkeypatch):
+    """Issue 16, point 2: `Authorization: Bearer` and `?token=` share the sign-in form's throttle,
+    per client address; once throttled, even the right token is refused there."""
+    monkeypatch.setattr(web.auth, "LOGIN_FAILURES_ALLOWED", 3)
+    app = create_app(hostile.cfg, hostile.store, settings=WebSettings(token=TOKEN))
+    guesser = TestClient(app, base_url="http://127.0.0.1", client=("203.0.113.7", 4000))
+    other = TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.9", 4000))
+    codes = [guesser.get("/changes.json", headers={"Authorization": f"Bearer wrong-{i}"}).status_code for i in range(2)]
+    codes.append(guesser.get("/feed.atom?token=wrong-2").status_code)
+    assert codes == [401, 401, 401]
+    r = guesser.get("/changes.json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 429 and "too many failed sign-ins" in r.text and TOKEN not in r.text
+    assert guesser.get(f"/feed.atom?token={TOKEN}").status_code == 429
+    t = re.search(r'name="csrf_token" value="([^"]+)"', guesser.get("/login").text).group(1)
+    assert guesser.post("/login", data={"password": TOKEN, "csrf_token": t}).status_code == 429
+    # another address is not punished for the guesser
+    assert other.get("/changes.json", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    # and failures of the form count against the token paths of the same address
+    t = re.search(r'name="csrf_token" value="([^"]+)"', other.get("/login").text).group(1)
+    assert [other.post("/login", data={"password": f"bad-{i}", "csrf_token": t}).status_code for i in range(3)] == [401] * 3
+    assert other.get(f"/changes.json?token={TOKEN}").status_code == 429
+
+
+def test_token_comparison_is_constant_time_in_content_and_length(monkeypatch):
+    """The token is compared with hmac.compare_digest on SHA-256 digests (equal lengths, so the
+    comparison time says nothing about the token's length either)."""
+    seen = []
+    real = web.auth.hmac.compare_digest
+    monkeypatch.setattr(web.auth.hmac, "compare_digest", lambda a, b: seen.append((len(a), len(b))) or real(a, b))
+    settings = WebSettings(token=TOKEN)
+    assert web.auth.token_matches(TOKEN, settings) and not web.auth.token_matches("x", settings)
+    assert not web.auth.token_matches(TOKEN + "x", settings)
+    assert seen == [(32, 32)] * 3
+
+
 def test_password_hashes_round_trip_and_pbkdf2_is_accepted():
     import base64
     import hashlib
