@@ -89,8 +89,9 @@ async def _admit(request: Request, w: WebContext, call_next) -> tuple[Response, 
     sid = request.cookies.get(SESSION_COOKIE)
     new_sid = None
     sess = w.sessions.get(sid)
-    if sess is None:
-        new_sid, sess = w.sessions.new()
+    if sess is None:  # not signed in: a session that is not stored (see Sessions)
+        anonymous_sid, sess = w.sessions.anonymous(sid)
+        new_sid = anonymous_sid if anonymous_sid != sid else None
     request.state.session = sess
     request.state.sid = new_sid or sid
     try:

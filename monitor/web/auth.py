@@ -8,6 +8,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -145,11 +146,28 @@ class WebSession:
     role: str = ""
 
 
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+
+
 class Sessions:
+    """Signed-in users' sessions, stored; nobody else's. An anonymous browser (or a probe, or an
+    attacker) gets a session that is never stored: a random id in its cookie, and as CSRF token
+    an HMAC of that id with this server's key. So anonymous traffic can neither fill the table
+    nor evict a signed-in analyst, and only signing in adds an entry."""
+
     def __init__(self, limit: int = 10_000):
         self._data: dict[str, WebSession] = {}
         self._lock = threading.Lock()
+        self._key = secrets.token_bytes(32)
         self.limit = limit
+
+    def anonymous(self, sid: str | None) -> tuple[str, WebSession]:
+        """The unstored session of the cookie `sid` (a new id when it has none, or a malformed one)."""
+        if not sid or not _SESSION_ID.fullmatch(sid):
+            sid = secrets.token_urlsafe(32)
+        mac = hmac.new(self._key, sid.encode("ascii"), hashlib.sha256).digest()
+        csrf = base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+        return sid, WebSession(csrf=csrf, expires=time.time() + SESSION_TTL)
 
     def get(self, sid: str | None) -> WebSession | None:
         if not sid:
@@ -174,6 +192,9 @@ class Sessions:
     def drop(self, sid: str | None) -> None:
         with self._lock:
             self._data.pop(sid or "", None)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 class Throttle:

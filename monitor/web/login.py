@@ -66,6 +66,6 @@ async def logout(request: Request):
     await form_with_csrf(request)
     w = web_of(request)
     w.sessions.drop(request.state.sid)
-    sid, _ = w.sessions.new()
+    sid, _ = w.sessions.anonymous(None)  # a new id, so the old page's CSRF token is void too
     request.state.new_sid = sid
     return RedirectResponse("/login" if w.settings.auth_required else "/", status_code=303)

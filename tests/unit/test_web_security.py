@@ -2,6 +2,7 @@
 the app through TestClient. Escaping, CSP, CSRF, Host checks, accounts, tokens and downloads."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -275,6 +276,41 @@ def test_token_comparison_is_constant_time_in_content_and_length(monkeypatch):
     assert web.auth.token_matches(TOKEN, settings) and not web.auth.token_matches("x", settings)
     assert not web.auth.token_matches(TOKEN + "x", settings)
     assert seen == [(32, 32)] * 3
+
+
+def test_anonymous_requests_create_no_session_and_sign_nobody_out(hostile):
+    """Issue 16, point 3: 10,000 cookieless requests (a health probe, a crawler, an attacker) used
+    to fill the session table until it dropped its oldest entry: the signed-in analyst."""
+    users = {"ana": web.User("ana", "analyst", hash_password("analyst-pass-1"))}
+    app = create_app(hostile.cfg, hostile.store, settings=WebSettings(users=users))
+    ana = TestClient(app, base_url="http://127.0.0.1")
+    t = re.search(r'name="csrf_token" value="([^"]+)"', ana.get("/login").text).group(1)
+    assert ana.post("/login", data={"name": "ana", "password": "analyst-pass-1", "csrf_token": t},
+                    follow_redirects=False).status_code == 303
+    stored = len(app.state.sessions)
+
+    async def probe(n: int) -> set[int]:
+        import httpx  # one event loop for all of them: TestClient's per-request portal is 3x slower
+
+        codes = set()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            for _ in range(n):
+                codes.add((await c.get("/healthz")).status_code)
+                c.cookies.clear()  # cookieless, every time
+        return codes
+
+    assert asyncio.run(probe(10_000)) == {200}
+    assert "ana · analyst" in ana.get("/sources").text
+    assert len(app.state.sessions) == stored == 1  # neither the sign-in page nor the probes stored one
+    browser = TestClient(app, base_url="http://127.0.0.1")
+    # an anonymous browser's forms still carry a CSRF token that only its own cookie satisfies
+    t = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text).group(1)
+    other = TestClient(app, base_url="http://127.0.0.1")
+    other.get("/login")
+    assert other.post("/login", data={"name": "ana", "password": "analyst-pass-1", "csrf_token": t}).status_code == 403
+    assert browser.post("/login", data={"name": "ana", "password": "analyst-pass-1", "csrf_token": t},
+                      follow_redirects=False).status_code == 303
+    assert len(app.state.sessions) == 2
 
 
 def test_password_hashes_round_trip_and_pbkdf2_is_accepted():
