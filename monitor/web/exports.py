@@ -65,7 +65,8 @@ def feed(request: Request, topic: str = ""):
         raise Denied(404, f"no topic '{topic}'; known: {', '.join(w.topic_title)}")
     f = Filters(topic=topic, matched=True)
     _, rows, _, _ = page_of_changes(w.store, f, FEED_ENTRIES, 0)
-    base = w.public_url or str(request.base_url).rstrip("/")
+    # Never from the request (its Host header is the client's to choose): public_url, or relative.
+    base = w.public_url
     return Response(_atom(rows, topic, base, w.source_names(), w.topic_title), media_type="application/atom+xml; charset=utf-8")
 
 
@@ -75,7 +76,8 @@ def _xml_text(s: str) -> str:
 
 
 def _atom(rows, topic: str, base: str, names: dict[str, str], topic_title: dict[str, str]) -> bytes:
-    """An Atom 1.0 feed of matched changes; ids are stable tag: URIs, so readers never repeat one."""
+    """An Atom 1.0 feed of matched changes; ids are stable tag: URIs, so readers never repeat one.
+    Links are `base` + path: absolute with public_url, else relative to the feed's own URL."""
     ET.register_namespace("", ATOM)
     q = lambda t: f"{{{ATOM}}}{t}"  # noqa: E731
     feed = ET.Element(q("feed"))

@@ -390,4 +390,25 @@ def test_atom_feed_survives_control_characters_and_markup(hostile):
     assert "bell and  nul" in title and XSS in title
     assert b"<script" not in r.content  # markup travels as escaped text
     links = [e.get("href") for e in root.iter("{http://www.w3.org/2005/Atom}link")]
-    assert links and all(h.startswith("http://127.0.0.1/") for h in links)  # the javascript: URL is not linked
+    assert links and all(h.startswith("/") and not h.startswith("//") for h in links)  # the javascript: URL is not linked
+
+
+@pytest.mark.parametrize("public_url", ["", "https://govwatch.example.org/gw"], ids=["relative", "public_url"])
+def test_atom_links_never_come_from_the_host_header(hostile, public_url):
+    """Issue 16, point 12: behind a token (any Host is served), a request with a hostile Host must
+    not make the feed link to that host: links come from public_url, or are relative."""
+    import xml.etree.ElementTree as ET
+
+    cfg = SimpleNamespace(**{**vars(hostile.cfg), "public_url": public_url})
+    c = TestClient(create_app(cfg, hostile.store, settings=WebSettings(token=TOKEN)), base_url="http://127.0.0.1")
+    hostile_host = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
+    for path in ("/feed.atom", "/feed.atom?topic=opr-outcomes"):
+        r = c.get(path, headers=hostile_host)
+        assert r.status_code == 200 and b"evil.example" not in r.content
+        root = ET.fromstring(r.content)
+        ns = "{http://www.w3.org/2005/Atom}"
+        ours = [e.get("href") for e in root.iter(f"{ns}link") if e.get("rel") != "related"]
+        assert len(ours) == 3  # the feed's self and alternate links, the entry's page
+        assert all(h.startswith(public_url + "/") and not h.startswith("//") for h in ours), ours
+        entry = root.find(f"{ns}entry/{ns}link[@rel='alternate']").get("href")
+        assert entry == f"{public_url}/changes/{hostile.change_id}"
