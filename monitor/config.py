@@ -501,8 +501,9 @@ class WebEnvironment:
     users_file: str = ""
 
 
-def web_environment(env: dict[str, str] | None = None) -> WebEnvironment:
-    """Read the web settings once, when the app is built (never at import); monitor.web checks them."""
-    env = os.environ if env is None else env
+def web_environment(env: Mapping[str, str] | None = None) -> WebEnvironment:
+    """The web settings of `env` (e.g. Config.environment) or of the process environment, read when
+    the app is built (never at import); monitor.web.auth checks them."""
+    env = environment(env)
     return WebEnvironment(token=(env.get("GOVWATCH_WEB_TOKEN") or "").strip(),
                           users_file=(env.get("GOVWATCH_WEB_USERS") or "").strip())

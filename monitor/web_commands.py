@@ -23,8 +23,8 @@ def cmd_serve(args) -> int:
     from state.store import Store
 
     cfg = load_config(args.config)
-    # GOVWATCH_WEB_TOKEN and GOVWATCH_WEB_USERS, read once (in monitor.config) and passed down
-    serve(cfg, Store(cfg.database), host=args.host, port=args.port, settings=web_settings())
+    # GOVWATCH_WEB_TOKEN and GOVWATCH_WEB_USERS from the environment load_config read once
+    serve(cfg, Store(cfg.database), host=args.host, port=args.port, settings=web_settings(cfg.environment))
     return 0
 
 

@@ -38,8 +38,9 @@ PUBLIC_PATHS = {"/healthz", "/login", "/static/style.css"}
 
 
 def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> FastAPI:
-    """The web change log for one configuration and store (settings: from the environment when None)."""
-    settings = settings if settings is not None else web_settings()
+    """The web change log for one configuration and store (settings None: from the GOVWATCH_WEB_*
+    environment that load_config read, cfg.environment)."""
+    settings = settings if settings is not None else web_settings(getattr(cfg, "environment", None))
     web = WebContext(cfg, store, settings)
     app = FastAPI(title="govwatch", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
@@ -173,7 +174,7 @@ def serve(cfg, store: Store, host: str = "127.0.0.1", port: int = 8080, *, setti
     """Run the change log with uvicorn; a non-loopback address needs accounts or a token."""
     import uvicorn
 
-    settings = settings if settings is not None else web_settings()
+    settings = settings if settings is not None else web_settings(getattr(cfg, "environment", None))
     if not is_loopback(host) and not settings.auth_required:
         raise GovwatchError(
             f"refusing to serve on {host} without accounts or a token: anyone who can reach it could read and "
