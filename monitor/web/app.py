@@ -28,7 +28,7 @@ from monitor.web.queries import BadRequest
 from state.errors import GovwatchError
 from state.store import Store
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
 
 STYLESHEET = Path(__file__).resolve().parent / "static" / "style.css"
 # Every page: no script at all, styles and images only from here, forms only to here, never framed.

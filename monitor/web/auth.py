@@ -24,7 +24,7 @@ from fastapi import Request
 from monitor.config import web_environment
 from state.errors import GovwatchError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
 
 ROLES = ("viewer", "analyst", "admin")
 SESSION_COOKIE = "govwatch_session"

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from monitor.web.auth import _DUMMY_HASH, Denied, Throttled, client_address, form_with_csrf, token_matches, verify_password
 from monitor.web.context import render, web_of
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
 
 router = APIRouter()
 

@@ -18,7 +18,7 @@ from state.models import ChangeRecord
 from state.store import Store
 from state.triage import ACTIONS, MAX_NOTE_CHARS, not_relevant_actions, record_action
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
 
 router = APIRouter()
 
