@@ -12,6 +12,7 @@ import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
+from monitor import web_commands
 from monitor.config import config_path_given
 from monitor.records import change_dict, iso
 from state.errors import ConfigError, GovwatchError
@@ -489,8 +490,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("validate", cmd_validate)
     add("notify-test", cmd_notify_test)
     add("kinds", cmd_kinds)
-    from monitor import web_commands
-
     web_commands.register(add)
     return p
 

@@ -490,3 +490,20 @@ def _validate_source(s: Any, base: tuple, lines: dict, kinds, topic_ids: set[str
                 errs.append(_problem(base + ("topics",), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
         src.options = options
     return (src if not errs else None), errs
+
+
+# -- the web change log's environment (`govwatch serve`) ----------------------------------------
+@dataclass(frozen=True)
+class WebEnvironment:
+    """GOVWATCH_WEB_TOKEN (a secret: never shown) and GOVWATCH_WEB_USERS (the path of an accounts file)."""
+
+    token: str = field(default="", repr=False)
+    users_file: str = ""
+
+
+def web_environment(env: Mapping[str, str] | None = None) -> WebEnvironment:
+    """The web settings of `env` (e.g. Config.environment) or of the process environment, read when
+    the app is built (never at import); monitor.web.auth checks them."""
+    env = environment(env)
+    return WebEnvironment(token=(env.get("GOVWATCH_WEB_TOKEN") or "").strip(),
+                          users_file=(env.get("GOVWATCH_WEB_USERS") or "").strip())

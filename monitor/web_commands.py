@@ -1,5 +1,6 @@
 """CLI commands of the web change log and its evidence: `serve`, `export-warc`, `feedback` and
-`hash-password`; `register(add)` adds them to the `govwatch` parser (monitor/cli.py)."""
+`hash-password`; `register(add)` adds them to the `govwatch` parser (monitor/cli.py imports this
+module, never the reverse: each command opens its configuration and store itself)."""
 from __future__ import annotations
 
 import getpass
@@ -17,11 +18,13 @@ def cmd_serve(args) -> int:
     Another address needs GOVWATCH_WEB_TOKEN or GOVWATCH_WEB_USERS (see `govwatch hash-password`).
     Example: govwatch serve --port 8080
     """
-    from monitor.cli import _config, _store
-    from monitor.web import serve
+    from monitor.config import load_config
+    from monitor.web import serve, web_settings
+    from state.store import Store
 
-    cfg = _config(args)
-    serve(cfg, _store(cfg), host=args.host, port=args.port)
+    cfg = load_config(args.config)
+    # GOVWATCH_WEB_TOKEN and GOVWATCH_WEB_USERS from the environment load_config read once
+    serve(cfg, Store(cfg.database), host=args.host, port=args.port, settings=web_settings(cfg.environment))
     return 0
 
 
@@ -30,11 +33,12 @@ def cmd_export_warc(args) -> int:
 
     Example: govwatch export-warc --change 42 -o change-42.warc.gz
     """
-    from monitor.cli import _config, _store
+    from monitor.config import load_config
     from monitor.evidence import export_warc
+    from state.store import Store
 
-    cfg = _config(args)
-    store = _store(cfg)
+    cfg = load_config(args.config)
+    store = Store(cfg.database)
     target = os.path.abspath(args.output)
     # Written next to the target and renamed: an interrupted export never leaves a half file.
     fd, tmp = tempfile.mkstemp(prefix=".govwatch-", suffix=".warc.gz", dir=os.path.dirname(target))
@@ -57,11 +61,12 @@ def cmd_feedback(args) -> int:
 
     Example: govwatch feedback --format csv > not-relevant.csv
     """
-    from monitor.cli import _config, _store
+    from monitor.config import load_config
     from monitor.web import feedback_csv, not_relevant_feedback
+    from state.store import Store
 
-    cfg = _config(args)
-    rows = not_relevant_feedback(_store(cfg))
+    cfg = load_config(args.config)
+    rows = not_relevant_feedback(Store(cfg.database))
     if args.format == "json":
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:

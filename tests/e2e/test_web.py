@@ -179,7 +179,7 @@ def test_change_log_newest_first_with_filters_and_topic_counts(world, client):
 def test_pagination_keeps_filters(world, client, monkeypatch):
     import monitor.web as web
 
-    monkeypatch.setattr(web, "PAGE_SIZE", 2)
+    monkeypatch.setattr(web.changes, "PAGE_SIZE", 2)
     first = client.get("/?agency=&matched=1")
     assert "page 1 of 2" in first.text
     nxt = re.search(r'<a href="(/\?[^"]*page=2[^"]*)">Older', first.text).group(1)
@@ -312,7 +312,8 @@ def test_atom_feed_has_stable_ids_and_per_topic_feeds(world, client):
     gao = next(e for e in root.findall("a:entry", ns) if e.findtext("a:id", namespaces=ns).endswith(f":{world.changes['gao']}"))
     assert EVIL_TITLE in gao.findtext("a:title", namespaces=ns)  # text, escaped as XML by construction
     assert gao.find("a:summary", ns).get("type") == "text"
-    assert all(link.get("href", "").startswith("http") for link in gao.findall("a:link", ns))  # no javascript: link
+    # no javascript: link: the change's page (relative without public_url) and the http(s) item
+    assert all(link.get("href", "").startswith(("http", "/changes/")) for link in gao.findall("a:link", ns))
     assert b"<img" not in r.content  # markup in titles travels as &lt;img, never as an element
     assert client.get("/feed.atom?topic=<script>").status_code == 404
 

@@ -2,6 +2,7 @@
 the app through TestClient. Escaping, CSP, CSRF, Host checks, accounts, tokens and downloads."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -156,7 +157,8 @@ def test_login_redirect_stays_on_site(nxt, want):
 def test_every_post_route_requires_the_csrf_token(hostile):
     c = client_for(hostile)
     c.get("/")  # a session exists, so only the token is missing
-    posts = [r.path for r in c.app.routes if "POST" in getattr(r, "methods", set())]
+    # Every route of every router: FastAPI lists an included router as one entry in app.routes.
+    posts = [path for path, ops in c.app.openapi()["paths"].items() if "post" in ops]
     assert set(posts) == {"/login", "/logout", "/changes/{change_id}/triage"}
     for p in posts:
         r = c.post(p.replace("{change_id}", str(hostile.change_id)), data={"action": "reviewed", "note": "x"})
@@ -233,12 +235,82 @@ def test_accounts_roles_and_sign_in(hostile):
 
 
 def test_sign_in_failures_are_rate_limited(hostile, monkeypatch):
-    monkeypatch.setattr(web, "LOGIN_FAILURES_ALLOWED", 3)
+    monkeypatch.setattr(web.auth, "LOGIN_FAILURES_ALLOWED", 3)
     c = client_for(hostile, token=TOKEN)
     t = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
     codes = [c.post("/login", data={"password": f"wrong-{i}", "csrf_token": t}).status_code for i in range(4)]
     assert codes == [401, 401, 401, 429]
     assert c.post("/login", data={"password": TOKEN, "csrf_token": t}).status_code == 429
+
+
+def test_token_guesses_are_throttled_like_the_sign_in_form(hostile, monkeypatch):
+    """Issue 16, point 2: `Authorization: Bearer` and `?token=` share the sign-in form's throttle,
+    per client address; once throttled, even the right token is refused there."""
+    monkeypatch.setattr(web.auth, "LOGIN_FAILURES_ALLOWED", 3)
+    app = create_app(hostile.cfg, hostile.store, settings=WebSettings(token=TOKEN))
+    guesser = TestClient(app, base_url="http://127.0.0.1", client=("203.0.113.7", 4000))
+    other = TestClient(app, base_url="http://127.0.0.1", client=("198.51.100.9", 4000))
+    codes = [guesser.get("/changes.json", headers={"Authorization": f"Bearer wrong-{i}"}).status_code for i in range(2)]
+    codes.append(guesser.get("/feed.atom?token=wrong-2").status_code)
+    assert codes == [401, 401, 401]
+    r = guesser.get("/changes.json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 429 and "too many failed sign-ins" in r.text and TOKEN not in r.text
+    assert guesser.get(f"/feed.atom?token={TOKEN}").status_code == 429
+    t = re.search(r'name="csrf_token" value="([^"]+)"', guesser.get("/login").text).group(1)
+    assert guesser.post("/login", data={"password": TOKEN, "csrf_token": t}).status_code == 429
+    # another address is not punished for the guesser
+    assert other.get("/changes.json", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    # and failures of the form count against the token paths of the same address
+    t = re.search(r'name="csrf_token" value="([^"]+)"', other.get("/login").text).group(1)
+    assert [other.post("/login", data={"password": f"bad-{i}", "csrf_token": t}).status_code for i in range(3)] == [401] * 3
+    assert other.get(f"/changes.json?token={TOKEN}").status_code == 429
+
+
+def test_token_comparison_is_constant_time_in_content_and_length(monkeypatch):
+    """The token is compared with hmac.compare_digest on SHA-256 digests (equal lengths, so the
+    comparison time says nothing about the token's length either)."""
+    seen = []
+    real = web.auth.hmac.compare_digest
+    monkeypatch.setattr(web.auth.hmac, "compare_digest", lambda a, b: seen.append((len(a), len(b))) or real(a, b))
+    settings = WebSettings(token=TOKEN)
+    assert web.auth.token_matches(TOKEN, settings) and not web.auth.token_matches("x", settings)
+    assert not web.auth.token_matches(TOKEN + "x", settings)
+    assert seen == [(32, 32)] * 3
+
+
+def test_anonymous_requests_create_no_session_and_sign_nobody_out(hostile):
+    """Issue 16, point 3: 10,000 cookieless requests (a health probe, a crawler, an attacker) used
+    to fill the session table until it dropped its oldest entry: the signed-in analyst."""
+    users = {"ana": web.User("ana", "analyst", hash_password("analyst-pass-1"))}
+    app = create_app(hostile.cfg, hostile.store, settings=WebSettings(users=users))
+    ana = TestClient(app, base_url="http://127.0.0.1")
+    t = re.search(r'name="csrf_token" value="([^"]+)"', ana.get("/login").text).group(1)
+    assert ana.post("/login", data={"name": "ana", "password": "analyst-pass-1", "csrf_token": t},
+                    follow_redirects=False).status_code == 303
+    stored = len(app.state.sessions)
+
+    async def probe(n: int) -> set[int]:
+        import httpx  # one event loop for all of them: TestClient's per-request portal is 3x slower
+
+        codes = set()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            for _ in range(n):
+                codes.add((await c.get("/healthz")).status_code)
+                c.cookies.clear()  # cookieless, every time
+        return codes
+
+    assert asyncio.run(probe(10_000)) == {200}
+    assert "ana · analyst" in ana.get("/sources").text
+    assert len(app.state.sessions) == stored == 1  # neither the sign-in page nor the probes stored one
+    browser = TestClient(app, base_url="http://127.0.0.1")
+    # an anonymous browser's forms still carry a CSRF token that only its own cookie satisfies
+    t = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text).group(1)
+    other = TestClient(app, base_url="http://127.0.0.1")
+    other.get("/login")
+    assert other.post("/login", data={"name": "ana", "password": "analyst-pass-1", "csrf_token": t}).status_code == 403
+    assert browser.post("/login", data={"name": "ana", "password": "analyst-pass-1", "csrf_token": t},
+                      follow_redirects=False).status_code == 303
+    assert len(app.state.sessions) == 2
 
 
 def test_password_hashes_round_trip_and_pbkdf2_is_accepted():
@@ -318,4 +390,25 @@ def test_atom_feed_survives_control_characters_and_markup(hostile):
     assert "bell and  nul" in title and XSS in title
     assert b"<script" not in r.content  # markup travels as escaped text
     links = [e.get("href") for e in root.iter("{http://www.w3.org/2005/Atom}link")]
-    assert links and all(h.startswith("http://127.0.0.1/") for h in links)  # the javascript: URL is not linked
+    assert links and all(h.startswith("/") and not h.startswith("//") for h in links)  # the javascript: URL is not linked
+
+
+@pytest.mark.parametrize("public_url", ["", "https://govwatch.example.org/gw"], ids=["relative", "public_url"])
+def test_atom_links_never_come_from_the_host_header(hostile, public_url):
+    """Issue 16, point 12: behind a token (any Host is served), a request with a hostile Host must
+    not make the feed link to that host: links come from public_url, or are relative."""
+    import xml.etree.ElementTree as ET
+
+    cfg = SimpleNamespace(**{**vars(hostile.cfg), "public_url": public_url})
+    c = TestClient(create_app(cfg, hostile.store, settings=WebSettings(token=TOKEN)), base_url="http://127.0.0.1")
+    hostile_host = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
+    for path in ("/feed.atom", "/feed.atom?topic=opr-outcomes"):
+        r = c.get(path, headers=hostile_host)
+        assert r.status_code == 200 and b"evil.example" not in r.content
+        root = ET.fromstring(r.content)
+        ns = "{http://www.w3.org/2005/Atom}"
+        ours = [e.get("href") for e in root.iter(f"{ns}link") if e.get("rel") != "related"]
+        assert len(ours) == 3  # the feed's self and alternate links, the entry's page
+        assert all(h.startswith(public_url + "/") and not h.startswith("//") for h in ours), ours
+        entry = root.find(f"{ns}entry/{ns}link[@rel='alternate']").get("href")
+        assert entry == f"{public_url}/changes/{hostile.change_id}"

@@ -1,0 +1,63 @@
+"""The change log's pages: the filtered list (`/`) and one change (`/changes/{id}`) with its
+evidence, inline and side-by-side diff, captures, triage trail and alert deliveries."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from monitor.web.auth import Denied, require
+from monitor.web.context import render, web_of
+from monitor.web.presentation import inline_rows, side_by_side
+from monitor.web.queries import REVIEW_STATES, SEVERITIES, Filters, page_of_changes
+from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, SourceRecord
+from state.store import evidence_of
+from state.triage import ACTIONS, MAX_NOTE_CHARS, actions_of, states_of
+
+PAGE_SIZE = 50
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def change_log(request: Request):
+    require(request, "viewer")
+    w = web_of(request)
+    f = Filters.parse(request.query_params)
+    total, rows, counts, agencies = page_of_changes(w.store, f, PAGE_SIZE, (f.page - 1) * PAGE_SIZE)
+    names = w.source_names()
+    items = []
+    for c, ms, st in rows:
+        ev = next((e for m in ms for e in evidence_of(m)["evidence"]), None)
+        items.append({"change": c, "matches": ms, "state": st, "source_name": names.get(c.source_id, c.source_id),
+                      "evidence": ev, "excerpt": " ".join(c.added_text.split())[:240]})
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    return render(request, "changes.html", f=f, items=items, total=total, pages=pages, counts=counts,
+                  sources=sorted(names.items(), key=lambda kv: kv[1].lower()), agencies=agencies,
+                  severities=SEVERITIES, states=REVIEW_STATES)
+
+
+@router.get("/changes/{change_id}", response_class=HTMLResponse)
+def change_page(request: Request, change_id: int):
+    require(request, "viewer")
+    store = web_of(request).store
+    with store.session() as s:
+        c = s.get(ChangeRecord, change_id)
+        if c is None:
+            raise Denied(404, f"no change with id {change_id}")
+        matches = store.matches_of(s, c.id)
+        src = s.get(SourceRecord, c.source_id)
+        prev = s.get(SnapshotRecord, c.prev_snapshot_id) if c.prev_snapshot_id else None
+        new = s.get(SnapshotRecord, c.new_snapshot_id) if c.new_snapshot_id else None
+        trail = actions_of(s, c.id)
+        state = states_of(s, [c.id]).get(c.id)
+        deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == c.id).order_by(DeliveryRecord.id)))
+        prev_text = store.get_text(prev.text_sha256, s) if prev else ""
+        new_text = store.get_text(new.text_sha256, s) if new else ""
+    shown = [{"match": m, **evidence_of(m)} for m in matches]
+    # A new item's snapshots are the whole listing, not the document: its diff is the item itself.
+    sbs = side_by_side(prev_text, new_text) if c.kind in ("changed", "removed") and (prev or new) else None
+    return render(request, "change.html", c=c, src=src, source_name=web_of(request).source_names().get(c.source_id, c.source_id),
+                  shown=shown, prev=prev, new=new, prev_text=prev_text, new_text=new_text, trail=trail, state=state,
+                  inline=inline_rows(c.diff_text), sbs=sbs, sbs_too_large=sbs is None and c.kind in ("changed", "removed"),
+                  deliveries=deliveries, actions=ACTIONS, max_note=MAX_NOTE_CHARS)

@@ -1,0 +1,53 @@
+"""What every router of the web change log shares (the configuration, the store, who may sign in,
+the sessions and the sign-in throttle) and how a page is rendered for the request's principal."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from monitor.web.auth import Sessions, Throttle, WebSession, WebSettings
+from monitor.web.presentation import _templates
+from state.store import Store
+
+
+@dataclass
+class WebContext:
+    cfg: object
+    store: Store
+    settings: WebSettings
+    sessions: Sessions = field(default_factory=Sessions)
+    throttle: Throttle = field(default_factory=Throttle)
+    templates: jinja2.Environment = field(default_factory=_templates)
+
+    def __post_init__(self):
+        self.topics = [(t.id, t.title) for t in self.cfg.topics]
+        self.topic_title = dict(self.topics)
+        self.cfg_names = {s.id: s.display_name for s in self.cfg.sources}
+        self.public_url = (getattr(self.cfg, "public_url", "") or "").rstrip("/")
+
+    def source_names(self) -> dict[str, str]:
+        names = {r.id: (r.name or r.id) for r in self.store.sources()}
+        names.update(self.cfg_names)
+        return names
+
+    def source_config(self, source_id: str):
+        return next((x for x in self.cfg.sources if x.id == source_id), None)
+
+
+def web_of(request: Request) -> WebContext:
+    return request.app.state.web
+
+
+def render(request: Request, template: str, status: int = 200, **ctx) -> HTMLResponse:
+    w = web_of(request)
+    sess: WebSession = request.state.session
+    ctx.update(request=request, principal=request.state.principal, csrf=sess.csrf if sess else "",
+               auth_required=w.settings.auth_required, topics=w.topics, topic_title=w.topic_title)
+    return HTMLResponse(w.templates.get_template(template).render(**ctx), status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message)

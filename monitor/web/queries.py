@@ -1,0 +1,131 @@
+"""The change log's filters (topic, severity, source, agency, dates, review state, text) and the
+one query behind its pages, exports and the Atom feed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time as dtime, timezone
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+
+from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
+from state.store import Store
+from state.triage import ACTIONS, TriageStateRecord, states_of
+
+SEVERITIES = ("low", "medium", "high")
+REVIEW_STATES = ("unreviewed",) + ACTIONS
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _parse_day(name: str, value: str, end: bool) -> datetime:
+    v = value.strip()
+    try:
+        if len(v) == 10:  # a date: the whole day
+            d = datetime.fromisoformat(v)
+            dt = datetime.combine(d.date(), dtime.max if end else dtime.min)
+        else:
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: '{value}' is not a date (2026-11-01) or an ISO 8601 time") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Filters:
+    topic: str = ""
+    severity: str = ""
+    source: str = ""
+    agency: str = ""
+    since: str = ""
+    until: str = ""
+    state: str = ""
+    q: str = ""
+    matched: bool = False
+    page: int = 1
+    _since: datetime | None = None
+    _until: datetime | None = None
+
+    KEYS = ("topic", "severity", "source", "agency", "since", "until", "state", "q", "matched")
+
+    @classmethod
+    def parse(cls, params) -> "Filters":
+        get = lambda k: (params.get(k) or "").strip()[:500]  # noqa: E731
+        f = cls(topic=get("topic"), severity=get("severity"), source=get("source"), agency=get("agency"),
+                since=get("since"), until=get("until"), state=get("state"), q=get("q"),
+                matched=get("matched") in ("1", "true", "on", "yes"))
+        if f.severity and f.severity not in SEVERITIES:
+            raise BadRequest(f"severity: '{f.severity}' is not one of {', '.join(SEVERITIES)}")
+        if f.state and f.state not in REVIEW_STATES:
+            raise BadRequest(f"state: '{f.state}' is not one of {', '.join(REVIEW_STATES)}")
+        f._since = _parse_day("since", f.since, end=False) if f.since else None
+        f._until = _parse_day("until", f.until, end=True) if f.until else None
+        page = get("page") or "1"
+        if not page.isdigit() or not 1 <= int(page) <= 100_000:
+            raise BadRequest(f"page: '{page}' is not a page number")
+        f.page = int(page)
+        return f
+
+    def items(self, **override) -> list[tuple[str, str]]:
+        d = {k: getattr(self, k) for k in self.KEYS}
+        d["matched"] = "1" if d["matched"] else ""
+        d.update(override)
+        return [(k, str(v)) for k, v in d.items() if v not in ("", None, False)]
+
+    def qs(self, **override) -> str:
+        items = self.items(**override)
+        return "?" + urlencode(items) if items else ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.items())
+
+    def apply(self, q, *, skip_topic: bool = False):
+        # A topic or a severity is only ever on a matched change: saying so lets the index
+        # (matched, detected_at) give the newest first instead of a scan or a sort of the log.
+        if self.topic and not skip_topic:
+            q = q.where(ChangeRecord.matched.is_(True),
+                        ChangeRecord.id.in_(select(TopicMatchRecord.change_id).where(TopicMatchRecord.topic == self.topic)))
+        if self.severity:
+            q = q.where(ChangeRecord.matched.is_(True),
+                        ChangeRecord.severity.in_(SEVERITIES[SEVERITIES.index(self.severity):]))
+        if self.source:
+            q = q.where(ChangeRecord.source_id == self.source)
+        if self.agency:
+            q = q.where(ChangeRecord.source_id.in_(select(SourceRecord.id).where(SourceRecord.agency == self.agency)))
+        if self._since:
+            q = q.where(ChangeRecord.detected_at >= self._since)
+        if self._until:
+            q = q.where(ChangeRecord.detected_at <= self._until)
+        if self.matched:
+            q = q.where(ChangeRecord.matched.is_(True))
+        if self.state == "unreviewed":
+            q = q.where(ChangeRecord.id.not_in(select(TriageStateRecord.change_id)))
+        elif self.state:
+            q = q.where(ChangeRecord.id.in_(select(TriageStateRecord.change_id).where(TriageStateRecord.state == self.state)))
+        if self.q:
+            needle = self.q.lower()
+            q = q.where(func.lower(ChangeRecord.added_text).contains(needle, autoescape=True)
+                        | func.lower(ChangeRecord.title).contains(needle, autoescape=True))
+        return q
+
+
+def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
+    """(total, [(change, matches, triage state)], matched changes per topic, agencies) of one page."""
+    with store.session() as s:
+        total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord))) or 0
+        q = f.apply(select(ChangeRecord)).order_by(ChangeRecord.detected_at.desc(), ChangeRecord.id.desc())
+        changes = list(s.scalars(q.offset(offset).limit(limit)))
+        ids = [c.id for c in changes]
+        matches = store.matches_by_change(s, ids)
+        states = states_of(s, ids)
+        # A join, not "change_id IN (the filtered changes)": SQLite would walk every change of
+        # the log for that; this walks the topic matches and looks each change up by its key.
+        counts_q = (f.apply(select(TopicMatchRecord.topic, func.count(func.distinct(TopicMatchRecord.change_id)))
+                            .join(ChangeRecord, ChangeRecord.id == TopicMatchRecord.change_id), skip_topic=True)
+                    .group_by(TopicMatchRecord.topic))
+        counts = dict(s.execute(counts_q).all())
+        agencies = sorted({a for (a,) in s.execute(select(SourceRecord.agency).distinct()) if a})
+    return total, [(c, matches[c.id], states.get(c.id)) for c in changes], counts, agencies

@@ -1,0 +1,89 @@
+"""Triage: an analyst marks a change (reviewed, significant, not relevant, ...) with a note, and
+the changes marked "not relevant" come back as feedback (JSON, CSV, `govwatch feedback`) to tune the rules."""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from monitor.records import change_dict, iso
+from monitor.web.auth import Denied, form_with_csrf, require
+from monitor.web.context import web_of
+from monitor.web.presentation import csv_cell
+from monitor.web.queries import BadRequest
+from state.models import ChangeRecord
+from state.store import Store
+from state.triage import ACTIONS, MAX_NOTE_CHARS, not_relevant_actions, record_action
+
+logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
+
+router = APIRouter()
+
+
+@router.post("/changes/{change_id}/triage")
+async def triage(request: Request, change_id: int):
+    data = await form_with_csrf(request)
+    who = require(request, "analyst")
+    action = data.get("action", "")
+    if action not in ACTIONS:
+        raise BadRequest(f"action: '{action}' is not one of {', '.join(ACTIONS)}")
+    note = data.get("note", "").strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise BadRequest(f"note: at most {MAX_NOTE_CHARS} characters")
+    with web_of(request).store.session() as s:
+        if s.get(ChangeRecord, change_id) is None:
+            raise Denied(404, f"no change with id {change_id}")
+        record_action(s, change_id, action, who.name, note)
+    logger.info("web: change %s marked %s by %s", change_id, action, who.name)
+    return RedirectResponse(f"/changes/{change_id}#triage", status_code=303)
+
+
+@router.get("/feedback.json")
+def feedback_json(request: Request):
+    require(request, "analyst")
+    return JSONResponse(not_relevant_feedback(web_of(request).store))
+
+
+@router.get("/feedback.csv")
+def feedback_csv_route(request: Request):
+    require(request, "analyst")
+    return Response(feedback_csv(not_relevant_feedback(web_of(request).store)), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="govwatch-not-relevant.csv"'})
+
+
+def not_relevant_feedback(store: Store) -> list[dict]:
+    """Changes an analyst marked "not relevant": topic, evidence and note, to tune the rules."""
+    out = []
+    with store.session() as s:
+        for action, change in not_relevant_actions(s):
+            matches = store.matches_of(s, change.id)
+            d = change_dict(change, matches, excerpt=1000)
+            out.append({
+                "change_id": change.id, "detected_at": d["detected_at"], "source_id": change.source_id,
+                "url": change.url, "kind": change.kind, "title": change.title, "topics": d["topics"],
+                "severity": change.severity, "scores": d["scores"],
+                "evidence": [{"topic": e["topic"], "rule": e["rule"], "sentence": e["sentence"], "terms": e["terms"]} for e in d["evidence"]],
+                "note": action.note, "marked_by": action.actor, "marked_at": iso(action.created_at),
+                "added_text": d["added_text"],
+            })
+    return out
+
+
+FEEDBACK_COLUMNS = ["change_id", "detected_at", "source_id", "url", "kind", "title", "topics", "severity", "rules",
+                    "evidence", "note", "marked_by", "marked_at", "added_text"]
+
+
+def feedback_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(FEEDBACK_COLUMNS)
+    for r in rows:
+        w.writerow([csv_cell(x) for x in (
+            r["change_id"], r["detected_at"], r["source_id"], r["url"], r["kind"], r["title"], " ".join(r["topics"]),
+            r["severity"], " ".join(sorted({e["rule"] for e in r["evidence"]})),
+            " | ".join(f"[{e['topic']}/{e['rule']}] {e['sentence']}" for e in r["evidence"]),
+            r["note"], r["marked_by"], r["marked_at"], r["added_text"])])
+    return buf.getvalue()
