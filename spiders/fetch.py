@@ -25,8 +25,12 @@ from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
-from scrapy.resolver import CachingThreadedResolver
+from scrapy.resolver import CachingThreadedResolver, HostResolution
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.error import DNSLookupError
+from twisted.internet.interfaces import IHostnameResolver
+from zope.interface import implementer
 from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 
@@ -66,15 +70,16 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-# host name -> the IPv4 address the safety check approved; the reactor's resolver answers from it
-_PINNED: dict[str, str] = {}
+# host name -> every address the safety check approved (IPv4 and IPv6, in the resolver's order);
+# the reactor's resolvers answer a pinned name from it and never look it up again
+_PINNED: dict[str, tuple[str, ...]] = {}
 
 
 def pin(host: str, addresses: list) -> None:
-    """Remember the checked address of a host name, so that the connection goes to it."""
-    v4 = [str(a) for a in addresses if getattr(a, "version", 0) == 4]
-    if host and v4:
-        _PINNED[host.lower().rstrip(".")] = v4[0]
+    """Remember the checked addresses of a host name, so that the connection goes to one of them."""
+    approved = tuple(dict.fromkeys(str(a) for a in addresses if getattr(a, "version", 0) in (4, 6)))
+    if host and approved:
+        _PINNED[host.lower().rstrip(".")] = approved
 
 
 class PinnedResolver(CachingThreadedResolver):
@@ -83,10 +88,49 @@ class PinnedResolver(CachingThreadedResolver):
     connection (DNS rebinding) cannot steer a fetch into the private network."""
 
     def getHostByName(self, name, timeout=()):
-        ip = _PINNED.get(name.lower().rstrip("."))
-        if ip is not None:
-            return defer.succeed(ip)
+        pinned = _PINNED.get(name.lower().rstrip("."))
+        if pinned is not None:
+            v4 = [a for a in pinned if ":" not in a]
+            if v4:
+                return defer.succeed(v4[0])
+            # approved only over IPv6: this IPv4-only interface must not look the name up again
+            return defer.fail(DNSLookupError(f"{name}: the safety check approved only IPv6 addresses"))
         return super().getHostByName(name, timeout)
+
+
+@implementer(IHostnameResolver)
+class PinnedNameResolver:
+    """The reactor's name resolver (what Twisted's HostnameEndpoint, and so every Scrapy HTTP
+    connection, asks): a pinned name resolves to every address the check approved, IPv4 and IPv6;
+    other names go to the resolver it wraps. Without it a name approved only for a public IPv6
+    address was resolved again over IPv4, an answer no check had seen."""
+
+    def __init__(self, fallback: IHostnameResolver):
+        self.fallback = fallback
+
+    def resolveHostName(self, resolutionReceiver, hostName, portNumber=0, addressTypes=None,
+                        transportSemantics="TCP"):
+        pinned = _PINNED.get(hostName.lower().rstrip("."))
+        if pinned is None:
+            return self.fallback.resolveHostName(resolutionReceiver, hostName, portNumber, addressTypes,
+                                                 transportSemantics)
+        resolution = HostResolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        for ip in pinned:
+            kind = IPv6Address if ":" in ip else IPv4Address
+            if addressTypes is None or kind in addressTypes:
+                resolutionReceiver.addressResolved(kind(transportSemantics, ip, portNumber))
+        resolutionReceiver.resolutionComplete()
+        return resolution
+
+
+def install_pinned_resolvers(reactor) -> None:
+    """Give the reactor Scrapy's caching resolver (with a timeout, so one slow DNS server cannot
+    stall a cycle) for unchecked names, both resolver interfaces pinned to the checked addresses."""
+    simple = PinnedResolver(reactor, cache_size=10000, timeout=20.0)
+    simple.install_on_reactor()
+    # (this also makes reactor.resolver a view of the pinned name resolver, pins included)
+    reactor.installNameResolver(PinnedNameResolver(reactor.nameResolver))
 
 
 class SafetyMiddleware:
@@ -368,10 +412,8 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_time
     install_reactor(REACTOR)
     from twisted.internet import reactor
 
-    # A crawler *runner* (unlike CrawlerProcess) installs no resolver: give the reactor Scrapy's
-    # caching one (with a timeout, so one slow DNS server cannot stall a cycle), pinned to the
-    # addresses the safety check approved.
-    PinnedResolver(reactor, cache_size=10000, timeout=20.0).install_on_reactor()
+    # A crawler *runner* (unlike CrawlerProcess) installs no resolver: install ours.
+    install_pinned_resolvers(reactor)
 
     result: dict[str, Any] = {"code": 0}
     stop_event = asyncio.Event()
