@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware, RedirectMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
@@ -181,10 +181,57 @@ class PoliteRobotsMiddleware(RobotsTxtMiddleware):
 _META_REFRESH = re.compile(rb"<meta[^>]*http-equiv\s*=\s*[\"']?\s*refresh", re.I)
 
 
-class LeanMetaRefreshMiddleware(MetaRefreshMiddleware):
-    """Scrapy's meta-refresh redirects, without decoding every page to look for the tag: Scrapy
-    reads `response.text` (the whole body, decoded and cached on the response: 11 MB of the peak
-    at 100 responses in flight, and a decode per page) for a tag within its first 4,096 characters."""
+# Request headers that carry a credential, whatever the kind: Scrapy itself drops only Cookie and
+# Authorization on a redirect to another origin.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "apikey",
+                            "x-auth-token", "x-access-token", "x-goog-api-key", "ocp-apim-subscription-key"})
+# Headers a kind may set that are not secret; every other header a kind sets is treated as one.
+_PLAIN_KIND_HEADERS = frozenset({"accept", "accept-language", "if-none-match", "if-modified-since"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def keeps_secrets(source_url: str, target_url: str) -> bool:
+    """Whether a redirect from `source_url` to `target_url` may carry credentials: only to the same
+    origin, or the same host upgraded from http to https on the default ports."""
+    src, dst = _origin(source_url), _origin(target_url)
+    if src == dst:
+        return True
+    return (src[1] == dst[1] and src[0] == "http" and dst[0] == "https"
+            and src[2] == 80 and dst[2] == 443)
+
+
+class SecretHeadersOnRedirect:
+    """Mixin for Scrapy's redirect middlewares: a hop to another host, port or a downgraded scheme
+    carries none of the secret headers (an API key, a token, a cookie): a 302 to another host must
+    not hand it the Congress.gov key."""
+
+    def _build_redirect_request(self, source_request, response, *, url, **kwargs):
+        redirected = super()._build_redirect_request(source_request, response, url=url, **kwargs)
+        if keeps_secrets(source_request.url, redirected.url):
+            return redirected
+        fr = source_request.meta.get("gw")
+        kind_headers = {k.lower() for k in (fr.headers if fr is not None else {})} - _PLAIN_KIND_HEADERS
+        for name in list(redirected.headers.keys()):
+            if name.decode("latin-1").lower() in SECRET_HEADERS | kind_headers:
+                del redirected.headers[name]
+        return redirected
+
+
+class SafeRedirectMiddleware(SecretHeadersOnRedirect, RedirectMiddleware):
+    """Scrapy's 3xx redirects, without secret headers on a hop to another origin."""
+
+
+class LeanMetaRefreshMiddleware(SecretHeadersOnRedirect, MetaRefreshMiddleware):
+    """Scrapy's meta-refresh redirects (secret headers dropped like SafeRedirectMiddleware's),
+    without decoding every page to look for the tag: Scrapy reads `response.text` (the whole body,
+    decoded and cached on the response: 11 MB of the peak at 100 responses in flight, and a decode
+    per page) for a tag within its first 4,096 characters."""
 
     def process_response(self, request, response, spider=None):
         head = response.body[:16_384]            # 4,096 characters are at most 16 KB of UTF-8
@@ -364,7 +411,7 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
             "spiders.fetch.BackoffRetryMiddleware": 550,
             "spiders.fetch.LeanMetaRefreshMiddleware": 580,
             "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 590,
-            "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": 600,
+            "spiders.fetch.SafeRedirectMiddleware": 600,
             "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": 750,
         },
         "EXTENSIONS_BASE": {},  # stats, telnet, memory debugger, feed export, remote control: unused
