@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.diff import diff as text_diff, highlight
+from monitor.escaping import csv_cell
 from monitor.evidence import EvidenceError, capture, export_warc
 from state.errors import GovwatchError
 from state.models import ChangeRecord, DeliveryRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord, TopicMatchRecord
@@ -330,15 +331,6 @@ def side_by_side(old_text: str, new_text: str, context: int = 2) -> list[SideRow
                 else:
                     rows.append(SideRow("insert", None, None, nj + 1, [(b[nj], False)]))
     return rows
-
-
-_CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> str:
-    """Spreadsheets run cells that start like a formula; captured text must never be one."""
-    s = "" if value is None else str(value)
-    return "'" + s if s.startswith(_CSV_FORMULA) else s
 
 
 def _xml_text(s: str) -> str:

@@ -110,3 +110,31 @@ def test_changes_table_shows_the_newest_and_exports_show_all(workdir):
     assert all((r["topics"] == ["opr-outcomes"]) == (int(r["title"].split()[1]) % 2 == 0) for r in rows)
     assert len(json.loads(workdir.run("changes", "--format", "json", "--limit", "7").stdout)) == 7
     assert "--limit 0 for all" not in workdir.run("changes", "--limit", "0").stdout
+
+
+def test_captured_text_cannot_inject_formulas_or_terminal_escapes(site, workdir):
+    """Issue 16.5: a captured title or text that starts a spreadsheet formula is escaped in the CLI's
+    CSV (like the web's), and `show` and the tables print control sequences visibly, never raw."""
+    import csv
+    import io
+
+    title = "\x1b]0;owned\x07\x1b[31mRed\x1b[0m [link=http://evil.example]click[/link] \x9b2J"
+    body = "<html><head><title>{t}</title></head><body><main><p>{p}First paragraph of the page, long enough.</p>{x}</main></body></html>"
+    site.set("/a", body.format(t=title, p="", x=""))
+    workdir.write(sources=[{"id": "a", "url": site.url("/a")}])
+    workdir.run("check")
+    site.set("/a", body.format(t=title, p='=HYPERLINK("http://evil.example","click") ', x="<p>-2+3 \x1b]0;x\x07 added</p>"))
+    workdir.run("check", "--force")
+
+    rows = list(csv.reader(io.StringIO(workdir.run("changes", "--format", "csv").stdout)))
+    assert len(rows) == 2
+    assert rows[1][8].startswith("'=HYPERLINK("), rows[1]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows[1:] for cell in row), rows
+
+    shown = workdir.run("show", rows[1][0]).stdout
+    table = workdir.run("changes").stdout
+    for out in (shown, table):
+        assert not any(c in out for c in "\x1b\x07\x9b"), repr(out)
+    assert "Title:    \\x1b]0;owned\\x07\\x1b[31mRed\\x1b[0m [link=http://evil.example]click[/link] \\x9b2J" in shown
+    assert "\\x1b]0;x\\x07 added" in shown
+    assert "[link=http://evil.example]" in table, table
