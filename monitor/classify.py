@@ -128,14 +128,14 @@ class _RuleSpec(_Signals):
     within: str | int = "sentence"  # sentence | paragraph | document | "N words" | N
     context: dict[str, str] = Field(default_factory=dict)  # group -> scope where it must also appear
     unless: dict[str, str] = Field(default_factory=dict)  # group -> scope where it vetoes the rule
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, le=1000)
     severity: Severity = "medium"
 
 
 class _DefinitionsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     terms: list[str] = Field(min_length=1)  # groups whose terms are watched for definitions
-    weight: float = Field(3.0, gt=0)
+    weight: float = Field(3.0, gt=0, le=1000)
     severity: Severity = "high"
 
 
@@ -144,7 +144,7 @@ class _TopicSpec(BaseModel):
     id: str = Field(pattern=_ID)
     title: str = Field(min_length=1)
     description: str = ""
-    threshold: float = Field(1.0, gt=0)
+    threshold: float = Field(1.0, gt=0, le=1000)
     groups: dict[str, _Signals] = Field(default_factory=dict)
     rules: list[_RuleSpec] = Field(min_length=1)
     exclude: dict[str, str] = Field(default_factory=dict)  # group -> scope; vetoes every rule

@@ -31,7 +31,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
     if isinstance(value, (int, float)):
-        if value < 0:
+        if not 0 <= value < float("inf"):                 # negative, .inf and .nan (nan compares False)
             raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
         return float(value)
     s = str(value).strip().lower()
@@ -41,7 +41,7 @@ def parse_duration(value: Any) -> float:
             break
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()
-    if not s or pos == 0 or s[pos:].strip():
+    if not s or pos == 0 or s[pos:].strip() or not total < float("inf"):
         raise ValueError(f"'{value}' is not a duration like 30m, 6h or 1d")
     return total
 
@@ -50,9 +50,41 @@ def parse_size(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     m = _SIZE.match(str(value))
-    if not m or float(m.group(1)) <= 0:
+    if not m or not 0 < float(m.group(1)) < float("inf"):
         raise ValueError(f"'{value}' is not a size like 512KB, 10MB or 10485760")
     return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+def _short(seconds: float) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= n and seconds % n == 0:
+            return f"{int(seconds // n)}{unit}"
+    return f"{seconds:g}s"
+
+
+def duration_between(lo: float, hi: float):
+    """A field validator: a duration within [lo, hi] seconds. Every duration has bounds: 1e308,
+    .inf or 999999999999d overflowed every date computation; 0s ticks spun the scheduler."""
+    def check(value: Any) -> float:
+        seconds = parse_duration(value)
+        if not lo <= seconds <= hi:
+            shown = value if isinstance(value, str) else f"{value!r}"
+            raise ValueError(f"'{shown}' is out of range: from {_short(lo)} to {_short(hi)}")
+        return seconds
+    return check
+
+
+def size_between(lo: int, hi: int):
+    """A field validator: a size within [lo, hi] bytes."""
+    def check(value: Any) -> int:
+        size = parse_size(value)
+        if not lo <= size <= hi:
+            raise ValueError(f"'{value}' is out of range: from {lo:,} bytes to {hi // 2**20:,} MiB")
+        return size
+    return check
+
+
+_DAY = 86400.0
 
 
 class _Strict(BaseModel):
@@ -71,8 +103,10 @@ class FetchSettings(_Strict):
     obey_robots: bool = True
     user_agent_contact: str = ""
 
-    _d = field_validator("per_host_delay", "timeout", "max_retry_after", mode="before")(lambda v: parse_duration(v))
-    _s = field_validator("max_bytes", mode="before")(lambda v: parse_size(v))
+    _delay = field_validator("per_host_delay", mode="before")(duration_between(0, 600))
+    _timeout = field_validator("timeout", mode="before")(duration_between(1, 600))
+    _retry = field_validator("max_retry_after", mode="before")(duration_between(0, _DAY))
+    _s = field_validator("max_bytes", mode="before")(size_between(1024, 2**31))
 
 
 class NotifyTarget(_Strict):
@@ -117,8 +151,8 @@ def quiet_apprise_logs() -> None:
 
 
 class HealthSettings(_Strict):
-    failures_before_alert: int = Field(3, ge=1)
-    blocks_before_alert: int = Field(2, ge=1)
+    failures_before_alert: int = Field(3, ge=1, le=1000)
+    blocks_before_alert: int = Field(2, ge=1, le=1000)
     shrink_ratio: float = Field(0.5, gt=0, lt=1)
 
 
@@ -132,7 +166,10 @@ class SchedulerSettings(_Strict):
     stop_timeout: float = 25.0  # after SIGTERM, in-flight fetches get this long before they are abandoned
     health_max_age: float = 900.0  # `govwatch health` fails when no cycle completed within this
 
-    _d = field_validator("tick", "delivery_every", "lease", "delivery_claim", "stop_timeout", "health_max_age", mode="before")(lambda v: parse_duration(v))
+    _tick = field_validator("tick", "delivery_every", mode="before")(duration_between(0.1, _DAY))
+    _lease = field_validator("lease", "delivery_claim", mode="before")(duration_between(1, 7 * _DAY))
+    _stop = field_validator("stop_timeout", mode="before")(duration_between(0, 3600))
+    _age = field_validator("health_max_age", mode="before")(duration_between(1, 30 * _DAY))
 
 
 _KEY_PARAM = re.compile(r"[?&](api[_-]?key|access_token)=", re.IGNORECASE)
@@ -152,8 +189,9 @@ class SourceConfig(_Strict):
     expect_update_within: float | None = None
     options: Any = None  # the kind's own Options, filled from the keys the kind declares
 
-    _d = field_validator("every", mode="before")(lambda v: parse_duration(v))
-    _e = field_validator("expect_update_within", mode="before")(lambda v: None if v is None else parse_duration(v))
+    _d = field_validator("every", mode="before")(duration_between(0, 3660 * _DAY))
+    _e = field_validator("expect_update_within", mode="before")(
+        lambda v: None if v is None else duration_between(1, 3660 * _DAY)(v))
 
     @field_validator("url")
     @classmethod
