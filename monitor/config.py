@@ -253,18 +253,67 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyY
 
 
 # -- locating problems in the YAML -------------------------------------------------------
-class _Lines(dict):
-    """The line map, built the first time a problem asks for a line: a valid file of 1,000
-    sources is not composed twice (a third of a second)."""
+# A document whose aliases expand to more values than this is refused before anything reads it:
+# a billion-laughs config is a few lines that pydantic (or any walk) would expand to 10^9 values.
+MAX_EXPANDED_VALUES = 1_000_000
 
-    def __init__(self, text: str):
+
+def _expanded_size(root) -> int:
+    """How many values the node graph holds once every alias is expanded, counted without
+    expanding (each distinct node once; an alias counts its node's whole size again)."""
+    size: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            size[id(node)] = 1
+            continue
+        children = [x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode) else list(node.value)
+        if done:
+            size[id(node)] = 1 + sum(size.get(id(c), 1) for c in children)
+        else:
+            stack.append((node, True))
+            stack += [(c, False) for c in children if id(c) not in size]
+    return size.get(id(root), 0)
+
+
+def _load_yaml(text: str):
+    """(the document's data, its node graph) parsed once; ConfigError-worthy problems raise
+    yaml.YAMLError. The node graph is kept for the line map (only built when a problem needs it)."""
+    loader = _SAFE_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        expanded = _expanded_size(node)
+        if expanded > MAX_EXPANDED_VALUES:
+            raise _AliasBomb(f"the document expands to {expanded:,} values through its aliases (&anchor/*alias); "
+                             f"at most {MAX_EXPANDED_VALUES:,} are read")
+        return loader.construct_document(node), node
+    finally:
+        loader.dispose()
+
+
+class _AliasBomb(ValueError):
+    pass
+
+
+class _Lines(dict):
+    """The line map, built the first time a problem asks for a line (from the nodes the load
+    composed: a valid file of 1,000 sources is not composed twice)."""
+
+    def __init__(self, root):
         super().__init__()
-        self._text: str | None = text
+        self._root = root
+        self._pending = root is not None
 
     def _load(self) -> None:
-        if self._text is not None:
-            self.update(_line_map(self._text))
-            self._text = None
+        if self._pending:
+            self.update(_line_map(self._root))
+            self._pending = False
+            self._root = None
 
     def __contains__(self, key) -> bool:
         self._load()
@@ -275,27 +324,29 @@ class _Lines(dict):
         return super().__getitem__(key)
 
 
-def _line_map(text: str) -> dict[tuple, int]:
-    """Map each key/index path of the YAML document to its 1-based line."""
-    out: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
+def _line_map(root) -> dict[tuple, int]:
+    """Map each key/index path of the YAML document to its 1-based line.
 
-    def walk(node, path: tuple) -> None:
+    Each node is entered once, by the first path that reaches it: an alias is not expanded (a
+    problem under an alias is located at the nearest path mapped, e.g. the key that holds it).
+    Iterative, so that a deeply nested document cannot exhaust the stack."""
+    out: dict[tuple, int] = {}
+    seen: set[int] = set()
+    stack = [(root, ())]
+    while stack:
+        node, path = stack.pop()
         out.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
+            for k, v in reversed(node.value):
                 key = k.value
                 out[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
+                stack.append((v, path + (key,)))
         elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    if root is not None:
-        walk(root, ())
+            for i in range(len(node.value) - 1, -1, -1):
+                stack.append((node.value[i], path + (i,)))
     return out
 
 
@@ -361,6 +412,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
     raw: Any = {}
     text = ""
+    root = None
     if cfg_path.exists():
         try:
             text = cfg_path.read_text(encoding="utf-8")
@@ -368,9 +420,17 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
             raise ConfigError(str(cfg_path), [f"cannot read: {e}"]) from e
         try:
             try:
-                raw = yaml.load(text, Loader=_SAFE_LOADER) or {}
-            except yaml.YAMLError:
-                raw = yaml.safe_load(text)  # the pure-Python parser's message names the problem better
+                raw, root = _load_yaml(text)
+                raw = raw or {}
+            except yaml.YAMLError as c_error:
+                try:
+                    raw = yaml.safe_load(text)  # the pure-Python parser's message names the problem better
+                except RecursionError:          # nested past libyaml's limit: its message says so
+                    raise c_error from None
+        except _AliasBomb as e:
+            raise ConfigError(str(cfg_path), [f"(top level): {e}"]) from None
+        except RecursionError:
+            raise ConfigError(str(cfg_path), ["(top level): invalid YAML: nested too deeply"]) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -380,7 +440,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
             raise ConfigError(str(cfg_path), ["(top level): expected a mapping of settings, got " + type(raw).__name__])
     elif explicit:
         raise ConfigError(str(cfg_path), ["file not found"])
-    lines = _Lines(text)
+    lines = _Lines(root)
     problems: list[str] = []
 
     try:

@@ -219,3 +219,8 @@ def test_topic_numbers_are_bounded(tmp_path):
             "rules: [{id: r, phrases: [x], weight: 1.0e+300}]}\n")
     got = problems(tmp_path, text)
     assert len(got) == 2 and all(p.startswith("topics[0]: ") and "less than or equal to 1000" in p for p in got), got
+
+
+def test_deeply_nested_yaml_is_a_located_error_not_a_recursion_error(tmp_path):
+    got = problems(tmp_path, "include_defaults: false\nsourcs: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert got == ["line 2, column 1008: invalid YAML: exceeded maximum nesting depth"]
