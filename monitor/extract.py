@@ -8,6 +8,7 @@ import copy
 import io
 import logging
 import re
+import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -238,13 +239,26 @@ _BLOCKS = frozenset("""address article aside blockquote body caption dd details 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 
 
+_PARSERS = threading.local()
+
+
+def _html_parser() -> lxml.html.HTMLParser:
+    """libxml2 silently drops a text node over 10 MB unless huge_tree is on; the response is already
+    capped by fetch.max_bytes, so a giant paragraph is read rather than made invisible. One parser
+    per thread: lxml parsers are not shared between threads."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(huge_tree=True)
+    return parser
+
+
 def _parse_html(html: str) -> lxml.html.HtmlElement | None:
     # lxml refuses a str that carries an encoding declaration; the text is decoded already.
     html = _XML_DECL.sub("", html, count=1)
     if not html.strip():
         return None
     try:
-        tree = lxml.html.document_fromstring(html)
+        tree = lxml.html.document_fromstring(html, parser=_html_parser())
     except (lxml.etree.ParserError, ValueError):
         return None
     # iterwalk skips comments, and with them their tail text: merge those tails into the parent.
