@@ -190,16 +190,21 @@ _PLAIN_KIND_HEADERS = frozenset({"accept", "accept-language", "if-none-match", "
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:                       # a port out of range: no origin to compare
+        return None
 
 
 def keeps_secrets(source_url: str, target_url: str) -> bool:
     """Whether a redirect from `source_url` to `target_url` may carry credentials: only to the same
     origin, or the same host upgraded from http to https on the default ports."""
     src, dst = _origin(source_url), _origin(target_url)
+    if src is None or dst is None:
+        return False
     if src == dst:
         return True
     return (src[1] == dst[1] and src[0] == "http" and dst[0] == "https"

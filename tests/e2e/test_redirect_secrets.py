@@ -55,7 +55,8 @@ def test_key_is_sent_to_its_host_and_dropped_on_a_redirect_to_another(kind, site
     ("https://api.congress.gov/v3/a", "https://evil.example/v3/b", False),
     ("https://api.congress.gov/v3/a", "https://api.congress.gov:8443/v3/b", False),
     ("https://API.congress.gov./a", "https://api.congress.gov/b", True),
-], ids=["same", "upgrade", "downgrade", "other-host", "other-port", "case-and-dot"])
+    ("https://api.congress.gov/a", "https://api.congress.gov:99999/b", False),
+], ids=["same", "upgrade", "downgrade", "other-host", "other-port", "case-and-dot", "bad-port"])
 def test_which_redirects_keep_secrets(src, dst, keep):
     from spiders.fetch import keeps_secrets
 
