@@ -3,6 +3,7 @@ retries with backoff, gives up loudly after the target's max attempts; never sen
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -102,7 +103,14 @@ class DeliveryReport:
 class Outbox:
     """Delivers due rows. Claims rows first (status 'sending', with an expiry) so that two
     workers never send the same row; a row left 'sending' by a dead worker is retried after
-    its claim expires."""
+    its claim expires.
+
+    Each row is marked sent in its own commit as soon as its target accepts it, and a process
+    sends one row at a time (passes from several threads, e.g. the scheduler's cycle and its
+    delivery job, take turns): a SIGKILL repeats at most the one message in flight, which a
+    webhook receiver can drop by its X-Govwatch-Delivery header."""
+
+    _in_flight = threading.Lock()   # one delivery pass at a time in this process
 
     def __init__(self, store: Store, targets: Sequence[Target], *, source_names: dict[str, str] | None = None,
                  public_url: str = "", clock: Callable[[], datetime] | None = None, on_give_up=None,
@@ -151,12 +159,13 @@ class Outbox:
 
     def deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
-        while True:
-            token, ids = self._claim(limit=CLAIM_BATCH)
-            if not ids:
-                return report
-            for did in ids:
-                self._deliver_one(did, token, report)
+        with Outbox._in_flight:
+            while True:
+                token, ids = self._claim(limit=CLAIM_BATCH)
+                if not ids:
+                    return report
+                for did in ids:
+                    self._deliver_one(did, token, report)
 
     def _message(self, s, row: DeliveryRecord) -> Message:
         if row.kind == "health" or row.change_id is None:

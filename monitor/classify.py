@@ -15,6 +15,7 @@ from typing import Any, Literal, NamedTuple, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from monitor.patterns import BoundedPattern, PatternError
 from state.errors import TopicError
 
 try:  # the regex parser moved in 3.11; used only to reject nested quantifiers
@@ -127,14 +128,14 @@ class _RuleSpec(_Signals):
     within: str | int = "sentence"  # sentence | paragraph | document | "N words" | N
     context: dict[str, str] = Field(default_factory=dict)  # group -> scope where it must also appear
     unless: dict[str, str] = Field(default_factory=dict)  # group -> scope where it vetoes the rule
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, le=1000)
     severity: Severity = "medium"
 
 
 class _DefinitionsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     terms: list[str] = Field(min_length=1)  # groups whose terms are watched for definitions
-    weight: float = Field(3.0, gt=0)
+    weight: float = Field(3.0, gt=0, le=1000)
     severity: Severity = "high"
 
 
@@ -143,7 +144,7 @@ class _TopicSpec(BaseModel):
     id: str = Field(pattern=_ID)
     title: str = Field(min_length=1)
     description: str = ""
-    threshold: float = Field(1.0, gt=0)
+    threshold: float = Field(1.0, gt=0, le=1000)
     groups: dict[str, _Signals] = Field(default_factory=dict)
     rules: list[_RuleSpec] = Field(min_length=1)
     exclude: dict[str, str] = Field(default_factory=dict)  # group -> scope; vetoes every rule
@@ -417,11 +418,12 @@ def _pydantic_problems(err: ValidationError, raw: dict) -> list[str]:
     return out
 
 
-def _compile_signals(name: str, s: _Signals) -> _Group:
+def _compile_signals(name: str, s: _Signals, bounded: bool = False) -> _Group:
     ci = [_phrase_regex(p) for p in s.phrases if p.strip()]
-    ci += [f"{_LEFT}(?:{p}){_RIGHT}" for p in s.patterns]
+    # an operator's patterns run on RE2 (linear time), each on its own; the built-ins' stay in re
+    ci += [f"{_LEFT}(?:{p}){_RIGHT}" for p in s.patterns] if not bounded else []
     cs = [_phrase_regex(a) for a in s.acronyms if a.strip()]
-    regexes = []
+    regexes: list = [BoundedPattern(p, ignorecase=True, words=True) for p in s.patterns] if bounded else []
     if ci:
         regexes.append(re.compile("|".join(f"(?:{x})" for x in ci), re.IGNORECASE))
     if cs:
@@ -429,13 +431,13 @@ def _compile_signals(name: str, s: _Signals) -> _Group:
     return _Group(name, tuple((rx, _triggers(rx)) for rx in regexes))
 
 
-def _build(spec: _TopicSpec) -> Topic:
-    groups = {name: _compile_signals(name, g) for name, g in spec.groups.items()}
+def _build(spec: _TopicSpec, bounded: bool = False) -> Topic:
+    groups = {name: _compile_signals(name, g, bounded) for name, g in spec.groups.items()}
     rules = []
     for r in spec.rules:
         all_ = [frozenset([a]) if isinstance(a, str) else frozenset(a) for a in r.all]
         if r.phrases or r.acronyms or r.patterns:
-            groups[f"rule:{r.id}"] = _compile_signals(r.id, r)
+            groups[f"rule:{r.id}"] = _compile_signals(r.id, r, bounded)
             all_.append(frozenset([f"rule:{r.id}"]))
 
         def own(g: str, rid: str = r.id) -> str:
@@ -462,11 +464,12 @@ def _build(spec: _TopicSpec) -> Topic:
     )
 
 
-def load_topics(data: list[dict], where: str = "topics") -> list[Topic]:
+def load_topics(data: list[dict], where: str = "topics", *, bounded: bool = True) -> list[Topic]:
     """Validate and compile topic definitions (the built-ins' YAML or govwatch.yaml `topics:`).
 
     Every problem is reported at once, located, e.g.
     ``topics[0] 'my-topic' rule 'outcome': bad pattern '(unclosed': missing ), ...``.
+    `bounded` (operator topics) runs their patterns on RE2; only the built-ins pass False.
     """
     if not isinstance(data, list):
         raise TopicError(where, [f"{where}: must be a list of topics"])
@@ -496,7 +499,11 @@ def load_topics(data: list[dict], where: str = "topics") -> list[Topic]:
             problems += [f"{prefix} {p}" if not p.startswith(("[", ".")) else f"{prefix}{p}" for p in mine]
             bad_ids.append(tid if isinstance(tid, str) else f"{where}[{i}]")
             continue
-        topics.append(_build(spec))  # type: ignore[arg-type]
+        try:
+            topics.append(_build(spec, bounded))  # type: ignore[arg-type]
+        except PatternError as e:  # what RE2 cannot run (monitor/patterns.py)
+            problems.append(f"{prefix}: {e}")
+            bad_ids.append(tid)
     if problems:
         raise TopicError(", ".join(dict.fromkeys(bad_ids)), problems)
     return topics
@@ -509,7 +516,7 @@ def _builtin() -> tuple[Topic, ...]:
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
             data.append(yaml.safe_load(entry.read_text(encoding="utf-8")))
-    return tuple(load_topics(data, where="monitor/topics"))
+    return tuple(load_topics(data, where="monitor/topics", bounded=False))
 
 
 def builtin_topics() -> list[Topic]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from monitor import web_commands
 from monitor.config import config_path_given
+from monitor.escaping import csv_cell, terminal_text
 from monitor.records import change_dict, iso
 from state.errors import ConfigError, GovwatchError
 
@@ -71,6 +72,14 @@ def _parse_since(value: str) -> datetime:
     except ValueError:
         raise GovwatchError(f"--since: '{value}' is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _cell(value: str):
+    """A table cell of captured text: control characters shown escaped, and never read as rich markup
+    (a title like "[link=...]" would otherwise become a terminal hyperlink)."""
+    from rich.text import Text
+
+    return Text(terminal_text(value, newlines=False))
 
 
 def _console():
@@ -163,7 +172,7 @@ def _print_cycle(report) -> None:
           f"retrying {report.retrying}, failed {report.failed_deliveries}" + ("; interrupted" if report.interrupted else ""))
     for o in report.outcomes:
         if o.outcome in ("error", "blocked"):
-            print(f"  {o.source_id}: {o.outcome}{' (' + o.part + ')' if o.part else ''}: {o.error}")
+            print(f"  {o.source_id}: {o.outcome}{' (' + o.part + ')' if o.part else ''}: {terminal_text(o.error, newlines=False)}")
     if report.skipped:
         print(f"skipped {len(report.skipped)} source(s) that a running worker is checking (they are not checked twice):")
         for sid, owner, until in report.skipped:
@@ -192,8 +201,8 @@ def cmd_changes(args) -> int:
         w = csv.writer(buf)
         w.writerow(["id", "detected_at", "source_id", "kind", "topics", "severity", "title", "url", "added_text"])
         for d in data:
-            w.writerow([d["id"], d["detected_at"], d["source_id"], d["kind"], " ".join(d["topics"]), d["severity"],
-                        d["title"], d["url"], d["added_text"][:500]])
+            w.writerow([csv_cell(x) for x in (d["id"], d["detected_at"], d["source_id"], d["kind"], " ".join(d["topics"]),
+                                              d["severity"], d["title"], d["url"], d["added_text"][:500])])
         sys.stdout.write(buf.getvalue())
     else:
         from rich.table import Table
@@ -203,7 +212,7 @@ def cmd_changes(args) -> int:
             t.add_column(col, overflow="fold")
         for d in data:
             t.add_row(str(d["id"]), d["detected_at"].replace("T", " ").rstrip("Z"), d["source_id"], d["kind"],
-                      " ".join(d["topics"]) or "-", (d["title"] or d["added_text"])[:100].replace("\n", " "))
+                      " ".join(d["topics"]) or "-", _cell((d["title"] or d["added_text"])[:100].replace("\n", " ")))
         con = _console()
         con.print(t) if data else con.print("no changes recorded" + (" matching the filters" if any([args.topic, args.source, args.since, args.matched]) else ""))
         if limit and len(data) == limit:
@@ -268,7 +277,7 @@ def cmd_show(args) -> int:
         out.append("\nAlerts:")
         for x in d["deliveries"]:
             out.append(f"  {x['target']}: {x['status']} after {x['attempts']} attempt(s)" + (f"; last error: {x['last_error']}" if x["last_error"] else ""))
-    print("\n".join(out))
+    print(terminal_text("\n".join(out)))  # titles, diffs and errors are captured text
     return 0
 
 
@@ -304,7 +313,7 @@ def cmd_sources(args) -> int:
         t.add_column(col, overflow="fold")
     for d in data:
         t.add_row(d["id"], d["kind"], d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
-                  str(d["consecutive_failures"]), (d["disabled_reason"] or d["last_error"][:80] or d["url"]))
+                  str(d["consecutive_failures"]), _cell(d["disabled_reason"] or d["last_error"][:80] or d["url"]))
     _console().print(t)
     return 0
 
@@ -351,9 +360,9 @@ def cmd_classify(args) -> int:
     for m in matches:
         print(f"{m.topic}: severity {m.severity}, score {m.score:g}")
         for ev in m.evidence:
-            print(f"  rule {ev.rule}: {textwrap.shorten(ev.marked, 300)}")
+            print(f"  rule {ev.rule}: {terminal_text(textwrap.shorten(ev.marked, 300))}")
         for dc in m.definition_changes:
-            print(f"  definition of '{dc.term}' {dc.change}: {dc.new or dc.old}")
+            print(f"  definition of '{dc.term}' {dc.change}: {terminal_text(dc.new or dc.old, newlines=False)}")
     return 0
 
 

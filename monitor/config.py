@@ -31,7 +31,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
     if isinstance(value, (int, float)):
-        if value < 0:
+        if not 0 <= value < float("inf"):                 # negative, .inf and .nan (nan compares False)
             raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
         return float(value)
     s = str(value).strip().lower()
@@ -41,7 +41,7 @@ def parse_duration(value: Any) -> float:
             break
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()
-    if not s or pos == 0 or s[pos:].strip():
+    if not s or pos == 0 or s[pos:].strip() or not total < float("inf"):
         raise ValueError(f"'{value}' is not a duration like 30m, 6h or 1d")
     return total
 
@@ -50,9 +50,41 @@ def parse_size(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     m = _SIZE.match(str(value))
-    if not m or float(m.group(1)) <= 0:
+    if not m or not 0 < float(m.group(1)) < float("inf"):
         raise ValueError(f"'{value}' is not a size like 512KB, 10MB or 10485760")
     return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+def _short(seconds: float) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= n and seconds % n == 0:
+            return f"{int(seconds // n)}{unit}"
+    return f"{seconds:g}s"
+
+
+def duration_between(lo: float, hi: float):
+    """A field validator: a duration within [lo, hi] seconds. Every duration has bounds: 1e308,
+    .inf or 999999999999d overflowed every date computation; 0s ticks spun the scheduler."""
+    def check(value: Any) -> float:
+        seconds = parse_duration(value)
+        if not lo <= seconds <= hi:
+            shown = value if isinstance(value, str) else f"{value!r}"
+            raise ValueError(f"'{shown}' is out of range: from {_short(lo)} to {_short(hi)}")
+        return seconds
+    return check
+
+
+def size_between(lo: int, hi: int):
+    """A field validator: a size within [lo, hi] bytes."""
+    def check(value: Any) -> int:
+        size = parse_size(value)
+        if not lo <= size <= hi:
+            raise ValueError(f"'{value}' is out of range: from {lo:,} bytes to {hi // 2**20:,} MiB")
+        return size
+    return check
+
+
+_DAY = 86400.0
 
 
 class _Strict(BaseModel):
@@ -71,8 +103,10 @@ class FetchSettings(_Strict):
     obey_robots: bool = True
     user_agent_contact: str = ""
 
-    _d = field_validator("per_host_delay", "timeout", "max_retry_after", mode="before")(lambda v: parse_duration(v))
-    _s = field_validator("max_bytes", mode="before")(lambda v: parse_size(v))
+    _delay = field_validator("per_host_delay", mode="before")(duration_between(0, 600))
+    _timeout = field_validator("timeout", mode="before")(duration_between(1, 600))
+    _retry = field_validator("max_retry_after", mode="before")(duration_between(0, _DAY))
+    _s = field_validator("max_bytes", mode="before")(size_between(1024, 2**31))
 
 
 class NotifyTarget(_Strict):
@@ -117,8 +151,8 @@ def quiet_apprise_logs() -> None:
 
 
 class HealthSettings(_Strict):
-    failures_before_alert: int = Field(3, ge=1)
-    blocks_before_alert: int = Field(2, ge=1)
+    failures_before_alert: int = Field(3, ge=1, le=1000)
+    blocks_before_alert: int = Field(2, ge=1, le=1000)
     shrink_ratio: float = Field(0.5, gt=0, lt=1)
 
 
@@ -132,7 +166,10 @@ class SchedulerSettings(_Strict):
     stop_timeout: float = 25.0  # after SIGTERM, in-flight fetches get this long before they are abandoned
     health_max_age: float = 900.0  # `govwatch health` fails when no cycle completed within this
 
-    _d = field_validator("tick", "delivery_every", "lease", "delivery_claim", "stop_timeout", "health_max_age", mode="before")(lambda v: parse_duration(v))
+    _tick = field_validator("tick", "delivery_every", mode="before")(duration_between(0.1, _DAY))
+    _lease = field_validator("lease", "delivery_claim", mode="before")(duration_between(1, 7 * _DAY))
+    _stop = field_validator("stop_timeout", mode="before")(duration_between(0, 3600))
+    _age = field_validator("health_max_age", mode="before")(duration_between(1, 30 * _DAY))
 
 
 _KEY_PARAM = re.compile(r"[?&](api[_-]?key|access_token)=", re.IGNORECASE)
@@ -152,8 +189,9 @@ class SourceConfig(_Strict):
     expect_update_within: float | None = None
     options: Any = None  # the kind's own Options, filled from the keys the kind declares
 
-    _d = field_validator("every", mode="before")(lambda v: parse_duration(v))
-    _e = field_validator("expect_update_within", mode="before")(lambda v: None if v is None else parse_duration(v))
+    _d = field_validator("every", mode="before")(duration_between(0, 3660 * _DAY))
+    _e = field_validator("expect_update_within", mode="before")(
+        lambda v: None if v is None else duration_between(1, 3660 * _DAY)(v))
 
     @field_validator("url")
     @classmethod
@@ -217,18 +255,67 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyY
 
 
 # -- locating problems in the YAML -------------------------------------------------------
-class _Lines(dict):
-    """The line map, built the first time a problem asks for a line: a valid file of 1,000
-    sources is not composed twice (a third of a second)."""
+# A document whose aliases expand to more values than this is refused before anything reads it:
+# a billion-laughs config is a few lines that pydantic (or any walk) would expand to 10^9 values.
+MAX_EXPANDED_VALUES = 1_000_000
 
-    def __init__(self, text: str):
+
+def _expanded_size(root) -> int:
+    """How many values the node graph holds once every alias is expanded, counted without
+    expanding (each distinct node once; an alias counts its node's whole size again)."""
+    size: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            size[id(node)] = 1
+            continue
+        children = [x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode) else list(node.value)
+        if done:
+            size[id(node)] = 1 + sum(size.get(id(c), 1) for c in children)
+        else:
+            stack.append((node, True))
+            stack += [(c, False) for c in children if id(c) not in size]
+    return size.get(id(root), 0)
+
+
+def _load_yaml(text: str):
+    """(the document's data, its node graph) parsed once; ConfigError-worthy problems raise
+    yaml.YAMLError. The node graph is kept for the line map (only built when a problem needs it)."""
+    loader = _SAFE_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        expanded = _expanded_size(node)
+        if expanded > MAX_EXPANDED_VALUES:
+            raise _AliasBomb(f"the document expands to {expanded:,} values through its aliases (&anchor/*alias); "
+                             f"at most {MAX_EXPANDED_VALUES:,} are read")
+        return loader.construct_document(node), node
+    finally:
+        loader.dispose()
+
+
+class _AliasBomb(ValueError):
+    pass
+
+
+class _Lines(dict):
+    """The line map, built the first time a problem asks for a line (from the nodes the load
+    composed: a valid file of 1,000 sources is not composed twice)."""
+
+    def __init__(self, root):
         super().__init__()
-        self._text: str | None = text
+        self._root = root
+        self._pending = root is not None
 
     def _load(self) -> None:
-        if self._text is not None:
-            self.update(_line_map(self._text))
-            self._text = None
+        if self._pending:
+            self.update(_line_map(self._root))
+            self._pending = False
+            self._root = None
 
     def __contains__(self, key) -> bool:
         self._load()
@@ -239,27 +326,29 @@ class _Lines(dict):
         return super().__getitem__(key)
 
 
-def _line_map(text: str) -> dict[tuple, int]:
-    """Map each key/index path of the YAML document to its 1-based line."""
-    out: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
+def _line_map(root) -> dict[tuple, int]:
+    """Map each key/index path of the YAML document to its 1-based line.
 
-    def walk(node, path: tuple) -> None:
+    Each node is entered once, by the first path that reaches it: an alias is not expanded (a
+    problem under an alias is located at the nearest path mapped, e.g. the key that holds it).
+    Iterative, so that a deeply nested document cannot exhaust the stack."""
+    out: dict[tuple, int] = {}
+    seen: set[int] = set()
+    stack = [(root, ())]
+    while stack:
+        node, path = stack.pop()
         out.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
+            for k, v in reversed(node.value):
                 key = k.value
                 out[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
+                stack.append((v, path + (key,)))
         elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    if root is not None:
-        walk(root, ())
+            for i in range(len(node.value) - 1, -1, -1):
+                stack.append((node.value[i], path + (i,)))
     return out
 
 
@@ -336,6 +425,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
     raw: Any = {}
     text = ""
+    root = None
     if cfg_path.exists():
         try:
             text = cfg_path.read_text(encoding="utf-8")
@@ -343,9 +433,17 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
             raise ConfigError(str(cfg_path), [f"cannot read: {e}"]) from e
         try:
             try:
-                raw = yaml.load(text, Loader=_SAFE_LOADER) or {}
-            except yaml.YAMLError:
-                raw = yaml.safe_load(text)  # the pure-Python parser's message names the problem better
+                raw, root = _load_yaml(text)
+                raw = raw or {}
+            except yaml.YAMLError as c_error:
+                try:
+                    raw = yaml.safe_load(text)  # the pure-Python parser's message names the problem better
+                except RecursionError:          # nested past libyaml's limit: its message says so
+                    raise c_error from None
+        except _AliasBomb as e:
+            raise ConfigError(str(cfg_path), [f"(top level): {e}"]) from None
+        except RecursionError:
+            raise ConfigError(str(cfg_path), ["(top level): invalid YAML: nested too deeply"]) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -355,7 +453,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
             raise ConfigError(str(cfg_path), ["(top level): expected a mapping of settings, got " + type(raw).__name__])
     elif explicit:
         raise ConfigError(str(cfg_path), ["file not found"])
-    lines = _Lines(text)
+    lines = _Lines(root)
     problems: list[str] = []
 
     try:

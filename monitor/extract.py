@@ -8,6 +8,7 @@ import copy
 import io
 import logging
 import re
+import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import lxml.etree
 import lxml.html
 from cssselect import SelectorError
 
+from monitor.patterns import BoundedPattern
 from state.errors import ExtractError
 
 logger = logging.getLogger(__name__)
@@ -175,15 +177,10 @@ _WIDGET_TAIL = re.compile(r"(?i)^(?:yes|no|yes no|thank you for your feedback\.?
 _WIDGET_HEAD = re.compile(r"(?i)^was this (?:page|information|article) helpful")
 
 
-def compile_ignore(patterns: Sequence[str]) -> list[re.Pattern]:
-    """Compile a source's ignore regexes; the ValueError message is shown by config validation."""
-    compiled = []
-    for p in patterns:
-        try:
-            compiled.append(re.compile(p))
-        except re.error as e:
-            raise ValueError(f"bad pattern '{p}': {e}") from e
-    return compiled
+def compile_ignore(patterns: Sequence[str]) -> list[BoundedPattern]:
+    """Compile a source's ignore regexes (on RE2: linear time, see monitor/patterns.py); the
+    ValueError (PatternError) message is shown by config validation."""
+    return [BoundedPattern(p) for p in patterns]
 
 
 def normalise(text: str, ignore: Sequence[re.Pattern] = ()) -> str:
@@ -242,13 +239,26 @@ _BLOCKS = frozenset("""address article aside blockquote body caption dd details 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 
 
+_PARSERS = threading.local()
+
+
+def _html_parser() -> lxml.html.HTMLParser:
+    """libxml2 silently drops a text node over 10 MB unless huge_tree is on; the response is already
+    capped by fetch.max_bytes, so a giant paragraph is read rather than made invisible. One parser
+    per thread: lxml parsers are not shared between threads."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(huge_tree=True)
+    return parser
+
+
 def _parse_html(html: str) -> lxml.html.HtmlElement | None:
     # lxml refuses a str that carries an encoding declaration; the text is decoded already.
     html = _XML_DECL.sub("", html, count=1)
     if not html.strip():
         return None
     try:
-        tree = lxml.html.document_fromstring(html)
+        tree = lxml.html.document_fromstring(html, parser=_html_parser())
     except (lxml.etree.ParserError, ValueError):
         return None
     # iterwalk skips comments, and with them their tail text: merge those tails into the parent.

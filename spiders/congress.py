@@ -2,13 +2,13 @@
 the api.data.gov key travels only in the X-Api-Key header, never in a URL, a log or an item."""
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Literal, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spiders.jsondoc import load_json
 from spiders.kinds import Fetched, Item, Parsed, source_kinds
 from state.errors import SourceError
 
@@ -181,10 +181,7 @@ def parse_congress(body: bytes, url: str, *, committees: list[str] | None = None
     kept: the list routes do not say, see first_url); `congress` drops entries of other congresses
     (the committee routes list every congress).
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SourceError(f"Congress.gov API: not JSON ({e})", url=without_key(url)) from e
+    data = load_json(body, api="Congress.gov API", url=without_key(url))
     if not isinstance(data, dict):
         raise SourceError("Congress.gov API: expected a JSON object", url=without_key(url))
     if data.get("error"):

@@ -8,6 +8,7 @@ from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spiders.jsondoc import load_json
 from spiders.kinds import Fetched, Item, Parsed, source_kinds
 from state.errors import SourceError
 
@@ -34,10 +35,7 @@ def build_url(base: str, o) -> str:
 
 
 def parse_documents(body: bytes, url: str) -> tuple[list[Item], str | None]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SourceError(f"Federal Register API: not JSON ({e})", url=url) from e
+    data = load_json(body, api="Federal Register API", url=url)
     if not isinstance(data, dict):
         raise SourceError("Federal Register API: expected a JSON object", url=url)
     if data.get("errors"):

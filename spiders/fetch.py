@@ -21,12 +21,16 @@ from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import scrapy
-from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware, RedirectMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import IgnoreRequest
-from scrapy.resolver import CachingThreadedResolver
+from scrapy.resolver import CachingThreadedResolver, HostResolution
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.error import DNSLookupError
+from twisted.internet.interfaces import IHostnameResolver
+from zope.interface import implementer
 from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 
@@ -66,15 +70,16 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-# host name -> the IPv4 address the safety check approved; the reactor's resolver answers from it
-_PINNED: dict[str, str] = {}
+# host name -> every address the safety check approved (IPv4 and IPv6, in the resolver's order);
+# the reactor's resolvers answer a pinned name from it and never look it up again
+_PINNED: dict[str, tuple[str, ...]] = {}
 
 
 def pin(host: str, addresses: list) -> None:
-    """Remember the checked address of a host name, so that the connection goes to it."""
-    v4 = [str(a) for a in addresses if getattr(a, "version", 0) == 4]
-    if host and v4:
-        _PINNED[host.lower().rstrip(".")] = v4[0]
+    """Remember the checked addresses of a host name, so that the connection goes to one of them."""
+    approved = tuple(dict.fromkeys(str(a) for a in addresses if getattr(a, "version", 0) in (4, 6)))
+    if host and approved:
+        _PINNED[host.lower().rstrip(".")] = approved
 
 
 class PinnedResolver(CachingThreadedResolver):
@@ -83,10 +88,49 @@ class PinnedResolver(CachingThreadedResolver):
     connection (DNS rebinding) cannot steer a fetch into the private network."""
 
     def getHostByName(self, name, timeout=()):
-        ip = _PINNED.get(name.lower().rstrip("."))
-        if ip is not None:
-            return defer.succeed(ip)
+        pinned = _PINNED.get(name.lower().rstrip("."))
+        if pinned is not None:
+            v4 = [a for a in pinned if ":" not in a]
+            if v4:
+                return defer.succeed(v4[0])
+            # approved only over IPv6: this IPv4-only interface must not look the name up again
+            return defer.fail(DNSLookupError(f"{name}: the safety check approved only IPv6 addresses"))
         return super().getHostByName(name, timeout)
+
+
+@implementer(IHostnameResolver)
+class PinnedNameResolver:
+    """The reactor's name resolver (what Twisted's HostnameEndpoint, and so every Scrapy HTTP
+    connection, asks): a pinned name resolves to every address the check approved, IPv4 and IPv6;
+    other names go to the resolver it wraps. Without it a name approved only for a public IPv6
+    address was resolved again over IPv4, an answer no check had seen."""
+
+    def __init__(self, fallback: IHostnameResolver):
+        self.fallback = fallback
+
+    def resolveHostName(self, resolutionReceiver, hostName, portNumber=0, addressTypes=None,
+                        transportSemantics="TCP"):
+        pinned = _PINNED.get(hostName.lower().rstrip("."))
+        if pinned is None:
+            return self.fallback.resolveHostName(resolutionReceiver, hostName, portNumber, addressTypes,
+                                                 transportSemantics)
+        resolution = HostResolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        for ip in pinned:
+            kind = IPv6Address if ":" in ip else IPv4Address
+            if addressTypes is None or kind in addressTypes:
+                resolutionReceiver.addressResolved(kind(transportSemantics, ip, portNumber))
+        resolutionReceiver.resolutionComplete()
+        return resolution
+
+
+def install_pinned_resolvers(reactor) -> None:
+    """Give the reactor Scrapy's caching resolver (with a timeout, so one slow DNS server cannot
+    stall a cycle) for unchecked names, both resolver interfaces pinned to the checked addresses."""
+    simple = PinnedResolver(reactor, cache_size=10000, timeout=20.0)
+    simple.install_on_reactor()
+    # (this also makes reactor.resolver a view of the pinned name resolver, pins included)
+    reactor.installNameResolver(PinnedNameResolver(reactor.nameResolver))
 
 
 class SafetyMiddleware:
@@ -137,10 +181,62 @@ class PoliteRobotsMiddleware(RobotsTxtMiddleware):
 _META_REFRESH = re.compile(rb"<meta[^>]*http-equiv\s*=\s*[\"']?\s*refresh", re.I)
 
 
-class LeanMetaRefreshMiddleware(MetaRefreshMiddleware):
-    """Scrapy's meta-refresh redirects, without decoding every page to look for the tag: Scrapy
-    reads `response.text` (the whole body, decoded and cached on the response: 11 MB of the peak
-    at 100 responses in flight, and a decode per page) for a tag within its first 4,096 characters."""
+# Request headers that carry a credential, whatever the kind: Scrapy itself drops only Cookie and
+# Authorization on a redirect to another origin.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "apikey",
+                            "x-auth-token", "x-access-token", "x-goog-api-key", "ocp-apim-subscription-key"})
+# Headers a kind may set that are not secret; every other header a kind sets is treated as one.
+_PLAIN_KIND_HEADERS = frozenset({"accept", "accept-language", "if-none-match", "if-modified-since"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:                       # a port out of range: no origin to compare
+        return None
+
+
+def keeps_secrets(source_url: str, target_url: str) -> bool:
+    """Whether a redirect from `source_url` to `target_url` may carry credentials: only to the same
+    origin, or the same host upgraded from http to https on the default ports."""
+    src, dst = _origin(source_url), _origin(target_url)
+    if src is None or dst is None:
+        return False
+    if src == dst:
+        return True
+    return (src[1] == dst[1] and src[0] == "http" and dst[0] == "https"
+            and src[2] == 80 and dst[2] == 443)
+
+
+class SecretHeadersOnRedirect:
+    """Mixin for Scrapy's redirect middlewares: a hop to another host, port or a downgraded scheme
+    carries none of the secret headers (an API key, a token, a cookie): a 302 to another host must
+    not hand it the Congress.gov key."""
+
+    def _build_redirect_request(self, source_request, response, *, url, **kwargs):
+        redirected = super()._build_redirect_request(source_request, response, url=url, **kwargs)
+        if keeps_secrets(source_request.url, redirected.url):
+            return redirected
+        fr = source_request.meta.get("gw")
+        kind_headers = {k.lower() for k in (fr.headers if fr is not None else {})} - _PLAIN_KIND_HEADERS
+        for name in list(redirected.headers.keys()):
+            if name.decode("latin-1").lower() in SECRET_HEADERS | kind_headers:
+                del redirected.headers[name]
+        return redirected
+
+
+class SafeRedirectMiddleware(SecretHeadersOnRedirect, RedirectMiddleware):
+    """Scrapy's 3xx redirects, without secret headers on a hop to another origin."""
+
+
+class LeanMetaRefreshMiddleware(SecretHeadersOnRedirect, MetaRefreshMiddleware):
+    """Scrapy's meta-refresh redirects (secret headers dropped like SafeRedirectMiddleware's),
+    without decoding every page to look for the tag: Scrapy reads `response.text` (the whole body,
+    decoded and cached on the response: 11 MB of the peak at 100 responses in flight, and a decode
+    per page) for a tag within its first 4,096 characters."""
 
     def process_response(self, request, response, spider=None):
         head = response.body[:16_384]            # 4,096 characters are at most 16 KB of UTF-8
@@ -329,7 +425,7 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
             "spiders.fetch.BackoffRetryMiddleware": 550,
             "spiders.fetch.LeanMetaRefreshMiddleware": 580,
             "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": 590,
-            "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": 600,
+            "spiders.fetch.SafeRedirectMiddleware": 600,
             "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": 750,
         },
         "EXTENSIONS_BASE": {},  # stats, telnet, memory debugger, feed export, remote control: unused
@@ -406,10 +502,8 @@ def run_in_reactor(main: Callable[[asyncio.Event], Awaitable[int]], *, stop_time
     install_reactor(REACTOR)
     from twisted.internet import reactor
 
-    # A crawler *runner* (unlike CrawlerProcess) installs no resolver: give the reactor Scrapy's
-    # caching one (with a timeout, so one slow DNS server cannot stall a cycle), pinned to the
-    # addresses the safety check approved.
-    PinnedResolver(reactor, cache_size=10000, timeout=20.0).install_on_reactor()
+    # A crawler *runner* (unlike CrawlerProcess) installs no resolver: install ours.
+    install_pinned_resolvers(reactor)
 
     result: dict[str, Any] = {"code": 0}
     stop_event = asyncio.Event()

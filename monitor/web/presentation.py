@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
+from monitor.escaping import csv_cell  # noqa: F401  (one escaping for the CLI and the web)
 from monitor.diff import highlight
 from monitor.records import iso
 from state.triage import ACTION_LABELS
@@ -135,13 +136,6 @@ def side_by_side(old_text: str, new_text: str, context: int = 2) -> list[SideRow
     return rows
 
 
-_CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> str:
-    """Spreadsheets run cells that start like a formula; captured text must never be one."""
-    s = "" if value is None else str(value)
-    return "'" + s if s.startswith(_CSV_FORMULA) else s
 
 
 def _aware(dt: datetime) -> datetime:

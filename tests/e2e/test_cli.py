@@ -110,3 +110,69 @@ def test_changes_table_shows_the_newest_and_exports_show_all(workdir):
     assert all((r["topics"] == ["opr-outcomes"]) == (int(r["title"].split()[1]) % 2 == 0) for r in rows)
     assert len(json.loads(workdir.run("changes", "--format", "json", "--limit", "7").stdout)) == 7
     assert "--limit 0 for all" not in workdir.run("changes", "--limit", "0").stdout
+
+
+def test_captured_text_cannot_inject_formulas_or_terminal_escapes(site, workdir):
+    """Issue 16.5: a captured title or text that starts a spreadsheet formula is escaped in the CLI's
+    CSV (like the web's), and `show` and the tables print control sequences visibly, never raw."""
+    import csv
+    import io
+
+    title = "\x1b]0;owned\x07\x1b[31mRed\x1b[0m [link=http://evil.example]click[/link] \x9b2J"
+    body = "<html><head><title>{t}</title></head><body><main><p>{p}First paragraph of the page, long enough.</p>{x}</main></body></html>"
+    site.set("/a", body.format(t=title, p="", x=""))
+    workdir.write(sources=[{"id": "a", "url": site.url("/a")}])
+    workdir.run("check")
+    site.set("/a", body.format(t=title, p='=HYPERLINK("http://evil.example","click") ', x="<p>-2+3 \x1b]0;x\x07 added</p>"))
+    workdir.run("check", "--force")
+
+    rows = list(csv.reader(io.StringIO(workdir.run("changes", "--format", "csv").stdout)))
+    assert len(rows) == 2
+    assert rows[1][8].startswith("'=HYPERLINK("), rows[1]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows[1:] for cell in row), rows
+
+    shown = workdir.run("show", rows[1][0]).stdout
+    table = workdir.run("changes").stdout
+    for out in (shown, table):
+        assert not any(c in out for c in "\x1b\x07\x9b"), repr(out)
+    assert "Title:    \\x1b]0;owned\\x07\\x1b[31mRed\\x1b[0m [link=http://evil.example]click[/link] \\x9b2J" in shown
+    assert "\\x1b]0;x\\x07 added" in shown
+    assert "[link=http://evil.example]" in table, table
+
+
+def test_alias_bomb_with_a_typo_is_refused_quickly_in_bounded_memory(tmp_path):
+    """Issue 16.8: a billion-laughs config with one typo made the error path (the line map) expand
+    every alias (20 GB). Run under a 1 GiB address-space limit: main dies of MemoryError or time."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    lines = ["include_defaults: false", "lol0: &a0 [" + ", ".join(["lol"] * 10) + "]"]
+    lines += [f"lol{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    lines.append("sourcs: []")                                        # the typo
+    (tmp_path / "govwatch.yaml").write_text("\n".join(lines) + "\n")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([sys.executable, "-m", "monitor", "validate"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=60, preexec_fn=limit)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("validate did not finish in 60 s") from None
+    assert time.monotonic() - t0 < 30
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.stderr.splitlines()[1].strip().startswith(
+        "(top level): the document expands to 12,345,679,025 values through its aliases"), p.stderr
+
+
+def test_aliases_below_the_cap_still_locate_problems(workdir):
+    workdir.config.write_text("include_defaults: false\nsources:\n  - &s {id: a, url: 'https://e.gov/a', evry: 1h}\n"
+                              "  - {<<: *s, id: b}\n")
+    p = workdir.run("validate", check=False)
+    assert p.returncode == 2
+    assert [x.strip() for x in p.stderr.splitlines()[1:]] == [
+        "sources[0].evry: unknown key 'evry'; did you mean 'every'? (line 3)",
+        "sources[1].evry: unknown key 'evry'; did you mean 'every'? (line 3)"], p.stderr   # where evry is written

@@ -34,3 +34,16 @@ def test_public_name_redirecting_to_loopback_is_refused(site):
     assert site.hits("/secret") == [], "the redirect hop to 127.0.0.1 must never be requested"
     assert len(results) == 1 and results[0]["status"] is None
     assert "refused" in results[0]["error"] and "loopback" in results[0]["error"], results
+
+
+def test_name_approved_only_over_ipv6_is_not_looked_up_again_over_ipv4(site):
+    """Issue 16.1: the check saw only a public IPv6 address; the connection must use it, not a
+    second (IPv4) lookup that a rebinding DNS server answers with 127.0.0.1."""
+    site.set("/internal", "internal admin page")
+    p = subprocess.run([sys.executable, "-m", "tests.e2e.rebind_probe", f"http://localhost:{site.port}/internal"],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert site.hits("/internal") == [], "the internal page was fetched through a second lookup"
+    assert out["connected_to"] == ["2606:2800:220:1::1"], out
+    assert len(out["results"]) == 1 and out["results"][0]["status"] is None, out

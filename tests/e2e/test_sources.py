@@ -288,3 +288,21 @@ def test_listing_whose_items_vanish_is_loud_and_a_very_long_key_is_one_item(site
     assert "f: error" not in out, out
     changes = json.loads(workdir.run("changes", "--format", "json").stdout)
     assert [c["title"] for c in changes] == ["A second entry"]
+
+
+def test_deeply_nested_api_json_is_a_clear_failed_fetch_not_an_internal_error(site, workdir):
+    """Issue 16.11: a 100,000-deep JSON answer was recorded as "internal error: RecursionError" with
+    a traceback; it is a failed fetch of that source with a clear reason, and the others go on."""
+    deep = '{"results": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    site.set("/api/v1/documents.json?*", deep, content_type="application/json")
+    site.set("/v3/hearing/119?*", '{"hearings": ' + "[" * 100_000 + "]" * 100_000 + "}", content_type="application/json")
+    site.set("/p", page())
+    workdir.write(sources=[{"id": "fr", "url": site.url("/api/v1/documents.json"), "kind": "federal-register"},
+                           {"id": "cg", "url": site.url("/v3"), "kind": "congress-gov"},
+                           {"id": "p", "url": site.url("/p")}])
+    p = workdir.run("check", env={"GOVWATCH_CONGRESS_API_KEY": "test-key"})
+    assert "1 baseline" in p.stdout and "2 error" in p.stdout, p.stdout
+    assert "Traceback" not in p.stdout + p.stderr and "RecursionError" not in p.stdout + p.stderr, p.stdout + p.stderr
+    health = {s["id"]: s for s in json.loads(workdir.run("sources", "--format", "json").stdout)}
+    assert health["fr"]["last_error"].startswith("Federal Register API: the JSON nests deeper than 64 levels"), health["fr"]
+    assert health["cg"]["last_error"].startswith("Congress.gov API: the JSON nests deeper than 64 levels"), health["cg"]

@@ -189,3 +189,38 @@ def test_api_keys_never_go_in_source_urls(tmp_path):
         """)
     assert got == ["sources[0].url: the URL holds an API key or token parameter; keys never go in URLs "
                    "(Congress.gov: set GOVWATCH_CONGRESS_API_KEY); the URL is not shown (line 4)"]
+
+
+@pytest.mark.parametrize("yaml_text,problem", [
+    ("sources: [{id: a, url: 'https://e.gov/a', every: 1.0e+308}]", "sources[0].every: '1e+308' is out of range: from 0s to 3660d (line 2)"),
+    ("sources: [{id: a, url: 'https://e.gov/a', every: .inf}]", "sources[0].every: inf is not a duration like 30m, 6h or 1d (line 2)"),
+    ("sources: [{id: a, url: 'https://e.gov/a', every: .nan}]", "sources[0].every: nan is not a duration like 30m, 6h or 1d (line 2)"),
+    ("sources: [{id: a, url: 'https://e.gov/a', every: 999999999999d}]", "sources[0].every: '999999999999d' is out of range: from 0s to 3660d (line 2)"),
+    ("sources: [{id: a, url: 'https://e.gov/a', expect_update_within: 0s}]", "sources[0].expect_update_within: '0s' is out of range: from 1s to 3660d (line 2)"),
+    ("scheduler: {tick: 0s}", "scheduler.tick: '0s' is out of range: from 0.1s to 1d (line 2)"),
+    ("scheduler: {delivery_every: 0s}", "scheduler.delivery_every: '0s' is out of range: from 0.1s to 1d (line 2)"),
+    ("scheduler: {lease: 100000d}", "scheduler.lease: '100000d' is out of range: from 1s to 7d (line 2)"),
+    ("scheduler: {stop_timeout: .inf}", "scheduler.stop_timeout: inf is not a duration like 30m, 6h or 1d (line 2)"),
+    ("fetch: {per_host_delay: 1.0e+9}", "fetch.per_host_delay: '1000000000.0' is out of range: from 0s to 10m (line 2)"),
+    ("fetch: {timeout: 0s}", "fetch.timeout: '0s' is out of range: from 1s to 10m (line 2)"),
+    ("fetch: {max_retry_after: 400d}", "fetch.max_retry_after: '400d' is out of range: from 0s to 1d (line 2)"),
+    ("fetch: {max_bytes: 100TB}", "fetch.max_bytes: '100TB' is not a size like 512KB, 10MB or 10485760 (line 2)"),
+    ("fetch: {max_bytes: 100GB}", "fetch.max_bytes: '100GB' is out of range: from 1,024 bytes to 2,048 MiB (line 2)"),
+    ("health: {failures_before_alert: 100000}", "health.failures_before_alert: Input should be less than or equal to 1000 (got 100000) (line 2)"),
+], ids=["every-1e308", "every-inf", "every-nan", "every-huge", "expect-0", "tick-0", "delivery-0", "lease-huge", "stop-inf",
+        "delay-1e9", "timeout-0", "retry-after-huge", "size-unit", "size-huge", "failures-huge"])
+def test_numbers_that_would_break_a_check_are_refused_with_their_place(tmp_path, yaml_text, problem):
+    """Issue 16.7: each of these validated, then crashed every check, spun `run` or hung a crawl."""
+    assert problems(tmp_path, "include_defaults: false\n" + yaml_text + "\n") == [problem]
+
+
+def test_topic_numbers_are_bounded(tmp_path):
+    text = ("include_defaults: false\ntopics:\n  - {id: t, title: T, threshold: .inf, "
+            "rules: [{id: r, phrases: [x], weight: 1.0e+300}]}\n")
+    got = problems(tmp_path, text)
+    assert len(got) == 2 and all(p.startswith("topics[0]: ") and "less than or equal to 1000" in p for p in got), got
+
+
+def test_deeply_nested_yaml_is_a_located_error_not_a_recursion_error(tmp_path):
+    got = problems(tmp_path, "include_defaults: false\nsourcs: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert got == ["line 2, column 1008: invalid YAML: exceeded maximum nesting depth"]

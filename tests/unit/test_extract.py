@@ -528,3 +528,13 @@ def test_noise_screen_never_skips_a_line_a_noise_pattern_would_change():
                     assert _may_be_noise(line), (line, pattern.pattern)
                     assert _may_be_noise(line, [w for w in _NOISE_WORDS if w in text.lower()]), line
     assert checked >= 25
+
+
+def test_a_text_node_over_libxml2s_10_mb_limit_is_read_not_silently_dropped():
+    """Issue 16.9: without huge_tree, libxml2 drops a text node over 10 MB and the page read as
+    its intro alone (or "no text"): content made invisible."""
+    giant = ("word " * 10 + "\n") * 200_000                        # 11 MB in one text node
+    body = f"<html><head><title>T</title></head><body><main><p>Intro.</p><p>{giant}</p></main></body></html>"
+    got = extract(body.encode(), content_type="text/html")
+    assert got.title == "T" and len(got.text) > 10_000_000, len(got.text)
+    assert got.text.rstrip().endswith("word word")

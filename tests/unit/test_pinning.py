@@ -55,7 +55,39 @@ def test_private_mode_pins_nothing(monkeypatch):
     assert fetch._PINNED == {}
 
 
-def test_ipv6_only_answers_are_not_pinned(monkeypatch):
+def test_ipv6_only_answers_are_pinned_and_never_looked_up_over_ipv4(monkeypatch):
     monkeypatch.setattr(fetch, "_PINNED", {})
     fetch.pin("v6.example", [ipaddress.ip_address("2606:2800:220:1::1")])
-    assert fetch._PINNED == {}
+    assert fetch._PINNED == {"v6.example": ("2606:2800:220:1::1",)}
+    r = RebindingFallback()
+    monkeypatch.setattr(fetch.CachingThreadedResolver, "getHostByName", lambda self, name, timeout=(): r._resolve(name))
+    failures = []
+    r.getHostByName("v6.example").addErrback(failures.append)
+    assert failures and "only IPv6" in str(failures[0].value) and r.second_lookups == []
+
+
+def test_name_resolver_answers_every_pinned_family(monkeypatch):
+    monkeypatch.setattr(fetch, "_PINNED", {})
+    fetch.pin("both.example", [ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("2606:2800:220:1::1")])
+
+    class Unreachable:
+        def resolveHostName(self, *a, **kw):
+            raise AssertionError("a pinned name was looked up again")
+
+    class Receiver:
+        def __init__(self):
+            self.addresses = []
+
+        def resolutionBegan(self, resolution):
+            pass
+
+        def addressResolved(self, address):
+            self.addresses.append((type(address).__name__, address.host, address.port))
+
+        def resolutionComplete(self):
+            self.done = True
+
+    rec = Receiver()
+    fetch.PinnedNameResolver(Unreachable()).resolveHostName(rec, "Both.Example.", 443)
+    assert rec.addresses == [("IPv4Address", "93.184.216.34", 443), ("IPv6Address", "2606:2800:220:1::1", 443)]
+    assert rec.done
