@@ -6,21 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from monitor.context import Outcome, logger, part_of
 from spiders.kinds import Fetched
 from state.errors import GovwatchError
-
-if TYPE_CHECKING:
-    from monitor.pipeline import Monitor
 
 
 class Crawl:
     """Use as `async with Crawl(monitor, fetcher, on_outcome) as crawl:` then `await crawl.feed_due()`
     as often as wanted and `await crawl.finish(stop_event)` at the end."""
 
-    def __init__(self, mon: "Monitor", fetcher, on_outcome: Callable[[Outcome], None]):
+    def __init__(self, mon, fetcher, on_outcome: Callable[[Outcome], None]):
+        """`mon`: the Monitor (monitor/pipeline.py) whose steps store each response."""
         self.mon = mon
         self.fetcher = fetcher
         self.on_outcome = on_outcome
