@@ -43,11 +43,12 @@ def change_parts(before: str, after: str) -> tuple[str, str]:
 def item_input(item: dict) -> tuple[str, str]:
     """What the classifier sees for a corpus item: (added, removed).
 
-    A document is judged as title + text. A change event is judged on what it ADDED only (its
+    A document is judged as title + text, unless its `title_source` says the title was written by
+    the curator (then on its text only). A change event is judged on what it ADDED only (its
     title describes the event, it is not page text)."""
     if item.get("item_type") == "change_event":
         return change_parts(item.get("text_before", ""), item.get("text", ""))
-    title = item.get("title") or ""
+    title = "" if str(item.get("title_source", "")).startswith("curator") else item.get("title") or ""
     return f"{title}\n\n{item.get('text') or ''}", ""
 
 

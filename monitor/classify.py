@@ -134,6 +134,8 @@ class _RuleSpec(_Signals):
 class _DefinitionsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     terms: list[str] = Field(min_length=1)  # groups whose terms are watched for definitions
+    context: dict[str, str] = Field(default_factory=dict)  # group -> scope where it must also appear
+    unless: dict[str, str] = Field(default_factory=dict)  # group -> scope where it vetoes a definition
     weight: float = Field(3.0, gt=0)
     severity: Severity = "high"
 
@@ -214,6 +216,8 @@ class Topic:
     definition_terms: tuple[str, ...] = ()
     definition_weight: float = 3.0
     definition_severity: str = "high"
+    definition_context: tuple[tuple[str, str], ...] = ()
+    definition_unless: tuple[tuple[str, str], ...] = ()
 
     def __hash__(self) -> int:
         return hash(self.id)
@@ -389,6 +393,9 @@ def _semantic_problems(raw: dict) -> list[str]:
         for g in d["terms"]:
             if isinstance(g, str) and g not in known:
                 out.append(f"definitions: unknown group {g!r}; known: {', '.join(sorted(known)) or '(none)'}")
+    if isinstance(d, dict):
+        check_scope_map(d.get("context"), "definitions", known)
+        check_scope_map(d.get("unless"), "definitions", known)
     return out
 
 
@@ -459,6 +466,8 @@ def _build(spec: _TopicSpec) -> Topic:
         definition_terms=tuple(d.terms) if d else (),
         definition_weight=d.weight if d else 3.0,
         definition_severity=d.severity if d else "high",
+        definition_context=tuple(d.context.items()) if d else (),
+        definition_unless=tuple(d.unless.items()) if d else (),
     )
 
 
@@ -878,11 +887,26 @@ _DEF_BEFORE = re.compile(
 )
 
 
+def _definition_groups(topic: Topic) -> set[str]:
+    """The groups that finding a topic's watched definitions needs (terms, context, vetoes)."""
+    return set(topic.definition_terms) | {g for g, _ in (*topic.definition_context, *topic.definition_unless)}
+
+
+def _definition_applies(doc: _Doc, topic: Topic, sent: int, hits: dict[str, list[_Hit]]) -> bool:
+    """A definition sentence counts only where the topic's definition context groups appear and
+    none of its vetoes does (e.g. a foreign or a state definition quoted on a page)."""
+    keys = _scope_keys(doc, {sent})
+    if any(not _present_in(doc, hits.get(g), s, keys) for g, s in topic.definition_context):
+        return False
+    return not any(_present_in(doc, hits.get(g), s, keys) for g, s in topic.definition_unless)
+
+
 def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
     """Watched definition sentences of a text, keyed by the (normalised) defined term."""
     if not doc.starts or not topic.definition_terms:
         return {}
-    hits = _find(doc, topic, set(topic.definition_terms))
+    scope_hits = _find(doc, topic, _definition_groups(topic))
+    hits = {g: h for g, h in scope_hits.items() if g in topic.definition_terms}
     by_sent: dict[int, list[_Hit]] = {}
     for hs in hits.values():
         for h in hs:
@@ -905,7 +929,7 @@ def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
                 if after:
                     term = min(after, key=lambda h: (h.start, -h.end))
                     break
-        if term is None:
+        if term is None or not _definition_applies(doc, topic, sent, scope_hits):
             continue
         key = _squash(doc.text[term.start:term.end]).lower()
         out.setdefault(key, []).append(_squash(sentence))
@@ -949,7 +973,7 @@ def _definition_evidence(change: DefinitionChange, topic: Topic) -> Evidence:
 # --------------------------------------------------------------------------- classify
 
 def _needed(topic: Topic) -> set[str]:
-    needed: set[str] = set(topic.definition_terms)
+    needed: set[str] = _definition_groups(topic)
     for r in topic.rules:
         needed |= r.groups
         needed |= {g for g, _ in (*r.context, *r.unless)}
@@ -995,7 +1019,7 @@ def classify(added: str, topics: Sequence[Topic] | None = None, *, removed: str 
     doc = _Doc(added)
     _scan(doc, [(t, _needed(t)) for t in topics])  # one pass over the words for every topic
     old = _Doc(removed)
-    _scan(old, [(t, set(t.definition_terms)) for t in topics if t.definition_terms])
+    _scan(old, [(t, _definition_groups(t)) for t in topics if t.definition_terms])
     matches = [m for t in topics if (m := _score_topic(doc, t, old)) is not None]
     matches.sort(key=lambda m: (-m.score, -SEVERITIES.index(m.severity), m.topic))
     return matches
