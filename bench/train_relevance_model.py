@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
 
 from monitor.classify import builtin_topics, classify  # noqa: E402
+from monitor.relevance_model import TOKEN_PATTERN  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "corpus"
 TOPICS_DIR = ROOT / "monitor" / "topics"
@@ -40,7 +41,8 @@ def _bench():
 
 def _vectorizer() -> TfidfVectorizer:
     # the settings monitor/relevance_model.py reproduces
-    return TfidfVectorizer(lowercase=True, ngram_range=(1, 2), min_df=2, sublinear_tf=True, norm="l2", smooth_idf=True)
+    return TfidfVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), min_df=2,
+                           sublinear_tf=True, norm="l2", smooth_idf=True)
 
 
 def _fit(texts: list[str], y: list[bool]):

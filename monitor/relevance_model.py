@@ -15,9 +15,11 @@ from typing import Iterable
 
 __all__ = ["LinearModel", "load_model", "tokens", "features"]
 
-# What scikit-learn's TfidfVectorizer does by default (lowercase, this token pattern), with
-# unigrams and bigrams: the training script uses the same settings, so the scores agree.
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+# What scikit-learn's TfidfVectorizer does (lowercase, TOKEN_PATTERN: words of two or more letters;
+# digits, years and report numbers are not topical), with unigrams and bigrams: the training script
+# uses the same settings, so the scores agree.
+TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W\d_]+\b"
+_TOKEN = re.compile(TOKEN_PATTERN)
 MODEL_MAX_CHARS = 200_000  # the first part of a long text decides, as for the rules' evidence
 
 
