@@ -1,11 +1,15 @@
-"""Relevance benchmark: run the built-in topics over a labelled corpus folder of *.json items.
+"""Relevance benchmark: run the built-in topics over labelled corpus folders of *.json items.
 
-Usage: python bench/relevance.py CORPUS_DIR  — prints per-topic precision/recall/F1 (borderline
-items apart), the misclassified items with their evidence, and the time to classify 1 MB of text.
+Usage: python bench/relevance.py CORPUS_DIR [CORPUS_DIR ...]  — prints per-topic precision/recall/F1
+(borderline items apart) on the whole corpus, then on its development part and on its held-out
+part (`split_of`: fixed by a hash of the item id; never tune the rules on it), the misses and false
+matches of each part with their ids and the evidence sentence and rule, and the time to classify
+1 MB of text.
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 import sys
@@ -39,11 +43,12 @@ def change_parts(before: str, after: str) -> tuple[str, str]:
 def item_input(item: dict) -> tuple[str, str]:
     """What the classifier sees for a corpus item: (added, removed).
 
-    A document is judged as title + text. A change event is judged on what it ADDED only (its
+    A document is judged as title + text, unless its `title_source` says the title was written by
+    the curator (then on its text only). A change event is judged on what it ADDED only (its
     title describes the event, it is not page text)."""
     if item.get("item_type") == "change_event":
         return change_parts(item.get("text_before", ""), item.get("text", ""))
-    title = item.get("title") or ""
+    title = "" if str(item.get("title_source", "")).startswith("curator") else item.get("title") or ""
     return f"{title}\n\n{item.get('text') or ''}", ""
 
 
@@ -57,6 +62,21 @@ def load_corpus(folder: Path) -> list[tuple[str, dict]]:
     return [(p.stem, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(folder.glob("*.json"))]
 
 
+HELD_OUT_PER_TEN = 3  # ~30% of the items are held out
+_NUMBER = re.compile(r"^[a-z]+-(\d+)")
+
+
+def split_of(item_id: str) -> str:
+    """"dev" or "held-out", fixed up front: an item is held out when the SHA-256 of its id is 0, 1
+    or 2 modulo 10. Items numbered below 100 (the 28 shared development documents the rules were
+    first written from, e.g. "opr-004-...") are always "dev"."""
+    m = _NUMBER.match(item_id)
+    if m is None or int(m.group(1)) < 100:
+        return "dev"
+    h = int(hashlib.sha256(item_id.encode("utf-8")).hexdigest(), 16)
+    return "held-out" if h % 10 < HELD_OUT_PER_TEN else "dev"
+
+
 @dataclass
 class Counts:
     tp: int = 0
@@ -64,9 +84,16 @@ class Counts:
     fn: int = 0
     tn: int = 0
 
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
     def line(self, topic: str) -> str:
-        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+        p, r = self.precision, self.recall
         f = 2 * p * r / (p + r) if p + r else 0.0
         return (f"  {topic:<24} precision {p:5.3f}  recall {r:5.3f}  F1 {f:5.3f}   "
                 f"tp={self.tp} fp={self.fp} fn={self.fn} tn={self.tn}")
@@ -78,50 +105,124 @@ def one_mb_text(items: list[dict]) -> str:
     return (chunk * (1_000_000 // max(1, len(chunk)) + 1))[:1_000_000]
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python bench/relevance.py CORPUS_DIR", file=sys.stderr)
-        return 2
-    folder = Path(argv[0])
-    if not folder.is_dir():
-        print(f"Error: corpus folder {folder} does not exist", file=sys.stderr)
-        return 2
-    corpus = load_corpus(folder)
-    if not corpus:
-        print(f"Error: no *.json items in {folder}", file=sys.stderr)
-        return 2
-    topics = [t.id for t in builtin_topics()]
-    tables = {"scored": {t: Counts() for t in topics}, "borderline": {t: Counts() for t in topics}}
-    wrong: list[tuple[str, dict, set[str], list[TopicMatch]]] = []
+@dataclass
+class Result:
+    """One item's outcome: wanted and predicted topics, and the matches (with evidence)."""
+
+    name: str
+    item: dict
+    split: str
+    want: set[str]
+    got: set[str]
+    matches: list[TopicMatch]
+
+
+def evaluate(corpus: list[tuple[str, dict]]) -> list[Result]:
+    out = []
     for name, item in corpus:
         got, matches = predict(item)
-        want = set(item.get("labels") or [])
-        table = tables["borderline" if item.get("difficulty") == "borderline" else "scored"]
+        out.append(Result(name, item, split_of(item.get("id") or name), set(item.get("labels") or []), got, matches))
+    return out
+
+
+def score(results: list[Result], topics: list[str]) -> dict[str, Counts]:
+    """Per-topic counts over the non-borderline results."""
+    table = {t: Counts() for t in topics}
+    for r in results:
+        if r.item.get("difficulty") == "borderline":
+            continue
         for t in topics:
             c = table[t]
-            if t in want and t in got:
+            if t in r.want and t in r.got:
                 c.tp += 1
-            elif t in got:
+            elif t in r.got:
                 c.fp += 1
-            elif t in want:
+            elif t in r.want:
                 c.fn += 1
             else:
                 c.tn += 1
-        if got != want:
-            wrong.append((name, item, got, matches))
+    return table
 
-    print(f"corpus: {folder} ({len(corpus)} items)")
-    for label, table in (("scored (non-borderline)", tables["scored"]), ("borderline (apart)", tables["borderline"])):
-        n = sum(1 for _, i in corpus if (i.get("difficulty") == "borderline") == label.startswith("borderline"))
-        print(f"\n{label}: {n} items")
+
+def _evidence_line(m: TopicMatch | None) -> str:
+    if m is None or not m.evidence:
+        return "(no evidence)"
+    e = m.evidence[0]
+    return f"{e.rule}: {e.marked[:300]}"
+
+
+def errors(results: list[Result], topics: list[str]) -> list[str]:
+    """Lines naming each miss (a wanted topic not matched, with the best evidence of any rule that
+    did fire for other topics) and each false match (with the evidence sentence and rule)."""
+    lines = []
+    for r in results:
+        if r.item.get("difficulty") == "borderline":
+            continue
+        by_topic = {m.topic: m for m in r.matches}
         for t in topics:
-            print(table[t].line(t))
+            if t in r.want and t not in r.got:
+                lines.append(f"  MISS  {t:<22} {r.name}  [{r.item.get('kind', '')}]")
+            elif t in r.got and t not in r.want:
+                lines.append(f"  FALSE {t:<22} {r.name}  [{r.item.get('kind', '')}]")
+                lines.append(f"        {_evidence_line(by_topic.get(t))}")
+    return lines
 
-    print(f"\nmisclassified: {len(wrong)}")
-    for name, item, got, matches in wrong:
-        want = sorted(item.get("labels") or [])
-        print(f"- {name} [{item.get('difficulty')}] want {want} got {sorted(got)}")
-        for m in matches:
+
+def main(argv: list[str]) -> int:
+    if not argv or any(a.startswith("-") for a in argv):
+        print("usage: python bench/relevance.py CORPUS_DIR [CORPUS_DIR ...]", file=sys.stderr)
+        return 2
+    corpus: list[tuple[str, dict]] = []
+    for arg in argv:
+        folder = Path(arg)
+        if not folder.is_dir():
+            print(f"Error: corpus folder {folder} does not exist", file=sys.stderr)
+            return 2
+        items = load_corpus(folder)
+        if not items:
+            print(f"Error: no *.json items in {folder}", file=sys.stderr)
+            return 2
+        corpus += items
+    topics = [t.id for t in builtin_topics()]
+    results = evaluate(corpus)
+    borderline = [r for r in results if r.item.get("difficulty") == "borderline"]
+    scored = [r for r in results if r.item.get("difficulty") != "borderline"]
+
+    print(f"corpus: {', '.join(argv)} ({len(corpus)} items)")
+    print(f"\nscored (non-borderline): {len(scored)} items")
+    for t, c in score(scored, topics).items():
+        print(c.line(t))
+    print(f"\nborderline (apart): {len(borderline)} items")
+    border = {t: Counts() for t in topics}
+    for r in borderline:
+        for t in topics:
+            c = border[t]
+            if t in r.want and t in r.got:
+                c.tp += 1
+            elif t in r.got:
+                c.fp += 1
+            elif t in r.want:
+                c.fn += 1
+            else:
+                c.tn += 1
+    for t in topics:
+        print(border[t].line(t))
+
+    for split in ("dev", "held-out"):
+        part = [r for r in scored if r.split == split]
+        print(f"\n{split} part: {len(part)} scored items")
+        for t, c in score(part, topics).items():
+            print(c.line(t))
+        lines = errors(part, topics)
+        print(f"{split} misses and false matches: {sum(1 for x in lines if x.startswith('  MISS') or x.startswith('  FALSE'))}")
+        for line in lines:
+            print(line)
+
+    wrong = [r for r in results if r.got != r.want]
+    print(f"\nmisclassified (all parts, borderline included): {len(wrong)}")
+    for r in wrong:
+        print(f"- {r.name} [{r.item.get('difficulty')}, {r.split}] want {sorted(r.want)} got {sorted(r.got)}")
+        for m in r.matches:
             print(f"    {m.topic} score={m.score} severity={m.severity}")
             for e in m.evidence[:4]:
                 print(f"      {e.rule}: {e.marked[:300]}")

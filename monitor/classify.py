@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.patterns import BoundedPattern, PatternError
+from monitor.relevance_model import load_model
 from state.errors import TopicError
 
 try:  # the regex parser moved in 3.11; used only to reject nested quantifiers
@@ -135,8 +136,20 @@ class _RuleSpec(_Signals):
 class _DefinitionsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     terms: list[str] = Field(min_length=1)  # groups whose terms are watched for definitions
+    context: dict[str, str] = Field(default_factory=dict)  # group -> scope where it must also appear
+    unless: dict[str, str] = Field(default_factory=dict)  # group -> scope where it vetoes a definition
     weight: float = Field(3.0, gt=0, le=1000)
     severity: Severity = "high"
+
+
+class _ModelSpec(BaseModel):
+    """An offline second signal: a linear model file shipped in monitor/topics, and the groups that
+    must (context) or must not (unless) appear anywhere in the text for it to be consulted."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str = Field(pattern=r"^[A-Za-z0-9_.-]+\.json$")
+    context: list[str | list[str]] = Field(default_factory=list)  # each item: a group or alternatives
+    unless: list[str] = Field(default_factory=list)
 
 
 class _TopicSpec(BaseModel):
@@ -149,6 +162,7 @@ class _TopicSpec(BaseModel):
     rules: list[_RuleSpec] = Field(min_length=1)
     exclude: dict[str, str] = Field(default_factory=dict)  # group -> scope; vetoes every rule
     definitions: _DefinitionsSpec | None = None
+    model: _ModelSpec | None = None
 
 
 # --------------------------------------------------------------------------- compiled topic
@@ -215,9 +229,19 @@ class Topic:
     definition_terms: tuple[str, ...] = ()
     definition_weight: float = 3.0
     definition_severity: str = "high"
+    definition_context: tuple[tuple[str, str], ...] = ()
+    definition_unless: tuple[tuple[str, str], ...] = ()
+    model_file: str | None = None
+    model_context: tuple[tuple[str, ...], ...] = ()  # each: alternatives, one of which must appear
+    model_unless: tuple[str, ...] = ()
 
     def __hash__(self) -> int:
         return hash(self.id)
+
+    def model_gate_open(self, text: str) -> bool:
+        """True when the topic's model may be consulted on `text` (its context groups appear and
+        none of its veto groups does, anywhere in the text)."""
+        return _model_gate(_Doc(_normalize(text or "")), self)
 
 
 def _nested_quantifier(pattern: str) -> bool:
@@ -390,6 +414,16 @@ def _semantic_problems(raw: dict) -> list[str]:
         for g in d["terms"]:
             if isinstance(g, str) and g not in known:
                 out.append(f"definitions: unknown group {g!r}; known: {', '.join(sorted(known)) or '(none)'}")
+    if isinstance(d, dict):
+        check_scope_map(d.get("context"), "definitions", known)
+        check_scope_map(d.get("unless"), "definitions", known)
+    m = raw.get("model")
+    if isinstance(m, dict):
+        for key in ("context", "unless"):
+            refs = [x for g in m.get(key) or [] for x in (g if isinstance(g, list) else [g])]
+            for g in refs:
+                if isinstance(g, str) and g not in known:
+                    out.append(f"model.{key}: unknown group {g!r}; known: {', '.join(sorted(known)) or '(none)'}")
     return out
 
 
@@ -461,6 +495,11 @@ def _build(spec: _TopicSpec, bounded: bool = False) -> Topic:
         definition_terms=tuple(d.terms) if d else (),
         definition_weight=d.weight if d else 3.0,
         definition_severity=d.severity if d else "high",
+        definition_context=tuple(d.context.items()) if d else (),
+        definition_unless=tuple(d.unless.items()) if d else (),
+        model_file=spec.model.file if spec.model else None,
+        model_context=tuple((g,) if isinstance(g, str) else tuple(g) for g in spec.model.context) if spec.model else (),
+        model_unless=tuple(spec.model.unless) if spec.model else (),
     )
 
 
@@ -885,11 +924,26 @@ _DEF_BEFORE = re.compile(
 )
 
 
+def _definition_groups(topic: Topic) -> set[str]:
+    """The groups that finding a topic's watched definitions needs (terms, context, vetoes)."""
+    return set(topic.definition_terms) | {g for g, _ in (*topic.definition_context, *topic.definition_unless)}
+
+
+def _definition_applies(doc: _Doc, topic: Topic, sent: int, hits: dict[str, list[_Hit]]) -> bool:
+    """A definition sentence counts only where the topic's definition context groups appear and
+    none of its vetoes does (e.g. a foreign or a state definition quoted on a page)."""
+    keys = _scope_keys(doc, {sent})
+    if any(not _present_in(doc, hits.get(g), s, keys) for g, s in topic.definition_context):
+        return False
+    return not any(_present_in(doc, hits.get(g), s, keys) for g, s in topic.definition_unless)
+
+
 def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
     """Watched definition sentences of a text, keyed by the (normalised) defined term."""
     if not doc.starts or not topic.definition_terms:
         return {}
-    hits = _find(doc, topic, set(topic.definition_terms))
+    scope_hits = _find(doc, topic, _definition_groups(topic))
+    hits = {g: h for g, h in scope_hits.items() if g in topic.definition_terms}
     by_sent: dict[int, list[_Hit]] = {}
     for hs in hits.values():
         for h in hs:
@@ -912,7 +966,7 @@ def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
                 if after:
                     term = min(after, key=lambda h: (h.start, -h.end))
                     break
-        if term is None:
+        if term is None or not _definition_applies(doc, topic, sent, scope_hits):
             continue
         key = _squash(doc.text[term.start:term.end]).lower()
         out.setdefault(key, []).append(_squash(sentence))
@@ -956,14 +1010,57 @@ def _definition_evidence(change: DefinitionChange, topic: Topic) -> Evidence:
 # --------------------------------------------------------------------------- classify
 
 def _needed(topic: Topic) -> set[str]:
-    needed: set[str] = set(topic.definition_terms)
+    needed: set[str] = _definition_groups(topic) | {g for alts in topic.model_context for g in alts}
+    needed |= set(topic.model_unless)
     for r in topic.rules:
         needed |= r.groups
         needed |= {g for g, _ in (*r.context, *r.unless)}
     return needed | {g for g, _ in topic.exclude}
 
 
-def _score_topic(doc: _Doc, topic: Topic, removed: _Doc) -> TopicMatch | None:
+# --------------------------------------------------------------------------- second signal
+
+def _model_gate(doc: _Doc, topic: Topic) -> bool:
+    if not doc.starts:
+        return False
+    hits = _find(doc, topic, {g for alts in topic.model_context for g in alts} | set(topic.model_unless))
+    return (all(any(hits.get(g) for g in alts) for alts in topic.model_context)
+            and not any(hits.get(g) for g in topic.model_unless))
+
+
+def _model_match(doc: _Doc, topic: Topic) -> TopicMatch | None:
+    """The topic's offline model as a second signal where no rule fired: a low-severity match at
+    the threshold score, whose evidence is the sentence that contributes most to the model score
+    (rule "model"), with its most contributing words marked."""
+    if topic.model_file is None or not _model_gate(doc, topic):
+        return None
+    model = load_model(topic.model_file, topic.id)
+    if model.probability(doc.text) < model.threshold:
+        return None
+    best = model.best_sentence(doc.text, zip(doc.starts, doc.ends))
+    if best is None:
+        return None
+    s0, s1, words = best
+    sentence = _squash(doc.text[s0:s1])
+    spans: list[tuple[int, int]] = []
+    for w in words:
+        spans += [m.span() for m in re.finditer(r"(?<!\w)" + re.escape(w) + r"(?!\w)", sentence, re.IGNORECASE)]
+    spans.sort()
+    marked, pos, terms = [], 0, []
+    for a, b in spans:
+        if a < pos:
+            continue
+        marked += [sentence[pos:a], "«", sentence[a:b], "»"]
+        terms.append(sentence[a:b])
+        pos = b
+    marked.append(sentence[pos:])
+    if not terms:
+        return None
+    ev = Evidence("model", sentence, "".join(marked), tuple(dict.fromkeys(terms)))
+    return TopicMatch(topic.id, topic.title, topic.threshold, "low", (ev,))
+
+
+def _score_topic(doc: _Doc, topic: Topic, removed: _Doc, use_model: bool = True) -> TopicMatch | None:
     hits = _find(doc, topic, _needed(topic)) if doc.starts else {}
     score = 0.0
     severity = -1
@@ -981,18 +1078,21 @@ def _score_topic(doc: _Doc, topic: Topic, removed: _Doc) -> TopicMatch | None:
         score += topic.definition_weight
         severity = max(severity, SEVERITIES.index(topic.definition_severity))
     if score < topic.threshold or severity < 0:
-        return None
+        return _model_match(doc, topic) if use_model and doc.starts else None
     evidence.sort(key=lambda t: (t[0], t[1]))
     ev = [_definition_evidence(c, topic) for c in changes] + [e for _, _, e in evidence]
     return TopicMatch(topic.id, topic.title, round(score, 2), SEVERITIES[severity], tuple(ev), tuple(changes))
 
 
-def classify(added: str, topics: Sequence[Topic] | None = None, *, removed: str = "") -> list[TopicMatch]:
+def classify(added: str, topics: Sequence[Topic] | None = None, *, removed: str = "",
+             use_model: bool = True) -> list[TopicMatch]:
     """Match the ADDED text of a change (a new document in full) against the topics.
 
     `removed` (text that disappeared) is used only to tell added/removed/reworded definitions
     apart; context that was already on the page is never passed in. Returns the matches at or
-    above each topic's threshold, best first.
+    above each topic's threshold, best first. Where no rule of a topic fired, its offline model
+    (if it has one) may still match at low severity, with the sentence that weighed most as
+    evidence; `use_model=False` asks for the rules alone.
     """
     topics = builtin_topics() if topics is None else topics
     added = _normalize(added or "")
@@ -1002,7 +1102,7 @@ def classify(added: str, topics: Sequence[Topic] | None = None, *, removed: str 
     doc = _Doc(added)
     _scan(doc, [(t, _needed(t)) for t in topics])  # one pass over the words for every topic
     old = _Doc(removed)
-    _scan(old, [(t, set(t.definition_terms)) for t in topics if t.definition_terms])
-    matches = [m for t in topics if (m := _score_topic(doc, t, old)) is not None]
+    _scan(old, [(t, _definition_groups(t)) for t in topics if t.definition_terms])
+    matches = [m for t in topics if (m := _score_topic(doc, t, old, use_model)) is not None]
     matches.sort(key=lambda m: (-m.score, -SEVERITIES.index(m.severity), m.topic))
     return matches
