@@ -222,10 +222,10 @@ def test_options_are_strict(options, problem):
     assert problem in str(e.value)
 
 
-def test_a_new_entry_asks_for_its_details_with_the_key_in_the_header_of_the_api_only(monkeypatch):
+def test_a_new_entry_asks_for_its_details_with_the_key_in_the_header_of_the_api_only():
     """Real list entries carry no title: the kind follows each to its details route (the pipeline
     fetches it for a NEW entry only), sending the key to https://api.congress.gov and nowhere else."""
-    monkeypatch.setenv(KEY_ENV, KEY)
+    env = {KEY_ENV: KEY}
     kind = CongressSource()
     url = "https://api.congress.gov/v3/hearing/119?limit=3&format=json"
     parsed = kind.parse(fetched(shared("congress-hearing-list.sample.json"), url), Src())
@@ -234,10 +234,10 @@ def test_a_new_entry_asks_for_its_details_with_the_key_in_the_header_of_the_api_
         "https://api.congress.gov/v3/hearing/119/house/63127?format=json",
         "https://api.congress.gov/v3/hearing/119/house/64404?format=json",
     ]
-    assert kind.document_headers(Src(), parsed.items[0].doc_url) == {"X-Api-Key": KEY, "Accept": "application/json"}
+    assert kind.document_headers(Src(), parsed.items[0].doc_url, env=env) == {"X-Api-Key": KEY, "Accept": "application/json"}
     for elsewhere in ("https://www.govinfo.gov/app/details/CHRG-119hhrg64431", "http://api.congress.gov/v3/hearing/1",
                       "https://api.congress.gov.evil.example/v3/hearing/1"):
-        assert kind.document_headers(Src(), elsewhere) == {}
+        assert kind.document_headers(Src(), elsewhere, env=env) == {}
     # an entry whose url is not the API's is not followed (its key would go elsewhere)
     body = json.dumps({"hearings": [{"chamber": "House", "congress": 119, "jacketNumber": 1,
                                      "url": "https://example.org/v3/hearing/119/house/1?api_key=" + KEY}]}).encode()
