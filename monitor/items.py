@@ -201,7 +201,7 @@ class Items:
             detail = kind.read_document(fetched, src)
             extra = {**_extra(item), **detail.extra}
             item.title = (detail.title or item.title)[:1000]
-            item.published = item.published or detail.published[:100]
+            item.published = (detail.published or item.published)[:100]  # the hearing's date, not the record's update
             item.extra_json = json.dumps(extra, ensure_ascii=False)
             doc = Doc(text=detail.text, title=detail.title)
             head = detail.text if detail.title else "\n".join(x for x in (item.title, detail.text) if x)

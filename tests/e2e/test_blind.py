@@ -123,8 +123,9 @@ def test_congress_new_entry_gets_its_title_and_committee_from_its_details(tmp_pa
     outcome, _ = mon.process(answer(details, record))
     assert outcome.outcome == "changed"
     rows = mon.store.engine.connect().exec_driver_sql(
-        "select kind, title, url, added_text, meta_json, note from changes").fetchall()
-    ((kind, title, url, added, meta, note),) = rows
+        "select kind, title, url, added_text, meta_json, note, item_published from changes").fetchall()
+    ((kind, title, url, added, meta, note, published),) = rows
+    assert published == "2026-03-04"  # the hearing's date from its details, not the list's updateDate
     assert (kind, title, url) == ("new_item", "Threats to ICE Officers and the Definition of Domestic Terrorism",
                                   "https://www.govinfo.gov/app/details/CHRG-119hhrg64999")
     assert "Committee: House Oversight and Government Reform (hsgo00)" in added
