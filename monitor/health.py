@@ -105,25 +105,34 @@ class Health:
             s.add(DeliveryRecord(kind="health", target=t.name, title=title, body=body, next_try_at=now))
 
     # -- successes ----------------------------------------------------------------------
-    def success(self, s: Session, rec: SourceRecord, fetched: Fetched, now: datetime) -> None:
+    def success(self, s: Session, rec: SourceRecord, fetched: Fetched, now: datetime, blind: str | None = None) -> None:
+        """A good response. `blind`: why the kind's selectors read nothing of it ("" when they read
+        it; None when it was not read at all: the same bytes or a 304, which keep a blind source
+        blind). A blind source is `empty` from its first fetch, with a health alert at once."""
         if part_of(fetched.request):
             return  # only the source's own fetch speaks for its health and schedule
+        if blind is None and rec.health == "empty" and not rec.consecutive_failures and rec.last_error:
+            blind = rec.last_error  # nothing new was read: the selectors are as blind as they were
         rec.last_attempt_at = now
         rec.last_success_at = now
         rec.lease_owner, rec.lease_until = "", None
         rec.last_status = fetched.status
         rec.consecutive_failures = 0
         rec.consecutive_blocks = 0
-        rec.last_error = ""
+        rec.last_error = (blind or "")[:2000]
         rec.health = "ok"
+        for name, value in validators(fetched).items():
+            setattr(rec, name, value)
+        rec.next_due_at = self.next_due(rec, aware(fetched.started_at))
+        if blind:
+            rec.health = "empty"
+            self.alert(s, rec, "empty", f"the configured selectors are blind: {blind[:500]}", True)
+            return
         silent = self.silent(rec, now)
         if silent:
             rec.health = "silent"
             self.alert(s, rec, "silent", silent, True)
-        for name, value in validators(fetched).items():
-            setattr(rec, name, value)
-        rec.next_due_at = self.next_due(rec, aware(fetched.started_at))
-        if not silent:
+        else:
             self.alert(s, rec, "ok", "", False)
 
     def silent(self, rec: SourceRecord, now: datetime) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from monitor.config import SourceConfig
 from monitor.context import Context, Outcome, log_outcome, logger, part_of
-from monitor.documents import Documents
+from monitor.documents import Doc, Documents
 from monitor.health import Health
 from monitor.recorder import Recorder
 from spiders.blocks import judge
@@ -18,6 +18,7 @@ from state.errors import ExtractError
 from state.models import ChangeRecord, ItemRecord, SnapshotRecord, SourceRecord
 from state.store import sha256
 
+FALLBACK_NOTE = "found without the configured selectors (they are blind): a document link of the listing's region"
 DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs before it is recorded without full text
 MAX_KEY = 2000
 
@@ -58,8 +59,14 @@ class Items:
             if r.key in requested or len(out) >= limit - asked:
                 continue
             requested.add(r.key)
-            out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key))
+            out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key, headers=self.doc_headers(src, r.doc_url)))
         return out
+
+    def doc_headers(self, src: SourceConfig, url: str) -> dict[str, str]:
+        """Headers of a followed document's request: only what its kind says that URL may get (the
+        Congress.gov key goes to api.congress.gov alone); none for most kinds."""
+        kind = self.ctx.kinds[src.id]
+        return kind.document_headers(src, url, env=self.ctx.env) if hasattr(kind, "document_headers") else {}
 
     def next_page(self, src: SourceConfig, fetched: Fetched, parsed: Parsed) -> list[FetchRequest]:
         page_no = _page_no(fetched.request.item_key)
@@ -90,6 +97,9 @@ class Items:
             what = f"item selector '{getattr(src.options, 'items', '')}' matched nothing" if src.kind == "listing" else "no items any more"
             raise ExtractError(f"{what} (the last fetch had {len(prev_keys)} items)", source_id=sid, url=fetched.url)
         cur_keys = [it.key for it in items]
+        for it in items:
+            if it.fallback:  # kept with the item and its change: found without the configured selectors
+                it.extra["fallback"] = True
         with self.ctx.store.session() as s:
             known = {r.key: r for r in s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid))}
         baseline = last is None
@@ -97,8 +107,11 @@ class Items:
         follow = self.max_follow(src) > 0
         immediate = [] if baseline else [(it, item_text(it)) for it in new_items if not (follow and it.doc_url)]
         immediate = [(it, text, self.ctx.classify(sid, text)) for it, text in immediate]
-        removed_keys = [] if baseline or not getattr(self.ctx.kinds[sid], "tracks_removals", False) else \
+        # a blind reading (selectors matching nothing, fallback links) says nothing of what left the listing
+        removed_keys = [] if baseline or parsed.blind or not getattr(self.ctx.kinds[sid], "tracks_removals", False) else \
             _removed_keys(prev_keys, cur_keys)
+        if parsed.blind:
+            logger.warning("source %s: selectors blind%s: %s", sid, f" ({part} {fetched.url})" if part else "", parsed.blind)
         n_changes = n_matched = 0
         with self.ctx.store.session() as s:
             rec = s.get(SourceRecord, sid)
@@ -111,7 +124,7 @@ class Items:
                     source_id=sid, url=it.url or fetched.url, detected_at=now, kind="new_item", title=it.title[:500],
                     item_key=it.key, item_published=it.published[:100], prev_snapshot_id=last.id,
                     new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
-                    meta_json=json.dumps(it.extra, ensure_ascii=False),
+                    meta_json=json.dumps(it.extra, ensure_ascii=False), note=FALLBACK_NOTE if it.fallback else "",
                 ), matches)
                 n_changes += 1
                 n_matched += bool(matches)
@@ -121,8 +134,8 @@ class Items:
             if new_items and not baseline:
                 rec.last_new_item_at = now
             outcome = "baseline" if baseline else ("changed" if (n_changes or new_items) else "unchanged")
-            s.add(self.health.attempt(fetched, outcome))
-            self.health.success(s, rec, fetched, now)
+            s.add(self.health.attempt(fetched, outcome, parsed.blind))
+            self.health.success(s, rec, fetched, now, blind=parsed.blind)
         pending = 0 if baseline else len(new_items) - len(immediate)
         log_outcome(sid, outcome, [], n_changes, n_matched, pending)
         return Outcome(sid, outcome, changes=n_changes, matched=n_matched, part=part)
@@ -182,8 +195,22 @@ class Items:
                 error = f"HTTP {fetched.status}"
         if error:
             return self.doc_failed(fetched, error)
-        doc = self.documents.extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
-        text = item_text(item, doc.text)
+        kind = self.ctx.kinds[sid]
+        if hasattr(kind, "read_document"):
+            # the item's own record (an API's details): what a reader sees of it replaces the list's stand-in
+            detail = kind.read_document(fetched, src)
+            extra = {**_extra(item), **detail.extra}
+            item.title = (detail.title or item.title)[:1000]
+            item.published = (detail.published or item.published)[:100]  # the hearing's date, not the record's update
+            item.extra_json = json.dumps(extra, ensure_ascii=False)
+            doc = Doc(text=detail.text, title=detail.title)
+            head = detail.text if detail.title else "\n".join(x for x in (item.title, detail.text) if x)
+            text = "\n\n".join(x for x in (head, item.summary) if x)
+        else:
+            doc = self.documents.extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
+            text = item_text(item, doc.text)
+        notes = [n for n in (doc.note + ("; classified on the title and summary only" if doc.note else ""),
+                             FALLBACK_NOTE if _extra(item).get("fallback") else "") if n]
         matches = self.ctx.classify(sid, text)
         now = self.ctx.clock()
         with self.ctx.store.session() as s:
@@ -194,7 +221,7 @@ class Items:
                 source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
                 item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
                 new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
-                note=doc.note + ("; classified on the title and summary only" if doc.note else ""), meta_json=item.extra_json,
+                note="; ".join(notes), meta_json=item.extra_json,
             ), matches)
             item.doc_status, item.snapshot_id, item.doc_error = "fetched", snap.id, ""
             item.doc_attempts += 1
@@ -226,9 +253,18 @@ class Items:
                 source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=item.title[:500], item_key=key,
                 item_published=item.published, added_text=text, diff_text=_plus(text),
                 note=f"the document could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
-                     "classified on the listing's title and summary", meta_json=item.extra_json,
+                     "classified on the listing's title and summary" + (f"; {FALLBACK_NOTE}" if _extra(item).get("fallback") else ""),
+                meta_json=item.extra_json,
             ), matches)
         return Outcome(sid, "error", changes=1, matched=int(bool(matches)), error=reason, part="document")
+
+
+def _extra(item: ItemRecord) -> dict:
+    try:
+        extra = json.loads(item.extra_json or "{}")
+    except ValueError:
+        return {}
+    return extra if isinstance(extra, dict) else {}
 
 
 def items_text(items: list[Item]) -> str:

@@ -43,6 +43,7 @@ class Monitor:
         self._first_time: set[str] = set()  # sources without a snapshot yet: nothing to look up
         self.tally: list[Outcome] = []  # `run`: outcomes since the scheduler last read them
         self.last_pass = (0, 0)  # `run`: (sources fed, sources in flight) at the last feed
+        self._reread: set[str] = set()  # blind (`empty`) sources: parsed even when the bytes are the same
 
     # -- sources and leases (see monitor/leases.py) --------------------------------------
     def sync_sources(self) -> None:
@@ -68,6 +69,11 @@ class Monitor:
             url = kind.request_url(src) if hasattr(kind, "request_url") else src.url
             same_url = rec is not None and rec.url == src.url
             etag, lm = (rec.etag, rec.last_modified) if same_url else ("", "")
+            if rec is not None and rec.health == "empty":  # blind: read it again in full (the selectors may be fixed)
+                etag, lm = "", ""
+                self._reread.add(src.id)
+            else:
+                self._reread.discard(src.id)
             out.append(FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=self.ctx.headers(src)))
             # what this run may skip, decided afresh each time a source is fed
             if rec is not None and healthy(rec) and not src.expect_update_within:
@@ -179,7 +185,7 @@ class Monitor:
             return Outcome(sid, "error", error=reason, part=part), []
 
         digest = sha256(fetched.body)
-        if last is not None and last.body_sha256 == digest:
+        if last is not None and last.body_sha256 == digest and sid not in self._reread:
             # the same bytes as last time: no parsing, no extraction
             return health.unchanged(fetched, "unchanged"), items.pending_docs(src)
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spiders.jsondoc import load_json
-from spiders.kinds import Fetched, Item, Parsed, source_kinds
+from spiders.kinds import Detail, Fetched, Item, Parsed, source_kinds
 from state.errors import SourceError
 
 API = "https://api.congress.gov/v3"
@@ -164,6 +164,64 @@ def _meeting(e: dict, url: str) -> Item | None:
 
 
 _READERS = {"hearings": _hearing, "reports": _report, "committeeMeetings": _meeting}
+# The record of one entry, as the details routes answer it: a bare object, or a list of parts.
+_DETAIL_KEYS = ("hearing", "committeeReports", "committeeReport", "committeeMeeting")
+
+
+def detail_url(entry_url: str) -> str:
+    """The details request of a list entry (its own `url`), without any key, as JSON; "" when the
+    entry's URL is not a Congress.gov API URL (nothing is ever sent elsewhere with the key)."""
+    parts = urlsplit(entry_url or "")
+    if parts.scheme != "https" or parts.hostname != API_HOST or not parts.path.startswith("/v3/"):
+        return ""
+    return _with_query(without_key(entry_url), format="json")
+
+
+def _names(raw: Any) -> list[dict]:
+    if isinstance(raw, dict):
+        raw = raw.get("item")
+    return [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
+
+
+def parse_detail(body: bytes, url: str) -> Detail:
+    """Title, committees, date and text of a Congress.gov details response (hearing, committee
+    report or committee meeting). SourceError when it is not one."""
+    data = load_json(body, api="Congress.gov API details", url=without_key(url))
+    if not isinstance(data, dict):
+        raise SourceError("Congress.gov API details: expected a JSON object", url=without_key(url))
+    if data.get("error"):
+        err = data["error"]
+        msg = err.get("message") or err.get("code") if isinstance(err, dict) else err
+        raise SourceError(f"Congress.gov API error: {_s(msg)[:300]}", url=without_key(url))
+    rec = next((data[k] for k in _DETAIL_KEYS if k in data), None)
+    if isinstance(rec, list):
+        rec = next((r for r in rec if isinstance(r, dict)), None)
+    if not isinstance(rec, dict):
+        raise SourceError("Congress.gov API details: no hearing, committeeReports or committeeMeeting record",
+                          url=without_key(url))
+    title = " ".join(_s(rec.get("title")).split()).strip("\"“” ")  # some titles come in quotes
+    committees = [(_s(c.get("name")).strip(), _s(c.get("systemCode")).strip().lower()) for c in _names(rec.get("committees"))]
+    dates = [_s(d.get("date")) for d in _names(rec.get("dates")) if d.get("date")]
+    published = dates[0] if dates else _s(rec.get("date") or rec.get("issueDate") or "")
+    lines = [title] if title else []
+    if committees:
+        lines.append("Committee: " + "; ".join(f"{n} ({c})" if c else n for n, c in committees))
+    if rec.get("citation"):
+        lines.append(f"Citation: {_s(rec['citation'])}")
+    if published:
+        lines.append(f"Date: {published}")
+    for w in _names(rec.get("witnesses")):
+        who = ", ".join(x for x in (_s(w.get("name")).strip(), _s(w.get("position")).strip(),
+                                    _s(w.get("organization")).strip()) if x)
+        if who:
+            lines.append(f"Witness: {who}")
+    extra: dict[str, Any] = {"committees": sorted({c for _n, c in committees if c})} if committees else {}
+    if committees:
+        extra["committee_names"] = [n for n, _c in committees if n]
+    meeting = rec.get("associatedMeeting")
+    if isinstance(meeting, dict) and meeting.get("eventId") is not None:
+        extra["event_id"] = _s(meeting["eventId"])
+    return Detail(title=title, text="\n".join(lines), published=published, extra=extra)
 
 
 def _congress_of(e: dict) -> int | None:
@@ -244,6 +302,14 @@ class CongressSource:
     def request_url(self, source) -> str:
         return first_url(source.url, self._options(source))
 
+    def document_headers(self, source, url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Headers of a followed details request: the key only for https://api.congress.gov."""
+        return self.request_headers(source, env) if detail_url(url) else {}
+
+    def read_document(self, fetched: Fetched, source) -> Detail:
+        """A new entry's details: its title and committees (the list entries carry neither)."""
+        return parse_detail(fetched.body, fetched.url)
+
     def next_url(self, url: str, nxt: str | None, items_on_page: int, o: CongressOptions) -> str | None:
         """The API's next page; on a committee route whose page held nothing of this congress, or
         that has no more pages, the next committee's reports instead."""
@@ -265,7 +331,9 @@ class CongressSource:
         items, nxt = parse_congress(fetched.body, fetched.url, committees=o.committees,
                                     congress=o.congress if on_route else None)
         for it in items:
-            it.doc_url = ""  # details need the key, and followed documents are fetched without headers
+            # a NEW entry's details (title, committees) are asked for with the key, in the header,
+            # of api.congress.gov only; the list entries of hearings and reports carry no title
+            it.doc_url = detail_url(_s(it.extra.get("api_url")))
         following = self.next_url(fetched.url, nxt, len(items), o)
         return Parsed(items=items, title=f"Congress.gov {o.endpoint} ({ordinal(o.congress)} Congress)",
                       next_pages=[following] if following else [])

@@ -8,6 +8,8 @@ import re
 from typing import Literal
 
 import feedparser
+import lxml.html
+from lxml.etree import ParserError
 from pydantic import BaseModel, ConfigDict, Field
 
 from spiders.kinds import Fetched, Item, Parsed, source_kinds
@@ -20,6 +22,42 @@ _WS = re.compile(r"[ \t\r\f\v]+")
 # Entity-expansion ("billion laughs") and external-entity payloads live in a DOCTYPE; a real feed
 # never needs one, and feedparser's loose parser would otherwise still read the entries.
 _DOCTYPE_ENTITY = re.compile(rb"<!DOCTYPE[^>]*\[|<!ENTITY", re.IGNORECASE)
+
+
+# Site chrome some CMSs put at the top of every entry's content:encoded (the White House feed
+# begins each item with its section header and navigation menu): never the entry's text.
+_CHROME_TAGS = frozenset({"nav", "form", "select", "button", "script", "style", "noscript", "svg", "header", "footer",
+                          "aside", "iframe"})
+_CHROME_ROLES = frozenset({"navigation", "menu", "menubar", "search", "banner", "contentinfo"})
+_CHROME_CLASS = re.compile(r"(?:^|[-_])(?:nav|navigation|navbar|menu|breadcrumbs?|topper|masthead|skip-link|share|social)"
+                           r"(?:[-_]|$)", re.IGNORECASE)
+# WordPress's footer line on every feed entry: "The post <title> appeared first on <site>."
+_WP_POSTED = re.compile(r"^\s*The post .+ appeared first on .+\.\s*$", re.DOTALL)
+
+
+def _is_chrome(el) -> bool:
+    if not isinstance(el.tag, str):
+        return False  # comments, processing instructions
+    if el.tag.lower() in _CHROME_TAGS or (el.get("role") or "").lower() in _CHROME_ROLES:
+        return True
+    return any(_CHROME_CLASS.search(c) for c in (el.get("class") or "").split())
+
+
+def strip_site_chrome(fragment: str) -> str:
+    """An entry's HTML without the site's navigation, menus, search forms, page header and the
+    WordPress "The post ... appeared first on ..." line; the fragment unchanged if it is not HTML."""
+    if "<" not in (fragment or ""):
+        return fragment or ""
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (ParserError, ValueError):
+        return fragment
+    for el in [el for el in root.iterdescendants() if _is_chrome(el)]:
+        el.drop_tree()  # keeps the text that follows the element
+    for p in root.iterdescendants("p"):
+        if _WP_POSTED.match(p.text_content() or ""):
+            p.drop_tree()
+    return lxml.html.tostring(root, encoding="unicode")
 
 
 def html_to_text(fragment: str) -> str:
@@ -63,7 +101,7 @@ def parse_feed(body: bytes, url: str, headers: dict[str, str] | None = None, max
                 url=link,
                 title=html.unescape(e.get("title") or "").strip(),
                 published=e.get("published") or e.get("updated") or "",
-                summary=html_to_text(summary),
+                summary=html_to_text(strip_site_chrome(summary)),
             )
         )
     return (d.get("feed") or {}).get("title", "") or "", items

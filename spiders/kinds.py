@@ -57,6 +57,21 @@ class Item:
     summary: str = ""
     doc_url: str = ""  # the document to fetch for full text, "" when the entry is complete
     extra: dict[str, Any] = field(default_factory=dict)  # provenance (document number, citation...)
+    fallback: bool = False  # found without the configured selectors (a document link of the region)
+
+
+@dataclass
+class Detail:
+    """A new item's own record, read by its kind from the followed document (an API's details
+    endpoint): what a reader sees of the item (title, date, link), provenance, and the text to
+    classify. Kinds that follow such records define `read_document(fetched, source) -> Detail`
+    and `document_headers(source, url) -> dict` (headers for that request only)."""
+
+    title: str = ""
+    text: str = ""
+    published: str = ""
+    url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +83,10 @@ class Parsed:
     items: list[Item] | None = None
     title: str = ""
     next_pages: list[str] = field(default_factory=list)  # pagination to follow (up to the kind's max_pages)
+    # Why the configured selectors are blind ("" when they are not): the item selector matched
+    # nothing, or far fewer than the region's document links; a health problem (`empty`) even
+    # when fallback items were found.
+    blind: str = ""
 
 
 class SourceKind(Protocol):

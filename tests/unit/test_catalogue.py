@@ -1,7 +1,9 @@
-"""The built-in catalogue: every entry validates, has a recorded page structure under
-tests/data/catalogue/, and its kind and selectors extract exactly the items recorded there."""
+"""The built-in catalogue: every entry validates, has a fixture under tests/data/catalogue/ (real
+captures under real/, with provenance in MANIFEST.jsonl, or hand-made where none was found), and
+its kind and selectors extract exactly the items, titles, links and dates recorded there."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -14,21 +16,63 @@ from spiders import source_kinds
 from spiders.federal_register import parse_documents
 from spiders.feed import parse_feed
 from spiders.kinds import FetchRequest, Fetched
-from spiders.listing import parse_listing
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data" / "catalogue"
+SHARED_REAL = Path(__file__).resolve().parents[3] / "shared" / "real"
 ENTRIES = builtin_catalogue()
 IDS = [e["id"] for e in ENTRIES]
+# One line per catalogue entry: its fixture, whether it is real (copied from another project's
+# recording of the site, with repo/path/commit/captured) or hand-made (written for govwatch).
+MANIFEST = {m["catalogue_id"]: m for m in map(json.loads, (DATA / "MANIFEST.jsonl").read_text(encoding="utf-8").splitlines())}
+
+
+def provenance(entry_id: str) -> str:
+    """What a test's id says of its fixture: `real:<repo>` or `hand-made`."""
+    m = MANIFEST[entry_id]
+    return f"real:{m['repo']}" if m["real"] else "hand-made"
+
+
+PIDS = [f"{i}:{provenance(i)}" if i in MANIFEST else i for i in IDS]
+
+# Real fragments (not pages) are served inside a page of our own making: the HTML around
+# {fragment} below is HAND-MADE (the region element, the title, and the pager, whose class is a
+# guess); the rows themselves are the real bytes.
+WRAPPERS = {
+    "dhs-oig-ice-reports": (
+        '<html><head><title>Audits, Inspections, and Evaluations | Office of Inspector General</title></head><body>'
+        '<main><div id="content-area">{fragment}'
+        '<nav class="pager"><ul><li class="pager__item pager__item--next">'
+        '<a href="?field_dhs_agency_target_id=3&amp;page=1">Next</a></li></ul></nav></div></main></body></html>'),
+    "oversight-gov-reports": (
+        '<html><head><title>Federal Reports | Oversight.gov</title></head><body><main>{fragment}'
+        '<nav class="pager"><ul><li class="pager__item pager__item--next">'
+        '<a href="?items_per_page=50&amp;page=1">Next</a></li></ul></nav></main></body></html>'),
+    "dhs-press-releases": (
+        '<html><head><title>Press Releases | Homeland Security</title></head><body><main>{fragment}'
+        '<nav class="usa-pagination"><a class="usa-pagination__next-page" href="?page=1">Next</a></nav>'
+        '</main></body></html>'),
+    "ice-newsroom": (
+        '<html><head><title>Newsroom | ICE</title></head><body><main><div class="view-content">{fragment}</div>'
+        '<nav class="usa-pagination"><a class="usa-pagination__next-page" href="?page=1">Next</a></nav>'
+        '</main></body></html>'),
+}
+
+
+def body_of(entry_id: str) -> bytes:
+    """The bytes a catalogue entry is checked on: the recorded file, or a real fragment in its
+    hand-made page (WRAPPERS)."""
+    m = MANIFEST[entry_id]
+    raw = (DATA / m["file"]).read_bytes()
+    if m.get("kind") == "snippet":
+        return WRAPPERS[entry_id].replace("{fragment}", raw.decode("utf-8")).encode("utf-8")
+    return raw
+
 
 # id -> (items as (title, url, date)), next page or None). Dates are what the kind reports.
 LISTINGS = {
-    "dhs-press-releases": ([
-        ("DHS Announces Workforce Integrity Review",
-         "https://www.dhs.gov/news/2026/09/18/dhs-announces-workforce-integrity-review", "2026-09-18T12:00:00Z"),
-        ("Statement from the Secretary on Violence Against Officers",
-         "https://www.dhs.gov/news/2026/09/17/statement-secretary-violence-against-officers", "2026-09-17T16:30:00Z"),
-        ("Readout of Meeting with State Homeland Security Advisors",
-         "https://www.dhs.gov/news/2026/09/15/readout-meeting-state-homeland-security-advisors", "2026-09-15T14:05:00Z"),
+    "dhs-press-releases": ([  # real (2026-08-07): the card's heading is the title, /archive/news/ is kept
+        ("Secretary Tours Facility", "https://www.dhs.gov/news/2026/08/07/secretary-tours-facility", "2026-08-07"),
+        ("Face Recognition Update", "https://www.dhs.gov/archive/news/2025/01/16/face-recognition-update", "2025-01-16"),
     ], "https://www.dhs.gov/news-releases/press-releases?page=1"),
     "dhs-foia-library": ([
         ("FOIA Log, FY 2026 Quarter 3",
@@ -36,11 +80,9 @@ LISTINGS = {
         ("Domestic Violent Extremism Workforce Review Records",
          "https://www.dhs.gov/publication/dve-workforce-review-records", "2026-08-30T12:00:00Z"),
     ], "https://www.dhs.gov/foia-library?page=1"),
-    "ice-newsroom": ([
-        ("Former ICE officer sentenced for bribery scheme",
-         "https://www.ice.gov/news/releases/former-ice-officer-sentenced-bribery-scheme", "2026-09-16T12:00:00Z"),
-        ("ICE arrests fugitive wanted abroad",
-         "https://www.ice.gov/news/releases/ice-arrests-fugitive-wanted-abroad", "2026-09-15T12:00:00Z"),
+    "ice-newsroom": ([  # real (2026-08-07): the date is words, not a <time>
+        ("ICE operation nets arrests", "https://www.ice.gov/news/releases/ice-operation-nets-arrests", "August 7, 2026"),
+        ("ICE HSI uncovers visa fraud scheme", "https://www.ice.gov/news/releases/hsi-fraud-scheme", "August 6, 2026"),
     ], "https://www.ice.gov/newsroom?page=1"),
     "ice-foia-library": ([
         ("OPR investigative summaries, FY2025 | Professional Responsibility",
@@ -50,17 +92,14 @@ LISTINGS = {
         ("Release 2026-ICFO-09876: Detention contracts | Contracts",
          "https://www.ice.gov/foia/library/2026-ICFO-09876", "2026-08-28T12:00:00Z"),
     ], "https://www.ice.gov/foia/library?page=1"),
-    "dhs-oig-ice-reports": ([
-        ("ICE Did Not Consistently Close Employee Misconduct Investigations Timely",
-         "https://www.oig.dhs.gov/reports/2026/ice-oversight-employee-misconduct-investigations/oig-26-51-sep26", "09/14/2026"),
-        ("Results of an Unannounced Inspection of an ICE Processing Center (Summary)",
-         "https://www.oig.dhs.gov/reports/2026/unannounced-inspection-ice-processing-center/oig-26-47-unsum-aug26", "08/29/2026"),
+    "dhs-oig-ice-reports": ([  # real (2026-07-28): the title links straight to the PDF
+        ("ICE's Electronic Health Record System Does Not Fully Address Capability Needs",
+         "https://www.oig.dhs.gov/sites/default/files/assets/2026-07/OIG-26-18-Jul26.pdf", "2026-07-23T12:00:00Z"),
     ], "https://www.oig.dhs.gov/reports/audits-inspections-and-evaluations?field_dhs_agency_target_id=3&page=1"),
-    "oversight-gov-reports": ([
-        ("Investigation of Misconduct by an ICE Supervisor",
-         "https://www.oversight.gov/reports/investigation/investigation-ice-supervisor-misconduct-findings", "2026-09-15T12:00:00Z"),
-        ("Audit of the DHS Insider Threat Program",
-         "https://www.oversight.gov/reports/audit/audit-dhs-insider-threat-program", "2026-09-12T12:00:00Z"),
+    "oversight-gov-reports": ([  # real (2026-08-01): the title cell, not the "View Report" link
+        ("Investigative Activities Quarterly Case Summary FY 2026 Q3",
+         "https://www.oversight.gov/reports/other/investigative-activities-quarterly-case-summary-fy-2026-q3",
+         "2026-07-30T12:00:00Z"),
     ], "https://www.oversight.gov/reports/federal?items_per_page=50&page=1"),
     "hsgac-majority-news": ([
         ("Chairman Opens Inquiry into DHS Employee Vetting",
@@ -105,19 +144,16 @@ FEEDS = {
          "https://www.oig.dhs.gov/reports/2026/fema-grant-closeout-controls/oig-26-50-sep26",
          "14198 at https://www.oig.dhs.gov", "Fri, 11 Sep 2026 12:00:00 -0400"),
     ],
-    "gao-reports": [
-        ("DHS Employee Misconduct: Components Should Better Track Discipline Outcomes",
-         "https://www.gao.gov/products/gao-26-108101", "/products/gao-26-108101", "Mon, 21 Sep 2026 07:16:14 -0400"),
-        ("Domestic Terrorism: Agencies Should Clarify Categories Used to Track Incidents",
-         "https://www.gao.gov/products/gao-26-108095", "/products/gao-26-108095", "Fri, 18 Sep 2026 07:11:19 -0400"),
+    "gao-reports": [  # real (2026-09-14, the first 2 of 25 items)
+        ("National Register of Historic Places: Selected States and Tribes Identified Challenges to Participation",
+         "https://www.gao.gov/products/gao-26-107879", "/products/gao-26-107879", "Mon, 14 Sep 2026 07:16:14 -0400"),
+        ("Testing and Evaluation Guide: Best Practices for Commercial Off-the-Shelf Systems (Exposure Draft)",
+         "https://www.gao.gov/products/gao-26-108068", "/products/gao-26-108068", "Mon, 14 Sep 2026 07:11:19 -0400"),
     ],
-    "whitehouse-presidential-actions": [
-        ("Strengthening the Coordination of Domestic Counterterrorism Efforts",
-         "https://www.whitehouse.gov/presidential-actions/2026/09/strengthening-the-coordination-of-domestic-counterterrorism-efforts/",
-         "https://www.whitehouse.gov/?p=61234", "Fri, 18 Sep 2026 20:41:07 +0000"),
-        ("Adjusting Imports of Processed Critical Minerals",
-         "https://www.whitehouse.gov/presidential-actions/2026/09/adjusting-imports-of-processed-critical-minerals/",
-         "https://www.whitehouse.gov/?p=61190", "Thu, 17 Sep 2026 22:10:00 +0000"),
+    "whitehouse-presidential-actions": [  # real (2026-10-02, the first of 30 items)
+        ("Eliminating Disease-Carrying Pests And Restoring Enjoyment Of The Great Outdoors",
+         "https://www.whitehouse.gov/presidential-actions/2026/09/eliminating-disease-carrying-pests-and-restoring-enjoyment-of-the-great-outdoors/",
+         "https://www.whitehouse.gov/?p=51617", "Tue, 29 Sep 2026 21:23:48 +0000"),
     ],
     "house-homeland-feed": [
         ("Chairman Announces Hearing on Threats to Immigration Enforcement Officers",
@@ -129,39 +165,52 @@ FEEDS = {
     ],
 }
 
-# id -> (items as (key, title, url, date), next page, expected query conditions)
+# id -> ((items as (key, title, url, published), count, next page), expected query conditions).
+# Both entries are checked on the same real response (2026-10-02, executive orders, without the
+# fields[] govwatch asks for, so each document's text link is its PDF): the response shape is
+# real, the filtering is the server's and is checked on the request URL.
+_FR_REAL = ([
+    ("2026-20321", "Inaugurating the Era of Super Intelligence",
+     "https://www.federalregister.gov/documents/2026/10/02/2026-20321/inaugurating-the-era-of-super-intelligence", "2026-10-02"),
+    ("2026-20320", "Eliminating Disease-Carrying Pests and Restoring Enjoyment of the Great Outdoors",
+     "https://www.federalregister.gov/documents/2026/10/02/2026-20320/eliminating-disease-carrying-pests-and-restoring-enjoyment-of-the-great-outdoors",
+     "2026-10-02"),
+], 10, "https://www.federalregister.gov/api/v1/documents?conditions%5Bpresidential_document_type%5D%5B%5D=executive_order"
+       "&format=json&order=newest&page=2&per_page=10&search_after_cursor=WzE3ODg5OTg0MDAwMDAsIjIwMjYtMTg1NzEiXQ")
 FEDERAL_REGISTER = {
-    "fr-dhs-documents": ([
-        ("2026-18234", "Privacy Act of 1974; System of Records: Employee Misconduct Case Records",
-         "https://www.federalregister.gov/documents/2026/09/18/2026-18234/privacy-act-of-1974-system-of-records-employee-misconduct-case-records",
-         "2026-09-18"),
-        ("2026-18001", "Agency Information Collection Activities: Insider Threat Reporting",
-         "https://www.federalregister.gov/documents/2026/09/16/2026-18001/agency-information-collection-activities-insider-threat-reporting",
-         "2026-09-16"),
-    ], None, [("conditions[agencies][]", "homeland-security-department")]),
-    "fr-presidential-domestic-terrorism": ([
-        ("2026-17950", "Strengthening the Coordination of Domestic Counterterrorism Efforts",
-         "https://www.federalregister.gov/documents/2026/09/22/2026-17950/strengthening-the-coordination-of-domestic-counterterrorism-efforts",
-         "2026-09-22"),
-    ], "https://www.federalregister.gov/api/v1/documents.json?conditions%5Bterm%5D=%22domestic+terrorism%22"
-       "&conditions%5Btype%5D%5B%5D=PRESDOCU&page=2&per_page=1",
-       [("conditions[type][]", "PRESDOCU"), ("conditions[term]", '"domestic terrorism"')]),
+    "fr-dhs-documents": (_FR_REAL, [("conditions[agencies][]", "homeland-security-department")]),
+    "fr-presidential-domestic-terrorism": (_FR_REAL, [("conditions[type][]", "PRESDOCU"), ("conditions[term]", '"domestic terrorism"')]),
 }
 
-# id -> (request URL, items as (key, title, url, published), next page)
+# id -> (request URL, items as (key, title, url, published, details URL), next page)
 CONGRESS = {
+    # real list (2026-09): the entries carry no title; each NEW entry's details are asked for
     "congress-hearings": (
         "https://api.congress.gov/v3/hearing/119?format=json&limit=250&offset=0", [
-            ("hearing/119/house/61102", "House hearing, jacket 61102 (119th Congress)",
-             "https://www.govinfo.gov/app/details/CHRG-119hhrg61102", "2026-09-19T10:12:30Z"),
-            ("hearing/119/senate/59870", "Senate hearing, jacket 59870 (119th Congress)",
-             "https://www.govinfo.gov/app/details/CHRG-119shrg59870", "2026-09-18T22:01:05Z"),
-        ], "https://api.congress.gov/v3/hearing/119?offset=250&limit=250&format=json"),
+            ("hearing/119/house/64431", "House hearing, jacket 64431 (119th Congress)",
+             "https://www.govinfo.gov/app/details/CHRG-119hhrg64431", "2026-09-18T19:55:55Z",
+             "https://api.congress.gov/v3/hearing/119/house/64431?format=json"),
+            ("hearing/119/house/63127", "House hearing, jacket 63127 (119th Congress)",
+             "https://www.govinfo.gov/app/details/CHRG-119hhrg63127", "2026-09-18T01:21:16Z",
+             "https://api.congress.gov/v3/hearing/119/house/63127?format=json"),
+            ("hearing/119/house/64404", "House hearing, jacket 64404 (119th Congress)",
+             "https://www.govinfo.gov/app/details/CHRG-119hhrg64404", "2026-09-18T01:21:16Z",
+             "https://api.congress.gov/v3/hearing/119/house/64404?format=json"),
+        ], "https://api.congress.gov/v3/hearing/119?offset=3&limit=3&format=json"),
+    # real, but of the plain /v3/committee-report/119 route (no capture of the per-committee
+    # route govwatch asks for was found); served here as the answer to the committee route
     "congress-committee-reports": (
         "https://api.congress.gov/v3/committee/house/hshm00/reports?format=json&limit=250&offset=0", [
-            ("H. Rept. 119-230", "H. Rept. 119-230",
-             "https://www.congress.gov/congressional-report/119th-congress/house-report/230", "2026-09-10T14:12:39Z"),
-        ], "https://api.congress.gov/v3/committee/house/hshm00/reports?offset=250&limit=250&format=json"),
+            ("H. Rept. 119-1", "H. Rept. 119-1",
+             "https://www.congress.gov/congressional-report/119th-congress/house-report/1", "2025-05-27T14:12:39Z",
+             "https://api.congress.gov/v3/committee-report/119/HRPT/1?format=json"),
+            ("H. Rept. 119-2", "H. Rept. 119-2",
+             "https://www.congress.gov/congressional-report/119th-congress/house-report/2", "2025-05-27T14:12:41Z",
+             "https://api.congress.gov/v3/committee-report/119/HRPT/2?format=json"),
+            ("H. Rept. 119-3", "H. Rept. 119-3",
+             "https://www.congress.gov/congressional-report/119th-congress/house-report/3", "2025-05-27T14:12:42Z",
+             "https://api.congress.gov/v3/committee-report/119/HRPT/3?format=json"),
+        ], "https://api.congress.gov/v3/committee-report/119?offset=3&limit=3&format=json"),
 }
 
 # id -> (text the watched region must contain, boilerplate it must not)
@@ -197,22 +246,36 @@ def sources(tmp_path_factory):
     return {s.id: s for s in load_config(cfg, env={}).sources}
 
 
-def fixture_of(entry_id: str) -> Path:
-    found = sorted(DATA.glob(f"{entry_id}.*"))
-    assert [p.suffix for p in found] in ([".html"], [".xml"], [".json"]), \
-        f"catalogue entry '{entry_id}' needs exactly one recorded page tests/data/catalogue/{entry_id}.html|xml|json"
-    return found[0]
-
-
-def test_every_entry_has_expectations_and_a_fixture():
+def test_every_entry_has_expectations_and_a_fixture_with_provenance():
     expected = set(LISTINGS) | set(FEEDS) | set(FEDERAL_REGISTER) | set(CONGRESS) | set(PAGES)
     assert sorted(expected) == sorted(IDS)
     assert len(IDS) == len(set(IDS))
-    recorded = {p.name.split(".")[0] for p in DATA.iterdir()}
-    assert recorded == set(IDS), "fixtures without a catalogue entry, or entries without a fixture"
+    assert sorted(MANIFEST) == sorted(IDS), "every catalogue entry has one line in tests/data/catalogue/MANIFEST.jsonl"
+    for cid, m in MANIFEST.items():
+        assert (DATA / m["file"]).is_file(), m["file"]
+        assert m["notes"], cid
+        if m["real"]:
+            assert m["file"].startswith("real/") and m["kind"] in ("capture", "snippet")
+            assert m["repo"] and m["path"] and len(m["commit"]) == 40 and m["captured"], cid
+        else:
+            assert m["kind"] == "hand-made" and not m["file"].startswith("real/") and "HAND-MADE" in m["notes"], cid
+    on_disk = {str(p.relative_to(DATA)) for p in DATA.rglob("*") if p.is_file() and p.name != "MANIFEST.jsonl"}
+    assert on_disk == {m["file"] for m in MANIFEST.values()}, "fixtures without a manifest line"
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+def test_real_fixtures_are_the_shared_captures_byte_for_byte():
+    """What /work/shared/real holds is copied unchanged (the White House feed is ours: trimmed, see
+    its manifest line)."""
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"{SHARED_REAL} is absent (it lives outside the repository)")
+    shared = {json.loads(line)["file"] for line in (SHARED_REAL / "MANIFEST.jsonl").read_text().splitlines()}
+    copied = {m["file"][len("real/"):] for m in MANIFEST.values() if m["real"] and "copied_from" in m}
+    assert shared == copied, "every capture and fragment of shared/real is a fixture of the suite"
+    for name in shared:
+        assert (DATA / "real" / name).read_bytes() == (SHARED_REAL / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=PIDS)
 def test_entry_validates(entry, sources):
     src = sources[entry["id"]]
     assert src.kind == entry["kind"] and src.url == entry["url"]
@@ -228,29 +291,34 @@ def test_entry_validates(entry, sources):
         assert src.select and src.options.items, "a listing names its region and item links"
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
+@pytest.mark.parametrize("entry", ENTRIES, ids=PIDS)
 def test_entry_extracts_its_recorded_items(entry, sources):
+    """Each entry read on its fixture (the test id says `real:<repo>` or `hand-made`; the
+    manifest line has the capture's path, commit and date)."""
     src = sources[entry["id"]]
-    body = fixture_of(src.id).read_bytes()
+    body = body_of(src.id)
     o = src.options
     if src.kind == "listing":
         want, next_page = LISTINGS[src.id]
-        _title, items, pages = parse_listing(body, src.url, select=src.select, items=o.items, item_row=o.item_row,
-                                             item_title=o.item_title, item_date=o.item_date, next_page=o.next_page,
-                                             same_site=o.same_site)
-        assert [(i.title, i.url, i.published) for i in items] == want
-        assert all(i.key == i.url == i.doc_url for i in items)
-        assert pages[:1] == [next_page]
+        parsed = source_kinds.get("listing")().parse(
+            Fetched(request=FetchRequest(source_id=src.id, url=src.url), url=src.url, status=200,
+                    headers={"content-type": "text/html; charset=utf-8"}, body=body,
+                    started_at=datetime(2026, 9, 20, tzinfo=timezone.utc), duration_ms=1), src)
+        assert [(i.title, i.url, i.published) for i in parsed.items] == want
+        assert all(i.key == i.url == i.doc_url and not i.fallback for i in parsed.items)
+        assert parsed.blind == "", "the configured selectors read the page"
+        assert parsed.next_pages == [next_page]
     elif src.kind == "feed":
         _title, items = parse_feed(body, src.url)
         assert [(i.title, i.url, i.key, i.published) for i in items] == FEEDS[src.id]
         assert all(i.summary for i in items)
     elif src.kind == "federal-register":
-        want, next_page, conditions = FEDERAL_REGISTER[src.id]
+        (want, count, next_page), conditions = FEDERAL_REGISTER[src.id]
         items, nxt = parse_documents(body, src.url)
-        assert [(i.key, i.title, i.url, i.published) for i in items] == want
+        assert [(i.key, i.title, i.url, i.published) for i in items[:len(want)]] == want
+        assert len(items) == count
         assert nxt == next_page
-        assert all(i.doc_url.startswith("https://www.federalregister.gov/documents/full_text/text/") for i in items)
+        assert all(i.doc_url.startswith("https://www.govinfo.gov/content/pkg/FR-") and i.doc_url.endswith(".pdf") for i in items)
         url = source_kinds.get("federal-register")().request_url(src)
         assert url.startswith("https://www.federalregister.gov/api/v1/documents.json?")
         query = parse_qsl(urlsplit(url).query)
@@ -265,7 +333,7 @@ def test_entry_extracts_its_recorded_items(entry, sources):
                           headers={"content-type": "application/json"}, body=body,
                           started_at=datetime(2026, 9, 20, tzinfo=timezone.utc), duration_ms=1)
         parsed = kind.parse(fetched, src)
-        assert [(i.key, i.title, i.url, i.published) for i in parsed.items] == want
+        assert [(i.key, i.title, i.url, i.published, i.doc_url) for i in parsed.items] == want
         assert parsed.next_pages == [next_page]
     elif src.kind == "page":
         must, must_not = PAGES[src.id]
@@ -298,3 +366,46 @@ def test_catalogue_covers_federal_register_and_congress():
 def test_no_key_or_token_in_catalogue_urls():
     for e in ENTRIES:
         assert "api_key" not in e["url"].lower() and "token" not in e["url"].lower(), e["id"]
+
+
+def _read(src, body: bytes):
+    """An entry's items as its kind reads them from a fetched body."""
+    fetched = Fetched(request=FetchRequest(source_id=src.id, url=src.url), url=src.url, status=200,
+                      headers={"content-type": "application/octet-stream"}, body=body,
+                      started_at=datetime(2026, 9, 20, tzinfo=timezone.utc), duration_ms=1)
+    if src.kind == "congress-gov":
+        kind = source_kinds.get("congress-gov")()
+        fetched.url = fetched.request.url = kind.request_url(src)
+        return kind.parse(fetched, src).items
+    if src.kind == "feed":
+        return parse_feed(body, src.url)[1]
+    if src.kind == "federal-register":
+        return parse_documents(body, src.url)[0]
+    return source_kinds.get(src.kind)().parse(fetched, src).items
+
+
+@pytest.mark.parametrize("cid", sorted(c for c, m in MANIFEST.items() if m["real"]))
+def test_every_real_capture_is_read_as_its_manifest_expects(cid, sources):
+    """The `expected` of each real capture's manifest line (copied from shared/real: a count, or
+    the path and title of each item a reader sees) holds for the catalogue entry reading it."""
+    m = MANIFEST[cid]
+    items = _read(sources[cid], body_of(cid))
+    if isinstance(m["expected"], int):
+        assert len(items) == m["expected"]
+        assert all(i.title and i.url.startswith("https://") for i in items)
+    else:
+        assert [(urlsplit(i.url).path, i.title) for i in items] == [(e["path"], e["title"]) for e in m["expected"]]
+    assert not any(i.fallback for i in items)
+
+
+def test_white_house_items_lose_the_site_navigation(sources):
+    """Real: every item's content:encoded begins with the section header and the navigation menu."""
+    raw = body_of("whitehouse-presidential-actions").decode("utf-8")
+    assert "Select Category" in raw and "wp-block-whitehouse-topper-navigation" in raw
+    (item,) = _read(sources["whitehouse-presidential-actions"], body_of("whitehouse-presidential-actions"))
+    assert item.summary.startswith("By the authority vested in me as President by the Constitution")
+    for menu in ("Select Category", "Search", "All News", "Briefings & Statements", "Nominations & Appointments",
+                 "Fact Sheets", "Presidential Actions\n", "appeared first on"):
+        assert menu not in item.summary, menu
+    assert item.summary.endswith("DONALD J. TRUMP\nTHE WHITE HOUSE,\nSeptember 29, 2026.")
+    assert "Sec. 4" in item.summary.replace(" .", ".").replace("  ", " ")

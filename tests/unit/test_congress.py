@@ -220,3 +220,63 @@ def test_options_are_strict(options, problem):
     with pytest.raises(ValueError) as e:
         CongressOptions(**options)
     assert problem in str(e.value)
+
+
+def test_a_new_entry_asks_for_its_details_with_the_key_in_the_header_of_the_api_only():
+    """Real list entries carry no title: the kind follows each to its details route (the pipeline
+    fetches it for a NEW entry only), sending the key to https://api.congress.gov and nowhere else."""
+    env = {KEY_ENV: KEY}
+    kind = CongressSource()
+    url = "https://api.congress.gov/v3/hearing/119?limit=3&format=json"
+    parsed = kind.parse(fetched(shared("congress-hearing-list.sample.json"), url), Src())
+    assert [i.doc_url for i in parsed.items] == [
+        "https://api.congress.gov/v3/hearing/119/house/64431?format=json",
+        "https://api.congress.gov/v3/hearing/119/house/63127?format=json",
+        "https://api.congress.gov/v3/hearing/119/house/64404?format=json",
+    ]
+    assert kind.document_headers(Src(), parsed.items[0].doc_url, env=env) == {"X-Api-Key": KEY, "Accept": "application/json"}
+    for elsewhere in ("https://www.govinfo.gov/app/details/CHRG-119hhrg64431", "http://api.congress.gov/v3/hearing/1",
+                      "https://api.congress.gov.evil.example/v3/hearing/1"):
+        assert kind.document_headers(Src(), elsewhere, env=env) == {}
+    # an entry whose url is not the API's is not followed (its key would go elsewhere)
+    body = json.dumps({"hearings": [{"chamber": "House", "congress": 119, "jacketNumber": 1,
+                                     "url": "https://example.org/v3/hearing/119/house/1?api_key=" + KEY}]}).encode()
+    (it,) = kind.parse(fetched(body, url), Src()).items
+    assert it.doc_url == "" and KEY not in json.dumps(asdict(it))
+
+
+def test_hearing_details_give_the_title_and_committee_a_reader_sees():
+    """tests/data/congress/hearing-detail-64431.json is HAND-MADE in the documented shape of
+    GET /v3/hearing/{congress}/{chamber}/{jacket}: its committee, date and meeting are those the
+    real meeting 119003 record states for jacket 64431; its title is that meeting's title."""
+    url = "https://api.congress.gov/v3/hearing/119/house/64431?format=json"
+    d = CongressSource().read_document(fetched((DATA / "hearing-detail-64431.json").read_bytes(), url), Src())
+    assert d.title == "Oversight of Fraud and Misuse of Federal Funds in Minnesota: Part II"
+    assert d.published == "2026-03-04"
+    assert d.extra == {"committees": ["hsgo00"], "committee_names": ["House Oversight and Government Reform"],
+                       "event_id": "119003"}
+    assert d.text.splitlines() == [
+        "Oversight of Fraud and Misuse of Federal Funds in Minnesota: Part II",
+        "Committee: House Oversight and Government Reform (hsgo00)",
+        "Date: 2026-03-04",
+    ]
+
+
+def test_report_and_meeting_details_and_bad_details():
+    from spiders.congress import parse_detail
+    report = {"committeeReports": [{"citation": "H. Rept. 119-230", "title": "DHS Workforce Integrity Act",
+                                    "committees": [{"name": "Homeland Security Committee", "systemCode": "hshm00"}],
+                                    "issueDate": "2026-09-10T04:00:00Z"}]}
+    d = parse_detail(json.dumps(report).encode(), "https://api.congress.gov/v3/committee-report/119/HRPT/230")
+    assert (d.title, d.published, d.extra["committees"]) == ("DHS Workforce Integrity Act", "2026-09-10T04:00:00Z", ["hshm00"])
+    assert "Citation: H. Rept. 119-230" in d.text
+    meeting = {"committeeMeeting": {"title": "Threats to the Homeland", "date": "2026-09-23T14:00:00Z",
+                                    "committees": [{"name": "Senate HSGAC", "systemCode": "ssga00"}],
+                                    "witnesses": [{"name": "Jane Doe", "position": "Director", "organization": "DHS"}]}}
+    d = parse_detail(json.dumps(meeting).encode(), "https://api.congress.gov/v3/committee-meeting/119/senate/1")
+    assert d.title == "Threats to the Homeland" and "Witness: Jane Doe, Director, DHS" in d.text
+    for body, message in [(b"<html>", "not JSON"), (b'{"hearings": []}', "no hearing, committeeReports or committeeMeeting"),
+                          ((DATA / "error-no-key.json").read_bytes(), "Congress.gov API error")]:
+        with pytest.raises(SourceError, match=message) as e:
+            parse_detail(body, "https://api.congress.gov/v3/hearing/119/house/1?api_key=" + KEY)
+        assert KEY not in str(e.value) and KEY not in (e.value.url or "")
