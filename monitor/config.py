@@ -150,6 +150,7 @@ class SourceConfig(_Strict):
     topics: list[str] | None = None
     enabled: bool = True
     expect_update_within: float | None = None
+    alert_on: list[str] = []  # phrases: added text containing one alerts (topic "alert-on") without a topic file
     options: Any = None  # the kind's own Options, filled from the keys the kind declares
 
     _d = field_validator("every", mode="before")(lambda v: parse_duration(v))
@@ -165,6 +166,14 @@ class SourceConfig(_Strict):
             raise ValueError("the URL holds an API key or token parameter; keys never go in URLs "
                              "(Congress.gov: set GOVWATCH_CONGRESS_API_KEY); the URL is not shown")
         return v.strip()
+
+    @field_validator("alert_on")
+    @classmethod
+    def _alert_on(cls, v: list[str]) -> list[str]:
+        for phrase in v:
+            if not phrase.strip() or not any(ch.isalnum() for ch in phrase):
+                raise ValueError(f"{phrase!r} is not a phrase (words to look for in added text)")
+        return [p.strip() for p in v]
 
     @property
     def display_name(self) -> str:

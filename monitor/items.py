@@ -18,7 +18,7 @@ from state.errors import ExtractError
 from state.models import ChangeRecord, ItemRecord, SnapshotRecord, SourceRecord
 from state.store import sha256
 
-DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs before it is recorded without full text
+DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs (it is recorded at the first failure)
 MAX_KEY = 2000
 
 
@@ -143,6 +143,8 @@ class Items:
 
     def _record_removals(self, s, sid: str, removed_keys: list[str], known: dict, fetched: Fetched,
                          last: SnapshotRecord | None, snap: SnapshotRecord, now: datetime) -> int:
+        """Items taken off the listing: a `removed` change each, what they said (title, summary and
+        the stored document's text) classified by the same rules: a match alerts as REMOVED."""
         n = 0
         for key in removed_keys:
             row = known.get(key)
@@ -152,11 +154,15 @@ class Items:
             if row.removed_at is not None or row.last_seen_at >= self.cycle_started:
                 continue  # already recorded, or it moved to another page of this listing in this run
             row.removed_at = now
+            doc = s.get(SnapshotRecord, row.snapshot_id) if row.snapshot_id else None
+            text = item_text(row, self.ctx.store.get_text(doc.text_sha256, s) if doc is not None else "")
+            capture = doc.id if doc is not None else (last.id if last is not None else None)
             self.recorder.change(s, ChangeRecord(
                 source_id=sid, url=row.url or fetched.url, detected_at=now, kind="removed", title=row.title[:500],
                 item_key=key, item_published=row.published, prev_snapshot_id=last.id, new_snapshot_id=snap.id,
-                removed_text=row.title, diff_text=f"- {row.title}\n- {row.url}", note="the item was removed from the listing",
-            ), [])
+                removed_text=text, diff_text=f"- {row.title}\n- {row.url}", note="the item was removed from the listing",
+                meta_json=json.dumps({"last_capture_id": capture}),
+            ), self.ctx.classify(sid, "", removed=text))
             n += 1
         return n
 
@@ -185,27 +191,36 @@ class Items:
         with self.ctx.store.session() as s:
             item = s.merge(item)
             snap = self.recorder.snapshot(s, fetched, sha256(fetched.body), doc.text, doc.title, doc.note)
-            last_listing = self.ctx.store.latest_snapshot(s, sid, "")
-            self.recorder.change(s, ChangeRecord(
-                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
-                item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
-                new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
-                note=doc.note + ("; classified on the title and summary only" if doc.note else ""), meta_json=item.extra_json,
-            ), matches)
+            earlier = _item_change(s, sid, key)
+            if earlier is not None:  # recorded and alerted on the listing's word when the document failed
+                self.recorder.attach(s, earlier, added_text=text, diff_text=_plus(text), snapshot=snap, matches=matches,
+                                     note=f"full text attached {now:%Y-%m-%d %H:%M UTC} after {item.doc_attempts} failed "
+                                          f"attempt(s) ({item.doc_error[:200]})" + (f"; {doc.note}" if doc.note else ""))
+            else:
+                last_listing = self.ctx.store.latest_snapshot(s, sid, "")
+                self.recorder.change(s, ChangeRecord(
+                    source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
+                    item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
+                    new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
+                    note=doc.note + ("; classified on the title and summary only" if doc.note else ""), meta_json=item.extra_json,
+                ), matches)
             item.doc_status, item.snapshot_id, item.doc_error = "fetched", snap.id, ""
             item.doc_attempts += 1
             s.add(self.health.attempt(fetched, "changed"))
             rec = s.get(SourceRecord, sid)
             rec.last_change_at = now
         logger.info("source %s: new document %s (%s)", sid, fetched.url, ", ".join(m.topic for m in matches) or "no topic matched")
-        return Outcome(sid, "changed", changes=1, matched=int(bool(matches)), part="document")
+        return Outcome(sid, "changed", changes=int(earlier is None), matched=int(bool(matches)), part="document")
 
     def doc_failed(self, fetched: Fetched, reason: str) -> Outcome:
-        """A new item's document could not be fetched: retried on later runs, then recorded from
-        what the listing said (never dropped)."""
+        """A new item's document could not be fetched: the item is recorded and classified at once
+        on what the listing, feed or API says (alerted in the cycle that saw it, the full text
+        noted as pending and why), and its document is tried again on the next runs; when it
+        comes, it is attached to the same change (see process_doc)."""
         sid, key = fetched.request.source_id, fetched.request.item_key
         now = self.ctx.clock()
         logger.warning("source %s: document %s: %s", sid, fetched.url, reason)
+        n = matched = 0
         with self.ctx.store.session() as s:
             item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
             s.add(self.health.attempt(fetched, "error", reason))
@@ -213,18 +228,30 @@ class Items:
                 return Outcome(sid, "error", error=reason, part="document")
             item.doc_attempts += 1
             item.doc_error = reason[:500]
-            if item.doc_attempts < DOC_ATTEMPTS:
-                return Outcome(sid, "error", error=reason, part="document")
-            item.doc_status = "failed"
-            text = item_text(item)
-            matches = self.ctx.classify(sid, text)
-            self.recorder.change(s, ChangeRecord(
-                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=item.title[:500], item_key=key,
-                item_published=item.published, added_text=text, diff_text=_plus(text),
-                note=f"the document could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
-                     "classified on the listing's title and summary", meta_json=item.extra_json,
-            ), matches)
-        return Outcome(sid, "error", changes=1, matched=int(bool(matches)), error=reason, part="document")
+            change = _item_change(s, sid, key)
+            if change is None:
+                text = item_text(item)
+                matches = self.ctx.classify(sid, text)
+                last_listing = self.ctx.store.latest_snapshot(s, sid, "")
+                change = self.recorder.change(s, ChangeRecord(
+                    source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=item.title[:500], item_key=key,
+                    item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
+                    added_text=text, diff_text=_plus(text),
+                    note=f"full text pending: the document could not be fetched ({reason[:200]}); classified on what the "
+                         "listing says (title and summary); the document is tried again on the next runs", meta_json=item.extra_json,
+                ), matches)
+                n, matched = 1, int(bool(matches))
+            if item.doc_attempts >= DOC_ATTEMPTS:
+                item.doc_status = "failed"
+                change.note = (f"the full text could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
+                               "classified on what the listing says (title and summary)")
+        return Outcome(sid, "error", changes=n, matched=matched, error=reason, part="document")
+
+
+def _item_change(s, sid: str, key: str) -> ChangeRecord | None:
+    """The `new_item` change of an item, when one was recorded before its document came."""
+    return s.scalars(select(ChangeRecord).where(ChangeRecord.source_id == sid, ChangeRecord.item_key == key,
+                                                ChangeRecord.kind == "new_item").order_by(ChangeRecord.id.desc()).limit(1)).first()
 
 
 def items_text(items: list[Item]) -> str:
