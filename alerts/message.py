@@ -110,7 +110,11 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         lines += [head, ""]
         definitions = payload["definition_changes"]
         evidence = [ev for ev in payload["evidence"] if not (definitions and str(ev.get("rule", "")).startswith("definition-"))]
-        fresh = [ev for ev in evidence if _key(ev.get("sentence") or ev.get("marked") or "") not in seen]
+        fresh = []
+        for ev in evidence:  # each sentence once in the whole message, under its first (best) rule
+            key = _key(ev.get("sentence") or ev.get("marked") or "")
+            if key not in seen and key not in {_key(f.get("sentence") or f.get("marked") or "") for f in fresh}:
+                fresh.append(ev)
         if not fresh and evidence and not definitions:
             fresh = evidence[:1]  # the title is this topic's only evidence: said once, here
         for ev in fresh[:EVIDENCE_SENTENCES]:
@@ -118,6 +122,7 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
             seen.add(_key(marked))
             rule = f" _(rule {md_escape(ev['rule'])})_" if ev.get("rule") else ""
             if ev.get("old"):
+                seen.add(_key(ev["old"]))
                 lines += [f"• now: {marked_to_md(fact_excerpt(marked))}{rule}", "",
                           f"was: {md_escape(fact_excerpt(ev['old']))}", ""]
             else:
@@ -127,6 +132,8 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         if len(fresh) > EVIDENCE_SENTENCES:
             lines += [f"_…and {len(fresh) - EVIDENCE_SENTENCES} more evidence sentences in the change log_", ""]
         for dc in definitions:
+            if all(_key(dc[k]) in seen for k in ("old", "new") if dc.get(k)):
+                continue  # a title or a sentence already shown is not a definition (older stored evidence)
             lines += [f"Definition of **{md_escape(dc.get('term', ''))}** {dc.get('change', 'changed')}:", ""]
             for label in ("old", "new"):
                 if dc.get(label):
@@ -148,15 +155,22 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         where = f"<{public_url}/snapshots/{capture}>" if public_url else f"snapshot {capture} (`govwatch show {change.id}`)"
         lines += [f"**Last capture:** {where}", ""]
     excerpt = max(EXCERPT_CHARS - shown, 300)  # long evidence: a shorter excerpt, never shorter facts
-    if change.added_text and not removed:
-        lines += ["**Added text (excerpt):**", "", md_escape(shorten(change.added_text, excerpt)), ""]
-    elif change.removed_text:
-        lines += ["**Removed text (excerpt):**", "", md_escape(shorten(change.removed_text, excerpt)), ""]
+    text, label = (change.added_text, "Added") if change.added_text and not removed else (change.removed_text, "Removed")
+    text = _unseen(text, seen)
+    if text:
+        lines += [f"**{label} text (excerpt):**", "", md_escape(shorten(text, excerpt)), ""]
     if public_url:
         lines += [f"Open change {change.id} in govwatch: <{public_url}/changes/{change.id}>"]
     else:
         lines += [f"Change {change.id}: govwatch show {change.id}"]
     return Message(title=shorten(title, 240), body="\n".join(lines))
+
+
+def _unseen(text: str, seen: set[str]) -> str:
+    """A text without the lines the message already shows: the title (a document's text opens
+    with it) and the evidence sentences (a changed page's added text is one sentence a line)."""
+    keys = {k.rstrip(".") for k in seen}
+    return "\n".join(line for line in text.strip().splitlines() if _key(line).rstrip(".") not in keys).strip()
 
 
 def _last_capture(change: ChangeRecord) -> int | None:

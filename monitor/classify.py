@@ -892,11 +892,12 @@ def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
         for h in hs:
             by_sent.setdefault(h.sent, []).append(h)
     out: dict[str, list[str]] = {}
+    headings = {_sentence_key(doc.sentence(i)) for i in by_sent if _heading(doc.sentence(i))}
     for sent, terms in sorted(by_sent.items()):
         s0 = doc.starts[sent]
         sentence = doc.sentence(sent)
-        if _heading(sentence):
-            continue  # a title or heading ("DHS Redefines Domestic Terrorism") names a subject, it defines nothing
+        if _sentence_key(sentence) in headings:
+            continue  # a title or heading ("DHS Redefines Domestic Terrorism"), here or repeated, defines nothing
         term = None
         for cue in _DEF_AFTER.finditer(sentence):
             before = [h for h in terms if h.end - s0 <= cue.start()
@@ -922,6 +923,10 @@ def _heading(sentence: str) -> bool:
     """A title or heading line: short, on a line of its own, without a sentence's closing punctuation."""
     s = sentence.strip()
     return "\n" not in s and len(s.split()) <= 14 and s[-1:] not in ".;:!?\"'”’)"
+
+
+def _sentence_key(sentence: str) -> str:
+    return " ".join(sentence.split()).rstrip(".;:!? ").lower()
 
 
 def _same(a: str, b: str) -> bool:
@@ -998,7 +1003,7 @@ def _one_per_sentence(evidence: list[Evidence]) -> list[Evidence]:
     seen: set[str] = set()
     out = []
     for e in evidence:
-        parts = [p.strip().lower() for p in e.sentence.split(" … ")]
+        parts = [_sentence_key(p) for p in e.sentence.split(" … ")]
         fresh = [p for p in parts if p not in seen]
         if not fresh:
             continue

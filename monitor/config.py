@@ -387,6 +387,10 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         except TopicError as e:
             problems += [_problem(_path_of(p), p.split(": ", 1)[1] if ": " in p else p, lines) if p.startswith("topics[") else p for p in e.problems]
     topic_ids = {t.id for t in topics}
+    from monitor.relevance import ALERT_ON
+
+    if ALERT_ON in topic_ids:
+        problems.append(f"topics: the id '{ALERT_ON}' is reserved for the matches of sources' alert_on phrases")
 
     sources: list[SourceConfig] = []
     user_sources = [(("sources", i), s) for i, s in enumerate(f.sources)]
@@ -421,7 +425,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
                 problems.append(_problem((group, i, "name"), f"duplicate target name '{t.name}'", lines))
             names.add(t.name)
             for tid in t.topics or []:
-                if tid not in topic_ids:
+                if tid not in topic_ids | {ALERT_ON}:
                     problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
 
     if problems:

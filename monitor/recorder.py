@@ -100,18 +100,25 @@ class Recorder:
 
     @staticmethod
     def _add_matches(s: Session, change: ChangeRecord, matches) -> None:
-        for m in matches:
-            d = m.to_dict()
-            payload = {"evidence": d.get("evidence", []), "definition_changes": d.get("definition_changes", [])}
-            if d.get("removed"):
-                payload["removed"] = True
-            s.add(TopicMatchRecord(change_id=change.id, topic=m.topic, score=m.score, severity=m.severity,
-                                   evidence_json=json.dumps(payload, ensure_ascii=False)))
+        s.add_all(match_records(change.id, matches))
 
     @staticmethod
     def _wanted(target, matches) -> list:
         return [m for m in matches if (target.topics is None or m.topic in target.topics)
                 and classify_mod.severity_at_least(m.severity, target.min_severity)]
+
+
+def match_records(change_id: int | None, matches) -> list[TopicMatchRecord]:
+    """The stored form of a change's matches: score, severity and the evidence as JSON."""
+    out = []
+    for m in matches:
+        d = m.to_dict()
+        payload = {"evidence": d.get("evidence", []), "definition_changes": d.get("definition_changes", [])}
+        if d.get("removed"):
+            payload["removed"] = True
+        out.append(TopicMatchRecord(change_id=change_id, topic=m.topic, score=m.score, severity=m.severity,
+                                    evidence_json=json.dumps(payload, ensure_ascii=False)))
+    return out
 
 
 class _Stored:

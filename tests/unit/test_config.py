@@ -109,8 +109,13 @@ def test_malformed_yaml_names_line(tmp_path):
         ("sources:\n  - id: a\n    url: https://x.gov/\n    topics: [nope]\ninclude_defaults: false\n",
          ["sources[0].topics: unknown topic 'nope'; known: extremism-definitions, opr-outcomes (line 4)"]),
         ("fetch:\n  max_bytes: lots\n", ["fetch.max_bytes: 'lots' is not a size like 512KB, 10MB or 10485760 (line 2)"]),
+        ("sources:\n  - id: a\n    url: https://x.gov/\n    alert_on: ['use of force', ' - ']\ninclude_defaults: false\n",
+         ["sources[0].alert_on: ' - ' is not a phrase (words to look for in added text) (line 4)"]),
+        ("sources:\n  - id: a\n    url: https://x.gov/\n    alert_on: use of force\ninclude_defaults: false\n",
+         ["sources[0].alert_on: Input should be a valid list (got 'use of force') (line 4)"]),
     ],
-    ids=["not-a-mapping", "missing-id", "kind-option-range", "typo-key", "unknown-topic", "bad-size"],
+    ids=["not-a-mapping", "missing-id", "kind-option-range", "typo-key", "unknown-topic", "bad-size", "alert-on-not-a-phrase",
+         "alert-on-not-a-list"],
 )
 def test_single_problems(tmp_path, text, expected):
     assert problems(tmp_path, text) == expected
@@ -189,3 +194,17 @@ def test_api_keys_never_go_in_source_urls(tmp_path):
         """)
     assert got == ["sources[0].url: the URL holds an API key or token parameter; keys never go in URLs "
                    "(Congress.gov: set GOVWATCH_CONGRESS_API_KEY); the URL is not shown (line 4)"]
+
+
+def test_alert_on_phrases_load_and_a_target_may_filter_on_them(tmp_path):
+    cfg = load(tmp_path, """\
+        include_defaults: false
+        notify:
+          - url: "json://127.0.0.1:9/hook"
+            topics: [alert-on]
+        sources:
+          - id: a
+            url: https://x.gov/
+            alert_on: [" use of force "]
+        """)
+    assert cfg.sources[0].alert_on == ["use of force"] and cfg.notify[0].topics == ["alert-on"]
