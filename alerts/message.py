@@ -118,7 +118,7 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         if not fresh and evidence and not definitions:
             fresh = evidence[:1]  # the title is this topic's only evidence: said once, here
         for ev in fresh[:EVIDENCE_SENTENCES]:
-            marked = ev.get("marked") or ev.get("sentence") or ""
+            marked = (ev.get("marked") or ev.get("sentence") or "").lstrip("•*-–· ")
             seen.add(_key(marked))
             rule = f" _(rule {md_escape(ev['rule'])})_" if ev.get("rule") else ""
             if ev.get("old"):
@@ -158,7 +158,8 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
     text, label = (change.added_text, "Added") if change.added_text and not removed else (change.removed_text, "Removed")
     text = _unseen(text, seen)
     if text:
-        lines += [f"**{label} text (excerpt):**", "", md_escape(shorten(text, excerpt)), ""]
+        cut = shorten(text, excerpt)
+        lines += [f"**{label} text (excerpt):**", ""] + [x for line in cut.splitlines() if line.strip() for x in (md_escape(line.strip()), "")]
     if public_url:
         lines += [f"Open change {change.id} in govwatch: <{public_url}/changes/{change.id}>"]
     else:

@@ -173,9 +173,10 @@ def test_the_sentence_with_the_numbers_and_outcome_words_is_never_cut():
 
 def test_plain_text_email_keeps_link_urls_and_unbroken_lines():
     change = ChangeRecord(id=17, source_id="ice-opr", url="https://www.ice.gov/about-ice/opr?a=1&b=2", kind="changed",
-                          detected_at=WHEN, added_text=STATS.format(n=33, k=11), note="a note")
+                          detected_at=WHEN, added_text=STATS.format(n=33, k=11) + "\nReport Description:\nA second line.", note="a note")
     msg = change_message(change, records(change, STATS.format(n=33, k=11)), "ICE OPR", PUBLIC)
     lines = rendered(msg)["text"].splitlines()
     assert "Source: ICE OPR (ice-opr)" in lines and "URL: https://www.ice.gov/about-ice/opr?a=1&b=2" in lines
     assert "Detected: 2026-12-01 09:30 UTC" in lines and f"Open change 17 in govwatch: {PUBLIC}/changes/17" in lines
+    assert "Report Description:" in lines and "A second line." in lines
     assert not any(line.startswith(" ") or line == ">" for line in lines)
