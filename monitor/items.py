@@ -45,6 +45,7 @@ class Items:
         requested = self.requested
         asked = sum(1 for (sid, _k) in requested if sid == src.id)
         if limit - asked <= 0:
+            self._record_waiting(src, limit)
             return []
         with self.ctx.store.session() as s:
             rows = list(s.scalars(select(ItemRecord)
@@ -56,7 +57,35 @@ class Items:
                 continue
             requested.add((src.id, r.key))
             out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key))
+        if asked + len(out) >= limit:
+            self._record_waiting(src, limit)
         return out
+
+    def _record_waiting(self, src: SourceConfig, limit: int) -> None:
+        """Items first seen in this cycle whose document waits for a later run (more new items than
+        max_follow): recorded and alerted now on what the listing says; the full text is attached
+        to the same change when it comes (process_doc)."""
+        sid, now = src.id, self.ctx.clock()
+        with self.ctx.store.session() as s:
+            rows = [r for r in s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.doc_status == "pending"))
+                    if r.first_seen_at >= self.cycle_started and (sid, r.key) not in self.requested]
+            for item in rows:
+                if _item_change(s, sid, item.key) is not None:
+                    continue
+                self._listing_change(s, sid, item, now, f"full text pending: more than max_follow ({limit}) new documents "
+                                                        "in this run; its document is fetched on a later run")
+        if rows:
+            logger.info("source %s: %d new item(s) recorded on the listing's word, their documents wait for the next run", sid, len(rows))
+
+    def _listing_change(self, s, sid: str, item: ItemRecord, now: datetime, note: str) -> ChangeRecord:
+        """A new item's change on what the listing, feed or API says (title and summary)."""
+        text = item_text(item)
+        last_listing = self.ctx.store.latest_snapshot(s, sid, "")
+        return self.recorder.change(s, ChangeRecord(
+            source_id=sid, url=item.url or item.doc_url, detected_at=now, kind="new_item", title=item.title[:500], item_key=item.key,
+            item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
+            added_text=text, diff_text=_plus(text), note=note, meta_json=item.extra_json,
+        ), self.ctx.classify(sid, text))
 
     def next_page(self, src: SourceConfig, fetched: Fetched, parsed: Parsed) -> list[FetchRequest]:
         page_no = _page_no(fetched.request.item_key)
@@ -230,17 +259,10 @@ class Items:
             item.doc_error = reason[:500]
             change = _item_change(s, sid, key)
             if change is None:
-                text = item_text(item)
-                matches = self.ctx.classify(sid, text)
-                last_listing = self.ctx.store.latest_snapshot(s, sid, "")
-                change = self.recorder.change(s, ChangeRecord(
-                    source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=item.title[:500], item_key=key,
-                    item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
-                    added_text=text, diff_text=_plus(text),
-                    note=f"full text pending: the document could not be fetched ({reason[:200]}); classified on what the "
-                         "listing says (title and summary); the document is tried again on the next runs", meta_json=item.extra_json,
-                ), matches)
-                n, matched = 1, int(bool(matches))
+                change = self._listing_change(s, sid, item, now, f"full text pending: the document could not be fetched "
+                                              f"({reason[:200]}); classified on what the listing says (title and summary); "
+                                              "the document is tried again on the next runs")
+                n, matched = 1, int(change.matched)
             if item.doc_attempts >= DOC_ATTEMPTS:
                 item.doc_status = "failed"
                 change.note = (f"the full text could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
