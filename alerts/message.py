@@ -59,6 +59,9 @@ def fact_excerpt(marked: str, limit: int = SENTENCE_CHARS) -> str:
             out.append(part)
             continue
         spots = [m.start() for m in _DIGIT.finditer(part)] + [i for i, ch in enumerate(part) if ch in "«»"]
+        if not spots:
+            out.append(shorten(part, limit))
+            continue
         a, b = min(spots), max(spots) + 1
         lo = part.rfind(" ", 0, max(0, a - CONTEXT_CHARS)) + 1 if a > CONTEXT_CHARS else 0
         hi = part.find(" ", min(len(part), b + CONTEXT_CHARS))

@@ -239,7 +239,7 @@ class Items:
             rec = s.get(SourceRecord, sid)
             rec.last_change_at = now
         logger.info("source %s: new document %s (%s)", sid, fetched.url, ", ".join(m.topic for m in matches) or "no topic matched")
-        return Outcome(sid, "changed", changes=int(earlier is None), matched=int(bool(matches)), part="document")
+        return Outcome(sid, "changed", changes=int(earlier is None), matched=int(earlier is None and bool(matches)), part="document")
 
     def doc_failed(self, fetched: Fetched, reason: str) -> Outcome:
         """A new item's document could not be fetched: the item is recorded and classified at once

@@ -43,11 +43,7 @@ class Recorder:
 
     def change(self, s: Session, change: ChangeRecord, matches) -> ChangeRecord:
         """The change, its matches and its outbox rows: same transaction as the snapshot."""
-        if len(change.added_text) > classify_mod.MAX_TEXT_CHARS:
-            # the classifier reads a bounded prefix: an analyst must know the rest was not read
-            cut = f"only the first {classify_mod.MAX_TEXT_CHARS:,} of {len(change.added_text):,} characters added were classified"
-            change.note = f"{change.note}; {cut}" if change.note else cut
-            logger.warning("source %s: %s", change.source_id, cut)
+        _note_cut(change)
         _summarise(change, matches)
         s.add(change)
         s.flush()
@@ -96,6 +92,7 @@ class Recorder:
         change.new_snapshot_id = snapshot.id
         change.title = change.title or snapshot.title[:500]
         change.note = note
+        _note_cut(change)
         _summarise(change, final)
 
     @staticmethod
@@ -130,6 +127,14 @@ class _Stored:
 
 def _rank(matches) -> int:
     return max((classify_mod.SEVERITIES.index(m.severity) for m in matches), default=-1)
+
+
+def _note_cut(change: ChangeRecord) -> None:
+    if len(change.added_text) > classify_mod.MAX_TEXT_CHARS:
+        # the classifier reads a bounded prefix: an analyst must know the rest was not read
+        cut = f"only the first {classify_mod.MAX_TEXT_CHARS:,} of {len(change.added_text):,} characters added were classified"
+        change.note = f"{change.note}; {cut}" if change.note else cut
+        logger.warning("source %s: %s", change.source_id, cut)
 
 
 def _summarise(change: ChangeRecord, matches) -> None:
