@@ -72,7 +72,8 @@ def fact_excerpt(marked: str, limit: int = SENTENCE_CHARS) -> str:
 
 
 def _key(sentence: str) -> str:
-    return " ".join(sentence.replace("«", "").replace("»", "").split()).lower()
+    """A sentence as compared for repeats: marks, bullets, spacing, case and closing dot aside."""
+    return " ".join(sentence.replace("«", "").replace("»", "").split()).lower().lstrip("•*-–· ").rstrip(". ")
 
 
 @dataclass
@@ -122,7 +123,7 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
             fresh = evidence[:1]  # the title is this topic's only evidence: said once, here
         for ev in fresh[:EVIDENCE_SENTENCES]:
             marked = (ev.get("marked") or ev.get("sentence") or "").lstrip("•*-–· ")
-            seen.add(_key(marked))
+            seen.update({_key(marked), _key(ev.get("sentence") or "")})
             rule = f" _(rule {md_escape(ev['rule'])})_" if ev.get("rule") else ""
             if ev.get("old"):
                 seen.add(_key(ev["old"]))
@@ -173,8 +174,7 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
 def _unseen(text: str, seen: set[str]) -> str:
     """A text without the lines the message already shows: the title (a document's text opens
     with it) and the evidence sentences (a changed page's added text is one sentence a line)."""
-    keys = {k.rstrip(".") for k in seen}
-    return "\n".join(line for line in text.strip().splitlines() if _key(line).rstrip(".") not in keys).strip()
+    return "\n".join(line for line in text.strip().splitlines() if _key(line) not in seen).strip()
 
 
 def _last_capture(change: ChangeRecord) -> int | None:

@@ -262,7 +262,7 @@ def cmd_show(args) -> int:
     if d["deliveries"]:
         out.append("\nAlerts:")
         for x in d["deliveries"]:
-            out.append(f"  {x['target']}{' (update)' if x['kind'] == 'update' else ''}: {x['status']} after {x['attempts']} attempt(s)" + (f"; last error: {x['last_error']}" if x["last_error"] else ""))
+            out.append(f"  {x['target']}: {x['status']} after {x['attempts']} attempt(s)" + (f"; last error: {x['last_error']}" if x["last_error"] else ""))
     print("\n".join(out))
     return 0
 
