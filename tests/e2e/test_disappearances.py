@@ -159,3 +159,20 @@ def test_reworded_statistics_alert_once_old_to_new_then_their_deletion_as_remove
     assert "opened 33 investigations" in hook["message"]
     workdir.run("check", "--force")
     assert len(webhook.received) == 2 and len(smtp.messages) == 2
+
+
+def test_alert_on_phrase_alerts_without_a_topic_file(site, webhook, workdir):
+    site.set("/news", page())
+    workdir.write(sources=[{"id": "ice-news", "name": "ICE news", "url": site.url("/news"), "alert_on": ["body-worn camera"]}],
+                  notify=[{"url": webhook.url(), "name": "team", "topics": ["alert-on"]}])
+    workdir.run("check")
+    site.set("/news", page(extra="<p>ICE issued its new Body Worn Camera directive to officers this week.</p>"))
+    out = workdir.run("check", "--force").stdout
+    assert "alerts sent 1" in out, out
+    msg = webhook.received[0]
+    assert msg["title"] == "[alert-on] ICE news (ice-news): page changed", msg["title"]
+    assert "ICE issued its new **Body Worn Camera** directive" in msg["message"]
+    # the phrase going away is no alert: alert_on looks at added text only
+    site.set("/news", page())
+    workdir.run("check", "--force")
+    assert len(webhook.received) == 1
