@@ -1,7 +1,9 @@
-"""Alert messages: title names topic and source; body (Markdown, turned into HTML for email by
-Apprise) carries URL, detection time, evidence and an excerpt of the added text."""
+"""Alert messages: title names topic and source (REMOVED for what disappeared, UPDATE for a full
+text come later); body (Markdown, turned into HTML and plain text for e-mail by Apprise) carries
+the evidence first, then URL, detection time, a link to the last capture and an excerpt."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -40,51 +42,147 @@ def marked_to_md(marked: str) -> str:
     return "".join(f"**{md_escape(p)}**" if i % 2 else md_escape(p) for i, p in enumerate(parts))
 
 
+_DIGIT = re.compile(r"\d")
+CONTEXT_CHARS = 80  # kept either side of the facts when a long evidence sentence is trimmed
+
+
+def fact_excerpt(marked: str, limit: int = SENTENCE_CHARS) -> str:
+    """An evidence text for a message, its facts whole: of sentences joined by " … ", those with
+    matched terms are kept (the others are dropped); a long sentence loses only what lies before
+    its first and after its last number or matched term, never the span between them."""
+    parts = [p.strip() for p in marked.split(" … ") if p.strip()]
+    kept = [p for p in parts if "«" in p] or parts[:1]
+    out = []
+    for part in kept:
+        plain = part.replace("«", "").replace("»", "")
+        if len(plain) <= limit:
+            out.append(part)
+            continue
+        spots = [m.start() for m in _DIGIT.finditer(part)] + [i for i, ch in enumerate(part) if ch in "«»"]
+        if not spots:
+            out.append(shorten(part, limit))
+            continue
+        a, b = min(spots), max(spots) + 1
+        lo = part.rfind(" ", 0, max(0, a - CONTEXT_CHARS)) + 1 if a > CONTEXT_CHARS else 0
+        hi = part.find(" ", min(len(part), b + CONTEXT_CHARS))
+        hi = len(part) if hi < 0 else hi
+        out.append(("… " if lo else "") + part[lo:hi].strip() + (" …" if hi < len(part) else ""))
+    text = " … ".join(out)
+    return text if len(kept) == len(parts) else text + " …"
+
+
+def _key(sentence: str) -> str:
+    """A sentence as compared for repeats: marks, bullets, spacing, case and closing dot aside."""
+    return " ".join(sentence.replace("«", "").replace("»", "").split()).lower().lstrip("•*-–· ").rstrip(". ")
+
+
 @dataclass
 class Message:
     title: str
     body: str  # Markdown
 
 
-def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source_name: str, public_url: str = "") -> Message:
-    topics = [m.topic for m in matches] or ["change"]
-    what = {"new_item": "new document", "changed": "page changed", "removed": "removed", "new": "new"}.get(change.kind, change.kind)
-    doc = f": {shorten(change.title, 120)}" if change.title and change.kind in ("new_item", "removed") else ""
+def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source_name: str, public_url: str = "",
+                   *, update: bool = False) -> Message:
+    """The alert of a change; `update` is the follow-up when a new item's full text, come after its
+    first alert, adds a topic or raises the severity. The facts come first: the evidence (each
+    sentence once, never cut between its numbers and outcome words; a reworded one old -> new;
+    a removed one as removed), then where and when; every line is a paragraph and every link a
+    bare URL, so that the plain-text part of an e-mail keeps both."""
+    payloads = [(m, evidence_of(m)) for m in matches]
+    removed = [m.topic for m, p in payloads if p["removed"]]
+    kept = [m.topic for m, p in payloads if not p["removed"]]
+    what = {"new_item": "new document", "changed": "page changed", "new": "new",
+            "removed": "taken off the listing" if change.item_key else "page removed"}.get(change.kind, change.kind)
+    short_title = shorten(change.title, 120) if change.title else ""
+    doc = f": {short_title}" if short_title and change.kind in ("new_item", "removed") else ""
     sev = max((m.severity for m in matches), key=["low", "medium", "high"].index, default="")
-    title = f"[{', '.join(topics)}] {source_name} ({change.source_id}): {what}{doc}"
+    tags = ([f"[{', '.join(kept)}]"] if kept else []) + ([f"REMOVED [{', '.join(removed)}]"] if removed else [])
+    title = f"{' '.join(tags) or '[change]'} {source_name} ({change.source_id}): {what}{doc}"
+    if update:
+        title = "UPDATE " + title.replace(": new document:", ": full text of new document:", 1)
     if sev == "high":
         title = "HIGH " + title
-    lines = [
-        f"**Source:** {md_escape(source_name)} (`{change.source_id}`)",
-        f"**URL:** {change.url}",
-        f"**Detected:** {change.detected_at.strftime('%Y-%m-%d %H:%M UTC')}",
+    lines: list[str] = []
+    if update:
+        lines += ["**Update:** the full text of this document arrived after its first alert, which was sent on what the "
+                  "listing said; this alert is for what the full text adds.", ""]
+    seen = {_key(change.title)} if change.title else set()
+    shown = 0
+    for m, payload in payloads:
+        head = f"**{'REMOVED ' if payload['removed'] else ''}{md_escape(m.topic)}**: severity {m.severity}, score {m.score:g}"
+        lines += [head, ""]
+        definitions = payload["definition_changes"]
+        evidence = [ev for ev in payload["evidence"] if not (definitions and str(ev.get("rule", "")).startswith("definition-"))]
+        fresh = []
+        for ev in evidence:  # each sentence once in the whole message, under its first (best) rule
+            key = _key(ev.get("sentence") or ev.get("marked") or "")
+            if key not in seen and key not in {_key(f.get("sentence") or f.get("marked") or "") for f in fresh}:
+                fresh.append(ev)
+        if not fresh and evidence and not definitions:
+            fresh = evidence[:1]  # the title is this topic's only evidence: said once, here
+        for ev in fresh[:EVIDENCE_SENTENCES]:
+            marked = (ev.get("marked") or ev.get("sentence") or "").lstrip("•*-–· ")
+            seen.update({_key(marked), _key(ev.get("sentence") or "")})
+            rule = f" _(rule {md_escape(ev['rule'])})_" if ev.get("rule") else ""
+            if ev.get("old"):
+                seen.add(_key(ev["old"]))
+                lines += [f"• now: {marked_to_md(fact_excerpt(marked))}{rule}", "",
+                          f"was: {md_escape(fact_excerpt(ev['old']))}", ""]
+            else:
+                gone = "removed: " if ev.get("removed") and not payload["removed"] else ""
+                lines += [f"• {gone}{marked_to_md(fact_excerpt(marked))}{rule}", ""]
+            shown += len(marked)
+        if len(fresh) > EVIDENCE_SENTENCES:
+            lines += [f"_…and {len(fresh) - EVIDENCE_SENTENCES} more evidence sentences in the change log_", ""]
+        for dc in definitions:
+            if all(_key(dc[k]) in seen for k in ("old", "new") if dc.get(k)):
+                continue  # a title or a sentence already shown is not a definition (older stored evidence)
+            lines += [f"Definition of **{md_escape(dc.get('term', ''))}** {dc.get('change', 'changed')}:", ""]
+            for label in ("old", "new"):
+                if dc.get(label):
+                    seen.add(_key(dc[label]))
+                    lines += [f"{'was' if label == 'old' else 'now'}: {md_escape(fact_excerpt(dc[label]))}", ""]
+                    shown += len(dc[label])
+    lines += [
+        f"**Source:** {md_escape(source_name)} ({md_escape(change.source_id)})", "",
+        f"**URL:** <{change.url}>", "",
+        f"**Detected:** {change.detected_at.strftime('%Y-%m-%d %H:%M UTC')}", "",
     ]
     if change.note:
-        lines.append(f"**Note:** {md_escape(change.note)}")
-    if change.kind == "new_item" and change.title:
-        lines.append(f"**Document:** {md_escape(change.title)}" + (f" ({md_escape(change.item_published)})" if change.item_published else ""))
-    for m in matches:
-        lines.append("")
-        lines.append(f"**Topic {m.topic}**: severity {m.severity}, score {m.score:g}")
-        payload = evidence_of(m)
-        evidence = payload["evidence"]
-        for ev in evidence[:EVIDENCE_SENTENCES]:
-            marked = ev.get("marked") or ev.get("sentence") or ""
-            lines.append(f"> {marked_to_md(shorten(marked, SENTENCE_CHARS))}" + (f" _(rule {md_escape(ev['rule'])})_" if ev.get("rule") else ""))
-        if len(evidence) > EVIDENCE_SENTENCES:
-            lines.append(f"_…and {len(evidence) - EVIDENCE_SENTENCES} more evidence sentences in the change log_")
-        for dc in payload["definition_changes"]:
-            lines.append(f"Definition of **{md_escape(dc.get('term', ''))}** {dc.get('change', 'changed')}:")
-            if dc.get("old"):
-                lines.append(f"> was: {md_escape(shorten(dc['old'], SENTENCE_CHARS))}")
-            if dc.get("new"):
-                lines.append(f"> now: {md_escape(shorten(dc['new'], SENTENCE_CHARS))}")
-    if change.added_text:
-        lines += ["", "**Added text (excerpt):**", md_escape(shorten(change.added_text, EXCERPT_CHARS))]
-    elif change.removed_text:
-        lines += ["", "**Removed text (excerpt):**", md_escape(shorten(change.removed_text, EXCERPT_CHARS))]
+        lines += [f"**Note:** {md_escape(change.note)}", ""]
+    if change.title and (change.item_published or short_title != change.title.strip() or not doc):
+        label = "Document" if change.kind == "new_item" else "Title"
+        lines += [f"**{label}:** {md_escape(change.title)}" + (f" ({md_escape(change.item_published)})" if change.item_published else ""), ""]
+    capture = _last_capture(change) if removed or change.kind == "removed" else None
+    if capture is not None:
+        where = f"<{public_url}/snapshots/{capture}>" if public_url else f"snapshot {capture} (`govwatch show {change.id}`)"
+        lines += [f"**Last capture:** {where}", ""]
+    excerpt = max(EXCERPT_CHARS - shown, 300)  # long evidence: a shorter excerpt, never shorter facts
+    text, label = (change.added_text, "Added") if change.added_text and not removed else (change.removed_text, "Removed")
+    text = _unseen(text, seen)
+    if text:
+        cut = shorten(text, excerpt)
+        lines += [f"**{label} text (excerpt):**", ""] + [x for line in cut.splitlines() if line.strip() for x in (md_escape(line.strip()), "")]
     if public_url:
-        lines += ["", f"[Open change {change.id} in govwatch]({public_url}/changes/{change.id})"]
+        lines += [f"Open change {change.id} in govwatch: <{public_url}/changes/{change.id}>"]
     else:
-        lines += ["", f"Change {change.id}: `govwatch show {change.id}`"]
+        lines += [f"Change {change.id}: govwatch show {change.id}"]
     return Message(title=shorten(title, 240), body="\n".join(lines))
+
+
+def _unseen(text: str, seen: set[str]) -> str:
+    """A text without the lines the message already shows: the title (a document's text opens
+    with it) and the evidence sentences (a changed page's added text is one sentence a line)."""
+    return "\n".join(line for line in text.strip().splitlines() if _key(line) not in seen).strip()
+
+
+def _last_capture(change: ChangeRecord) -> int | None:
+    """The last stored capture of what disappeared: a removed item's document, else the page's
+    previous snapshot."""
+    try:
+        meta = json.loads(change.meta_json or "{}")
+    except ValueError:
+        meta = {}
+    capture = meta.get("last_capture_id") if isinstance(meta, dict) else None
+    return capture if isinstance(capture, int) else change.prev_snapshot_id

@@ -174,7 +174,7 @@ class Outbox:
         src = s.get(SourceRecord, change.source_id)
         name = self.source_names.get(change.source_id) or (src.name if src else "") or change.source_id
         matches = self.store.matches_of(s, change.id)
-        return change_message(change, matches, name, self.public_url)
+        return change_message(change, matches, name, self.public_url, update=row.kind == "update")
 
     def _deliver_one(self, did: int, token: str, report: DeliveryReport) -> None:
         # renew the claim right before sending, atomically: if it expired meanwhile and another

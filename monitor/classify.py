@@ -83,9 +83,10 @@ class TopicMatch:
     severity: str
     evidence: tuple[Evidence, ...]
     definition_changes: tuple[DefinitionChange, ...] = ()
+    removed: bool = False  # matched on text that disappeared (monitor/relevance.py): alerts as REMOVED
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "id": self.topic,
             "title": self.title,
             "score": self.score,
@@ -93,6 +94,9 @@ class TopicMatch:
             "evidence": [e.to_dict() for e in self.evidence],
             "definition_changes": [d.to_dict() for d in self.definition_changes],
         }
+        if self.removed:
+            out["removed"] = True
+        return out
 
 
 def severity_at_least(severity: str, minimum: str) -> bool:
@@ -949,9 +953,12 @@ def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
         for h in hs:
             by_sent.setdefault(h.sent, []).append(h)
     out: dict[str, list[str]] = {}
+    headings = {_sentence_key(doc.sentence(i)) for i in by_sent if _heading(doc.sentence(i))}
     for sent, terms in sorted(by_sent.items()):
         s0 = doc.starts[sent]
         sentence = doc.sentence(sent)
+        if _sentence_key(sentence) in headings:
+            continue  # a title or heading ("DHS Redefines Domestic Terrorism"), here or repeated, defines nothing
         term = None
         for cue in _DEF_AFTER.finditer(sentence):
             before = [h for h in terms if h.end - s0 <= cue.start()
@@ -971,6 +978,16 @@ def _definitions(doc: _Doc, topic: Topic) -> dict[str, list[str]]:
         key = _squash(doc.text[term.start:term.end]).lower()
         out.setdefault(key, []).append(_squash(sentence))
     return out
+
+
+def _heading(sentence: str) -> bool:
+    """A title or heading line: short, on a line of its own, without a sentence's closing punctuation."""
+    s = sentence.strip()
+    return "\n" not in s and len(s.split()) <= 14 and s[-1:] not in ".;:!?\"'”’)"
+
+
+def _sentence_key(sentence: str) -> str:
+    return " ".join(sentence.split()).rstrip(".;:!? ").lower()
 
 
 def _same(a: str, b: str) -> bool:
@@ -1080,8 +1097,23 @@ def _score_topic(doc: _Doc, topic: Topic, removed: _Doc, use_model: bool = True)
     if score < topic.threshold or severity < 0:
         return _model_match(doc, topic) if use_model and doc.starts else None
     evidence.sort(key=lambda t: (t[0], t[1]))
-    ev = [_definition_evidence(c, topic) for c in changes] + [e for _, _, e in evidence]
+    ev = _one_per_sentence([_definition_evidence(c, topic) for c in changes] + [e for _, _, e in evidence])
     return TopicMatch(topic.id, topic.title, round(score, 2), SEVERITIES[severity], tuple(ev), tuple(changes))
+
+
+def _one_per_sentence(evidence: list[Evidence]) -> list[Evidence]:
+    """Each sentence once, under its best rule (the list comes best first): a headline that several
+    rules saw, or that opens both the summary and the body, is evidence once."""
+    seen: set[str] = set()
+    out = []
+    for e in evidence:
+        parts = [_sentence_key(p) for p in e.sentence.split(" … ")]
+        fresh = [p for p in parts if p not in seen]
+        if not fresh:
+            continue
+        seen.update(parts)
+        out.append(e)
+    return out
 
 
 def classify(added: str, topics: Sequence[Topic] | None = None, *, removed: str = "",

@@ -248,7 +248,7 @@ def cmd_show(args) -> int:
         "item_key": change.item_key,
         "published": change.item_published,
         "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **evidence_of(m)} for m in matches],
-        "deliveries": [{"target": x.target, "status": x.status, "attempts": x.attempts, "last_error": x.last_error,
+        "deliveries": [{"target": x.target, "kind": x.kind, "status": x.status, "attempts": x.attempts, "last_error": x.last_error,
                         "sent_at": iso(x.sent_at)} for x in deliveries],
     })
     if args.format == "json":

@@ -187,6 +187,7 @@ class SourceConfig(_Strict):
     topics: list[str] | None = None
     enabled: bool = True
     expect_update_within: float | None = None
+    alert_on: list[str] = []  # phrases: added text containing one alerts (topic "alert-on") without a topic file
     options: Any = None  # the kind's own Options, filled from the keys the kind declares
 
     _d = field_validator("every", mode="before")(duration_between(0, 3660 * _DAY))
@@ -203,6 +204,14 @@ class SourceConfig(_Strict):
             raise ValueError("the URL holds an API key or token parameter; keys never go in URLs "
                              "(Congress.gov: set GOVWATCH_CONGRESS_API_KEY); the URL is not shown")
         return v.strip()
+
+    @field_validator("alert_on")
+    @classmethod
+    def _alert_on(cls, v: list[str]) -> list[str]:
+        for phrase in v:
+            if not phrase.strip() or not any(ch.isalnum() for ch in phrase):
+                raise ValueError(f"{phrase!r} is not a phrase (words to look for in added text)")
+        return [p.strip() for p in v]
 
     @property
     def display_name(self) -> str:
@@ -476,6 +485,10 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         except TopicError as e:
             problems += [_problem(_path_of(p), p.split(": ", 1)[1] if ": " in p else p, lines) if p.startswith("topics[") else p for p in e.problems]
     topic_ids = {t.id for t in topics}
+    from monitor.relevance import ALERT_ON
+
+    if ALERT_ON in topic_ids:
+        problems.append(f"topics: the id '{ALERT_ON}' is reserved for the matches of sources' alert_on phrases")
 
     sources: list[SourceConfig] = []
     user_sources = [(("sources", i), s) for i, s in enumerate(f.sources)]
@@ -510,7 +523,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
                 problems.append(_problem((group, i, "name"), f"duplicate target name '{t.name}'", lines))
             names.add(t.name)
             for tid in t.topics or []:
-                if tid not in topic_ids:
+                if tid not in topic_ids | {ALERT_ON}:
                     problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
 
     if problems:

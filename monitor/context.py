@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from monitor import classify as classify_mod
+from monitor import relevance
 from monitor.config import Config, SourceConfig
 from monitor.extract import compile_ignore
 from spiders import source_kinds
@@ -74,9 +74,11 @@ class Context:
         self.ignore = {s.id: compile_ignore(s.ignore) for s in config.sources}
         self.kinds = {s.id: source_kinds.get(s.kind)() for s in config.sources}
         self.topics_for = {s.id: [t for t in config.topics if s.topics is None or t.id in s.topics] for s in config.sources}
+        self.alert_on = {s.id: relevance.alert_on_topic(s.id, s.alert_on) for s in config.sources}
 
-    def classify(self, sid: str, added: str, removed: str = ""):
-        return classify_mod.classify(added, self.topics_for[sid], removed=removed)
+    def classify(self, sid: str, added: str, removed: str = "", replaced=()):
+        """The topics of a change: what was added, what disappeared (REMOVED) and what was reworded."""
+        return relevance.judge(added, self.topics_for[sid], removed=removed, replaced=replaced, alert_on=self.alert_on[sid])
 
     def headers(self, src: SourceConfig) -> dict[str, str]:
         kind = self.kinds[src.id]

@@ -49,7 +49,7 @@ class Documents:
         now = self.ctx.clock()
         prev_text = self.previous_text(fetched, src, last, doc.text) if last else ""
         d = diff(prev_text, doc.text) if last is not None else None
-        matches = self.ctx.classify(sid, d.added_text, d.removed_text) if d is not None and d.changed else []
+        matches = self.ctx.classify(sid, d.added_text, d.removed_text, d.replaced) if d is not None and d.changed else []
         replaced_pdf = (last is not None and not (d and d.changed) and doc.note and last.body_sha256 != digest)
         with self.ctx.store.session() as s:
             rec = s.get(SourceRecord, sid)
@@ -97,8 +97,8 @@ class Documents:
             return stored
 
     def removed(self, fetched: Fetched, src: SourceConfig, reason: str, last: SnapshotRecord | None) -> Outcome:
-        """The page is gone (404/410, a redirect home, a 'not found' page): a `removed` change once;
-        the removal of a watched definition is itself classified (the classifier sees what was removed)."""
+        """The page is gone (404/410, a redirect home, a 'not found' page): a `removed` change once,
+        its last text classified by the same rules (a match alerts as REMOVED, the last capture linked)."""
         sid = src.id
         part = part_of(fetched.request)
         now = self.ctx.clock()

@@ -19,7 +19,7 @@ from state.models import ChangeRecord, ItemRecord, SnapshotRecord, SourceRecord
 from state.store import sha256
 
 FALLBACK_NOTE = "found without the configured selectors (they are blind): a document link of the listing's region"
-DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs before it is recorded without full text
+DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs (it is recorded at the first failure)
 MAX_KEY = 2000
 
 
@@ -49,6 +49,7 @@ class Items:
         requested = self.requested.setdefault(src.id, set())
         asked = len(requested)
         if limit - asked <= 0:
+            self._record_waiting(src, limit)
             return []
         with self.ctx.store.session() as s:
             rows = list(s.scalars(select(ItemRecord)
@@ -60,6 +61,8 @@ class Items:
                 continue
             requested.add(r.key)
             out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key, headers=self.doc_headers(src, r.doc_url)))
+        if asked + len(out) >= limit:
+            self._record_waiting(src, limit)
         return out
 
     def doc_headers(self, src: SourceConfig, url: str) -> dict[str, str]:
@@ -67,6 +70,33 @@ class Items:
         Congress.gov key goes to api.congress.gov alone); none for most kinds."""
         kind = self.ctx.kinds[src.id]
         return kind.document_headers(src, url, env=self.ctx.env) if hasattr(kind, "document_headers") else {}
+
+    def _record_waiting(self, src: SourceConfig, limit: int) -> None:
+        """Items first seen in this cycle whose document waits for a later run (more new items than
+        max_follow): recorded and alerted now on what the listing says; the full text is attached
+        to the same change when it comes (process_doc)."""
+        sid, now = src.id, self.ctx.clock()
+        started, requested = self.started.get(sid), self.requested.get(sid, set())
+        with self.ctx.store.session() as s:
+            rows = [r for r in s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.doc_status == "pending"))
+                    if (started is None or _utc(r.first_seen_at) >= started) and r.key not in requested]
+            for item in rows:
+                if _item_change(s, sid, item.key) is not None:
+                    continue
+                self._listing_change(s, sid, item, now, f"full text pending: more than max_follow ({limit}) new documents "
+                                                        "in this run; its document is fetched on a later run")
+        if rows:
+            logger.info("source %s: %d new item(s) recorded on the listing's word, their documents wait for the next run", sid, len(rows))
+
+    def _listing_change(self, s, sid: str, item: ItemRecord, now: datetime, note: str) -> ChangeRecord:
+        """A new item's change on what the listing, feed or API says (title and summary)."""
+        text = item_text(item)
+        last_listing = self.ctx.store.latest_snapshot(s, sid, "")
+        return self.recorder.change(s, ChangeRecord(
+            source_id=sid, url=item.url or item.doc_url, detected_at=now, kind="new_item", title=item.title[:500], item_key=item.key,
+            item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
+            added_text=text, diff_text=_plus(text), note=note, meta_json=item.extra_json,
+        ), self.ctx.classify(sid, text))
 
     def next_page(self, src: SourceConfig, fetched: Fetched, parsed: Parsed) -> list[FetchRequest]:
         page_no = _page_no(fetched.request.item_key)
@@ -159,6 +189,8 @@ class Items:
 
     def _record_removals(self, s, sid: str, removed_keys: list[str], known: dict, fetched: Fetched,
                          last: SnapshotRecord | None, snap: SnapshotRecord, now: datetime) -> int:
+        """Items taken off the listing: a `removed` change each, what they said (title, summary and
+        the stored document's text) classified by the same rules: a match alerts as REMOVED."""
         n = 0
         for key in removed_keys:
             row = known.get(key)
@@ -169,11 +201,15 @@ class Items:
             if row.removed_at is not None or (started is not None and _utc(row.last_seen_at) >= started):
                 continue  # already recorded, or it moved to another page of this listing in this run
             row.removed_at = now
+            doc = s.get(SnapshotRecord, row.snapshot_id) if row.snapshot_id else None
+            text = item_text(row, self.ctx.store.get_text(doc.text_sha256, s) if doc is not None else "")
+            capture = doc.id if doc is not None else (last.id if last is not None else None)
             self.recorder.change(s, ChangeRecord(
                 source_id=sid, url=row.url or fetched.url, detected_at=now, kind="removed", title=row.title[:500],
                 item_key=key, item_published=row.published, prev_snapshot_id=last.id, new_snapshot_id=snap.id,
-                removed_text=row.title, diff_text=f"- {row.title}\n- {row.url}", note="the item was removed from the listing",
-            ), [])
+                removed_text=text, diff_text=f"- {row.title}\n- {row.url}", note="the item was removed from the listing",
+                meta_json=json.dumps({"last_capture_id": capture}),
+            ), self.ctx.classify(sid, "", removed=text))
             n += 1
         return n
 
@@ -216,27 +252,36 @@ class Items:
         with self.ctx.store.session() as s:
             item = s.merge(item)
             snap = self.recorder.snapshot(s, fetched, sha256(fetched.body), doc.text, doc.title, doc.note)
-            last_listing = self.ctx.store.latest_snapshot(s, sid, "")
-            self.recorder.change(s, ChangeRecord(
-                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
-                item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
-                new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
-                note="; ".join(notes), meta_json=item.extra_json,
-            ), matches)
+            earlier = _item_change(s, sid, key)
+            if earlier is not None:  # recorded and alerted on the listing's word when the document failed
+                self.recorder.attach(s, earlier, added_text=text, diff_text=_plus(text), snapshot=snap, matches=matches,
+                                     note=f"full text attached {now:%Y-%m-%d %H:%M UTC} after {item.doc_attempts} failed "
+                                          f"attempt(s) ({item.doc_error[:200]})" + (f"; {doc.note}" if doc.note else ""))
+            else:
+                last_listing = self.ctx.store.latest_snapshot(s, sid, "")
+                self.recorder.change(s, ChangeRecord(
+                    source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
+                    item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
+                    new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
+                    note="; ".join(notes), meta_json=item.extra_json,
+                ), matches)
             item.doc_status, item.snapshot_id, item.doc_error = "fetched", snap.id, ""
             item.doc_attempts += 1
             s.add(self.health.attempt(fetched, "changed"))
             rec = s.get(SourceRecord, sid)
             rec.last_change_at = now
         logger.info("source %s: new document %s (%s)", sid, fetched.url, ", ".join(m.topic for m in matches) or "no topic matched")
-        return Outcome(sid, "changed", changes=1, matched=int(bool(matches)), part="document")
+        return Outcome(sid, "changed", changes=int(earlier is None), matched=int(earlier is None and bool(matches)), part="document")
 
     def doc_failed(self, fetched: Fetched, reason: str) -> Outcome:
-        """A new item's document could not be fetched: retried on later runs, then recorded from
-        what the listing said (never dropped)."""
+        """A new item's document could not be fetched: the item is recorded and classified at once
+        on what the listing, feed or API says (alerted in the cycle that saw it, the full text
+        noted as pending and why), and its document is tried again on the next runs; when it
+        comes, it is attached to the same change (see process_doc)."""
         sid, key = fetched.request.source_id, fetched.request.item_key
         now = self.ctx.clock()
         logger.warning("source %s: document %s: %s", sid, fetched.url, reason)
+        n = matched = 0
         with self.ctx.store.session() as s:
             item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
             s.add(self.health.attempt(fetched, "error", reason))
@@ -244,19 +289,25 @@ class Items:
                 return Outcome(sid, "error", error=reason, part="document")
             item.doc_attempts += 1
             item.doc_error = reason[:500]
-            if item.doc_attempts < DOC_ATTEMPTS:
-                return Outcome(sid, "error", error=reason, part="document")
-            item.doc_status = "failed"
-            text = item_text(item)
-            matches = self.ctx.classify(sid, text)
-            self.recorder.change(s, ChangeRecord(
-                source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=item.title[:500], item_key=key,
-                item_published=item.published, added_text=text, diff_text=_plus(text),
-                note=f"the document could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
-                     "classified on the listing's title and summary" + (f"; {FALLBACK_NOTE}" if _extra(item).get("fallback") else ""),
-                meta_json=item.extra_json,
-            ), matches)
-        return Outcome(sid, "error", changes=1, matched=int(bool(matches)), error=reason, part="document")
+            change = _item_change(s, sid, key)
+            if change is None:
+                change = self._listing_change(s, sid, item, now, f"full text pending: the document could not be fetched "
+                                              f"({reason[:200]}); classified on what the listing says (title and summary); "
+                                              "the document is tried again on the next runs")
+                n, matched = 1, int(change.matched)
+            if item.doc_attempts >= DOC_ATTEMPTS:
+                item.doc_status = "failed"
+                change.note = (f"the full text could not be fetched after {item.doc_attempts} attempts ({reason[:200]}); "
+                               "classified on what the listing says (title and summary)")
+            if _extra(item).get("fallback") and FALLBACK_NOTE not in change.note:
+                change.note = f"{change.note}; {FALLBACK_NOTE}"
+        return Outcome(sid, "error", changes=n, matched=matched, error=reason, part="document")
+
+
+def _item_change(s, sid: str, key: str) -> ChangeRecord | None:
+    """The `new_item` change of an item, when one was recorded before its document came."""
+    return s.scalars(select(ChangeRecord).where(ChangeRecord.source_id == sid, ChangeRecord.item_key == key,
+                                                ChangeRecord.kind == "new_item").order_by(ChangeRecord.id.desc()).limit(1)).first()
 
 
 def _extra(item: ItemRecord) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from monitor import classify as classify_mod
@@ -42,25 +43,101 @@ class Recorder:
 
     def change(self, s: Session, change: ChangeRecord, matches) -> ChangeRecord:
         """The change, its matches and its outbox rows: same transaction as the snapshot."""
-        if len(change.added_text) > classify_mod.MAX_TEXT_CHARS:
-            # the classifier reads a bounded prefix: an analyst must know the rest was not read
-            cut = f"only the first {classify_mod.MAX_TEXT_CHARS:,} of {len(change.added_text):,} characters added were classified"
-            change.note = f"{change.note}; {cut}" if change.note else cut
-            logger.warning("source %s: %s", change.source_id, cut)
-        change.matched = bool(matches)
-        change.topics = ",".join(m.topic for m in matches)
-        change.severity = max((m.severity for m in matches), key=classify_mod.SEVERITIES.index, default="")
+        _note_cut(change)
+        _summarise(change, matches)
         s.add(change)
         s.flush()
-        for m in matches:
-            d = m.to_dict()
-            payload = {"evidence": d.get("evidence", []), "definition_changes": d.get("definition_changes", [])}
-            s.add(TopicMatchRecord(change_id=change.id, topic=m.topic, score=m.score, severity=m.severity,
-                                   evidence_json=json.dumps(payload, ensure_ascii=False)))
+        self._add_matches(s, change, matches)
         for target in self.ctx.config.notify:
-            wanted = [m for m in matches
-                      if (target.topics is None or m.topic in target.topics)
-                      and classify_mod.severity_at_least(m.severity, target.min_severity)]
-            if wanted:
+            if self._wanted(target, matches):
                 s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.ctx.clock()))
         return change
+
+    def attach(self, s: Session, change: ChangeRecord, *, added_text: str, diff_text: str, snapshot: SnapshotRecord,
+               matches, note: str) -> None:
+        """A new item's full text, come after its change was recorded and alerted on what the listing
+        said: the same change gets the text, the snapshot, the matches of the full text (topics the
+        listing matched and the full text does not stay) and the note. A target is alerted again
+        only when the full text adds a topic it wants or raises the severity: an `update` delivery,
+        never a repeat; a first alert still waiting to be sent simply carries the full text."""
+        old = list(s.scalars(select(TopicMatchRecord).where(TopicMatchRecord.change_id == change.id)))
+        new_topics = {m.topic for m in matches}
+        kept = [_Stored(r) for r in old if r.topic not in new_topics]
+        final = [*matches, *kept]
+        deliveries = {d.target: d for d in s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == change.id))
+                      if d.kind == "change"}
+        for target in self.ctx.config.notify:
+            before, after = self._wanted(target, [_Stored(r) for r in old]), self._wanted(target, final)
+            if not after:
+                continue
+            first = deliveries.get(target.name)
+            if first is None:
+                s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.ctx.clock()))
+                continue
+            topics = sorted({m.topic for m in after} - {m.topic for m in before})
+            raised = _rank(after) > _rank(before)
+            if (topics or raised) and first.status not in ("pending", "retrying"):
+                s.add(DeliveryRecord(change_id=change.id, target=target.name, kind="update", next_try_at=self.ctx.clock()))
+        added = sorted(new_topics - {r.topic for r in old})
+        if added:
+            note += "; the full text adds " + ", ".join(added)
+        elif _rank(final) > _rank([_Stored(r) for r in old]):
+            note += f"; the full text raises the severity to {max((m.severity for m in final), key=classify_mod.SEVERITIES.index)}"
+        else:
+            note += "; the full text adds no topic and does not raise the severity (no second alert)"
+        s.execute(delete(TopicMatchRecord).where(TopicMatchRecord.change_id == change.id, TopicMatchRecord.topic.in_(new_topics)))
+        self._add_matches(s, change, matches)
+        change.added_text, change.diff_text = added_text, diff_text
+        change.prev_snapshot_id = change.prev_snapshot_id or change.new_snapshot_id
+        change.new_snapshot_id = snapshot.id
+        change.title = change.title or snapshot.title[:500]
+        change.note = note
+        _note_cut(change)
+        _summarise(change, final)
+
+    @staticmethod
+    def _add_matches(s: Session, change: ChangeRecord, matches) -> None:
+        s.add_all(match_records(change.id, matches))
+
+    @staticmethod
+    def _wanted(target, matches) -> list:
+        return [m for m in matches if (target.topics is None or m.topic in target.topics)
+                and classify_mod.severity_at_least(m.severity, target.min_severity)]
+
+
+def match_records(change_id: int | None, matches) -> list[TopicMatchRecord]:
+    """The stored form of a change's matches: score, severity and the evidence as JSON."""
+    out = []
+    for m in matches:
+        d = m.to_dict()
+        payload = {"evidence": d.get("evidence", []), "definition_changes": d.get("definition_changes", [])}
+        if d.get("removed"):
+            payload["removed"] = True
+        out.append(TopicMatchRecord(change_id=change_id, topic=m.topic, score=m.score, severity=m.severity,
+                                    evidence_json=json.dumps(payload, ensure_ascii=False)))
+    return out
+
+
+class _Stored:
+    """A stored match read back as the recorder compares it (topic and severity)."""
+
+    def __init__(self, rec: TopicMatchRecord):
+        self.topic, self.severity, self.score = rec.topic, rec.severity, rec.score
+
+
+def _rank(matches) -> int:
+    return max((classify_mod.SEVERITIES.index(m.severity) for m in matches), default=-1)
+
+
+def _note_cut(change: ChangeRecord) -> None:
+    if len(change.added_text) > classify_mod.MAX_TEXT_CHARS:
+        # the classifier reads a bounded prefix: an analyst must know the rest was not read
+        cut = f"only the first {classify_mod.MAX_TEXT_CHARS:,} of {len(change.added_text):,} characters added were classified"
+        change.note = f"{change.note}; {cut}" if change.note else cut
+        logger.warning("source %s: %s", change.source_id, cut)
+
+
+def _summarise(change: ChangeRecord, matches) -> None:
+    change.matched = bool(matches)
+    change.topics = ",".join(m.topic for m in matches)
+    change.severity = max((m.severity for m in matches), key=classify_mod.SEVERITIES.index, default="")

@@ -158,16 +158,18 @@ class TopicMatchRecord(SQLModel, table=True):
 
 
 class DeliveryRecord(SQLModel, table=True):
-    """The alert outbox: one row per (change, target), written with the change; never sent twice."""
+    """The alert outbox: one row per (change, target, kind), written with the change; never sent twice.
+    A change's first alert is kind `change`; `update` is its one follow-up when a new item's full
+    text, come later, adds a topic or raises the severity (migration 0004)."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("change_id", "target", name="uq_deliveries_change_target"),
+        UniqueConstraint("change_id", "target", "kind", name="uq_deliveries_change_target_kind"),
         Index("ix_deliveries_status_next", "status", "next_try_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     change_id: int | None = Field(default=None, foreign_key="changes.id")
-    kind: str = "change"  # change | health
+    kind: str = "change"  # change | update | health
     target: str  # the target's name (or "target-N"), never its URL
     status: str = "pending"  # pending | sending | sent | retrying | failed
     attempts: int = 0

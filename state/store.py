@@ -261,7 +261,7 @@ class Store:
 
 
 def evidence_of(match: TopicMatchRecord) -> dict:
-    """A match's evidence as {"evidence": [...], "definition_changes": [...]}, whatever is stored
+    """A match's evidence as {"evidence": [...], "definition_changes": [...], "removed": bool}, whatever is stored
     (an older bare list, or a damaged field, reads as what can be salvaged)."""
     try:
         data = json.loads(match.evidence_json or "[]")
@@ -272,7 +272,8 @@ def evidence_of(match: TopicMatchRecord) -> dict:
     if not isinstance(data, dict):
         data = {}
     return {"evidence": [e for e in data.get("evidence", []) if isinstance(e, dict)],
-            "definition_changes": [d for d in data.get("definition_changes", []) if isinstance(d, dict)]}
+            "definition_changes": [d for d in data.get("definition_changes", []) if isinstance(d, dict)],
+            "removed": data.get("removed") is True}  # matched on what disappeared: alerted as REMOVED
 
 
 def now() -> datetime:

@@ -123,8 +123,11 @@ def test_listing_pages_follow_cap_queue_and_removal(site, workdir):
     out = workdir.run("check", "--force").stdout
     assert "2 new document(s) fetched" in out, out
     assert db_rows(workdir, "select count(*) from items where doc_status='pending'") == [(1,)]
+    # the third is recorded in this run on the listing's word; its document comes next run, to the same change
+    assert db_rows(workdir, "select count(*) from changes where kind='new_item' and note like 'full text pending: more than max_follow%'") == [(1,)]
     out = workdir.run("check", "--force").stdout
     assert "1 new document(s) fetched" in out, out
+    assert db_rows(workdir, "select count(*) from changes where kind='new_item' and note like '%full text attached%'") == [(1,)]
     titles = sorted(c["title"] for c in json.loads(workdir.run("changes", "--format", "json").stdout))
     assert titles == ["Report 10", "Report 8", "Report 9"]
     # item 9 disappears from the middle: removed; items 1 and 4 rolled off the ends of their pages

@@ -109,8 +109,13 @@ def test_malformed_yaml_names_line(tmp_path):
         ("sources:\n  - id: a\n    url: https://x.gov/\n    topics: [nope]\ninclude_defaults: false\n",
          ["sources[0].topics: unknown topic 'nope'; known: extremism-definitions, opr-outcomes (line 4)"]),
         ("fetch:\n  max_bytes: lots\n", ["fetch.max_bytes: 'lots' is not a size like 512KB, 10MB or 10485760 (line 2)"]),
+        ("sources:\n  - id: a\n    url: https://x.gov/\n    alert_on: ['use of force', ' - ']\ninclude_defaults: false\n",
+         ["sources[0].alert_on: ' - ' is not a phrase (words to look for in added text) (line 4)"]),
+        ("sources:\n  - id: a\n    url: https://x.gov/\n    alert_on: use of force\ninclude_defaults: false\n",
+         ["sources[0].alert_on: Input should be a valid list (got 'use of force') (line 4)"]),
     ],
-    ids=["not-a-mapping", "missing-id", "kind-option-range", "typo-key", "unknown-topic", "bad-size"],
+    ids=["not-a-mapping", "missing-id", "kind-option-range", "typo-key", "unknown-topic", "bad-size", "alert-on-not-a-phrase",
+         "alert-on-not-a-list"],
 )
 def test_single_problems(tmp_path, text, expected):
     assert problems(tmp_path, text) == expected
@@ -224,3 +229,17 @@ def test_topic_numbers_are_bounded(tmp_path):
 def test_deeply_nested_yaml_is_a_located_error_not_a_recursion_error(tmp_path):
     got = problems(tmp_path, "include_defaults: false\nsourcs: " + "[" * 100_000 + "]" * 100_000 + "\n")
     assert got == ["line 2, column 1008: invalid YAML: exceeded maximum nesting depth"]
+
+
+def test_alert_on_phrases_load_and_a_target_may_filter_on_them(tmp_path):
+    cfg = load(tmp_path, """\
+        include_defaults: false
+        notify:
+          - url: "json://127.0.0.1:9/hook"
+            topics: [alert-on]
+        sources:
+          - id: a
+            url: https://x.gov/
+            alert_on: [" use of force "]
+        """)
+    assert cfg.sources[0].alert_on == ["use of force"] and cfg.notify[0].topics == ["alert-on"]
