@@ -1,7 +1,8 @@
 """A crash repeats at most the one alert in flight (issue 16.10): each delivery is marked sent in
 its own commit as soon as its target accepts it, and a process has one delivery in flight at a
-time (the scheduler's cycle and its delivery job used to send side by side, so a SIGKILL could
-leave two accepted-but-unrecorded messages to be sent again)."""
+time (delivery passes of one process used to send side by side: the cycle's and the delivery
+job's before issue 15, the final pass of `run --max-cycles` and the kicked one after it, so a
+SIGKILL could leave two accepted-but-unrecorded messages to be sent again)."""
 from __future__ import annotations
 
 import json
@@ -106,3 +107,23 @@ def test_a_sigkill_mid_delivery_repeats_at_most_the_message_in_flight(site, work
     repeats = sum(n - 1 for n in keys.values())
     assert hook.max_in_flight == 1, f"{hook.max_in_flight} alerts were in flight at once from one process"
     assert repeats <= 1, f"{repeats} alerts sent twice after one SIGKILL ({first_life} POSTs before the kill)"
+
+
+def test_delivery_passes_of_one_process_take_turns(site, workdir):
+    """`run --max-cycles` ends with a delivery pass of its own while the pass kicked by the changes
+    may still be sending: the two must not have two alerts in flight (a kill would repeat both)."""
+    hook = SlowReceiver(delay=0.4)
+    try:
+        for i in range(SOURCES):
+            site.set(f"/p{i}", page())
+        workdir.write(sources=[{"id": f"p{i}", "url": site.url(f"/p{i}"), "every": "1s"} for i in range(SOURCES)],
+                      notify=[{"url": hook.url(f"/t{j}"), "name": f"t{j}"} for j in range(TARGETS)],
+                      scheduler={"tick": "0.5s", "delivery_every": "1h", "stop_timeout": "3s"})
+        workdir.run("check")
+        for i in range(SOURCES):
+            site.set(f"/p{i}", page(extra=f"<p>{RELEVANT} (case {i})</p>"))
+        workdir.run("run", "--max-cycles", "3", timeout=120)
+    finally:
+        hook.stop()
+    assert len(hook.received) == SOURCES * TARGETS
+    assert hook.max_in_flight == 1, f"{hook.max_in_flight} alerts were in flight at once from one process"
