@@ -130,6 +130,35 @@ def cmd_check(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """Fetch each source once (politely; nothing is recorded, no alert is sent) and say what govwatch
+    reads there: the HTTP outcome, walls, items and their first titles, the main text's size, and
+    what looks wrong. Exit 1 when any source is blind, blocked or failing. Run it after deploying
+    and after editing selectors.
+
+    Example: govwatch doctor --source dhs-oig-ice-reports
+    """
+    from monitor.doctor import run_doctor
+
+    cfg = _config(args)
+    readings = run_doctor(cfg, args.source)
+    if args.format == "json":
+        print(json.dumps([r.as_dict() for r in readings], indent=2, ensure_ascii=False))
+    else:
+        for r in readings:
+            status = f"HTTP {r.status}" if r.status is not None else "no response"
+            read = (f"{r.items} item(s)" if r.items is not None else
+                    f"{r.text_chars:,} characters of text" if r.text_chars is not None else "nothing read")
+            print(terminal_text(f"{r.source_id}: {r.outcome.upper() if r.outcome != 'ok' else 'ok'} ({status}; {read})", newlines=False))
+            for t in r.titles:
+                print(terminal_text(f"    - {t[:120]}", newlines=False))
+            for p in r.problems:
+                print(terminal_text(f"    ! {p[:300]}", newlines=False))
+        bad = [r for r in readings if r.outcome not in ("ok", "disabled")]
+        print(f"{len(readings)} source(s): {len(readings) - len(bad)} read right, {len(bad)} blind, blocked or failing")
+    return 1 if any(r.outcome not in ("ok", "disabled") for r in readings) else 0
+
+
 def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
     from monitor.delivery import deliver
     from monitor.pipeline import Monitor
@@ -474,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("check", cmd_check)
     sp.add_argument("--source", action="append", metavar="ID", help="only this source (repeatable)")
     sp.add_argument("--force", action="store_true", help="check every source, due or not")
+    sp = add("doctor", cmd_doctor)
+    sp.add_argument("--source", action="append", metavar="ID", help="only this source (repeatable)")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
     sp = add("run", cmd_run)
     sp.add_argument("--once", action="store_true", help="one cycle, then exit (same as check)")
     sp.add_argument("--tick", type=float, default=None, help=argparse.SUPPRESS)
