@@ -403,7 +403,7 @@ def _extract_html(html: str, *, url: str, select: str | None, ignore: Sequence[r
         region = _fallback_region(tree)
         text = normalise("\n\n".join(_block_text(r, _DROP_FALLBACK) for r in region), ignore)
     if not text:
-        raise ExtractError("no text", url=url)
+        raise ExtractError("no text: the page's main text is empty (a script may write it)", url=url)
     return Extracted(text=text, title=title, kind="html")
 
 

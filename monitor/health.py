@@ -43,7 +43,9 @@ class Health:
         return due_after(float(rec.every_seconds), max(rec.consecutive_failures, rec.consecutive_blocks), now)
 
     # -- failures and blocks ------------------------------------------------------------
-    def record_failure(self, fetched: Fetched, reason: str) -> None:
+    def record_failure(self, fetched: Fetched, reason: str, *, blind: bool = False) -> None:
+        """A failed fetch or reading. `blind`: the response came but nothing could be read from it
+        (an ExtractError: a selector matching nothing, a page with no text), which is `empty` at once."""
         sid = fetched.request.source_id
         part = part_of(fetched.request)
         logger.warning("source %s: fetch failed%s: %s", sid, f" ({part} {fetched.url})" if part else "", reason)
@@ -59,7 +61,7 @@ class Health:
             rec.last_error = reason[:2000]
             rec.last_status = fetched.status
             # the watched region vanishing (a redesign) is its own problem: say so at once
-            problem = "empty" if "matched nothing" in reason else "failing"
+            problem = "empty" if blind or "matched nothing" in reason else "failing"
             rec.health = problem
             rec.next_due_at = self.next_due(rec, aware(fetched.started_at))
             self.alert(s, rec, problem, f"{rec.consecutive_failures} consecutive failure(s); last error: {reason[:300]}",

@@ -126,6 +126,11 @@ class Items:
             # a redesign that leaves the region but loses the items must be loud, not "unchanged"
             what = f"item selector '{getattr(src.options, 'items', '')}' matched nothing" if src.kind == "listing" else "no items any more"
             raise ExtractError(f"{what} (the last fetch had {len(prev_keys)} items)", source_id=sid, url=fetched.url)
+        # blind from the first fetch: a source whose own first page holds no item at all reads nothing
+        blind = parsed.blind or ("" if items or part else
+                                 "no items: the " + ("feed has no entries" if src.kind == "feed" else
+                                                     "API answered with no records" if src.kind != "listing" else
+                                                     "listing shows no item links") + " (matched nothing)")
         cur_keys = [it.key for it in items]
         for it in items:
             if it.fallback:  # kept with the item and its change: found without the configured selectors
@@ -138,10 +143,10 @@ class Items:
         immediate = [] if baseline else [(it, item_text(it)) for it in new_items if not (follow and it.doc_url)]
         immediate = [(it, text, self.ctx.classify(sid, text)) for it, text in immediate]
         # a blind reading (selectors matching nothing, fallback links) says nothing of what left the listing
-        removed_keys = [] if baseline or parsed.blind or not getattr(self.ctx.kinds[sid], "tracks_removals", False) else \
+        removed_keys = [] if baseline or blind or not getattr(self.ctx.kinds[sid], "tracks_removals", False) else \
             _removed_keys(prev_keys, cur_keys)
-        if parsed.blind:
-            logger.warning("source %s: selectors blind%s: %s", sid, f" ({part} {fetched.url})" if part else "", parsed.blind)
+        if blind:
+            logger.warning("source %s: selectors blind%s: %s", sid, f" ({part} {fetched.url})" if part else "", blind)
         n_changes = n_matched = 0
         with self.ctx.store.session() as s:
             rec = s.get(SourceRecord, sid)
@@ -164,8 +169,8 @@ class Items:
             if new_items and not baseline:
                 rec.last_new_item_at = now
             outcome = "baseline" if baseline else ("changed" if (n_changes or new_items) else "unchanged")
-            s.add(self.health.attempt(fetched, outcome, parsed.blind))
-            self.health.success(s, rec, fetched, now, blind=parsed.blind)
+            s.add(self.health.attempt(fetched, outcome, blind))
+            self.health.success(s, rec, fetched, now, blind=blind)
         pending = 0 if baseline else len(new_items) - len(immediate)
         log_outcome(sid, outcome, [], n_changes, n_matched, pending)
         return Outcome(sid, outcome, changes=n_changes, matched=n_matched, part=part)

@@ -133,3 +133,25 @@ def test_congress_new_entry_gets_its_title_and_committee_from_its_details(tmp_pa
     assert key not in json.dumps([r for r in rows], default=str)
     item_title = mon.store.engine.connect().exec_driver_sql("select title from items where key like '%64999'").scalar()
     assert item_title == "Threats to ICE Officers and the Definition of Domestic Terrorism"
+
+
+def test_a_feed_api_or_page_that_reads_nothing_is_empty_from_its_first_check(site, webhook, workdir):
+    """Blind is loud for every kind: a feed with no entries, an API answer with no records and a
+    page whose main text is empty are `empty` after their very first check, with one health alert."""
+    site.set("/feed.xml", '<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>'
+             '<link>https://example.gov/</link><description>d</description></channel></rss>', content_type="application/rss+xml")
+    site.set("/api/v1/documents.json?*", json.dumps({"count": 0, "results": []}), content_type="application/json")
+    site.set("/blank", "<html><head><title>T</title></head><body><main><div id='app'></div></main></body></html>")
+    site.set("/fine", "<html><body><main><p>" + "A sentence of real text about the oversight office. " * 10 + "</p></main></body></html>")
+    workdir.write(sources=[{"id": "feed", "url": site.url("/feed.xml"), "kind": "feed"},
+                           {"id": "api", "url": site.url("/api/v1/documents.json"), "kind": "federal-register"},
+                           {"id": "blank", "url": site.url("/blank"), "kind": "page"},
+                           {"id": "fine", "url": site.url("/fine"), "kind": "page"}],
+                  health_notify=[{"url": webhook.url("/ops"), "name": "ops"}])
+    workdir.run("check")
+    health = {s["id"]: (s["health"], s["last_error"]) for s in json.loads(workdir.run("sources", "--format", "json").stdout)}
+    assert health["fine"] == ("ok", ""), health
+    for sid, words in (("feed", "feed has no entries"), ("api", "API answered with no records"), ("blank", "no text: the page's main text is empty")):
+        assert health[sid][0] == "empty" and words in health[sid][1], (sid, health[sid])
+    titles = sorted(m["title"] for m in webhook.received)
+    assert all(" is empty" in t for t in titles) and len(titles) == 3, titles
