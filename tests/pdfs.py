@@ -33,3 +33,23 @@ def make_scanned_pdf() -> bytes:
     c.showPage()
     c.save()
     return buf.getvalue()
+
+
+def make_image_pdf(pages: list[list[str]], dpi: int = 200, font_size: int = 40) -> bytes:
+    """A scanned document: each page's lines drawn into a grayscale image with Pillow and the
+    images saved as an image-only PDF (no text layer at all), as a scanner writes it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=font_size)   # Pillow's bundled scalable font: no system fonts
+    images = []
+    for lines in pages:
+        img = Image.new("L", (int(8.5 * dpi), int(11 * dpi)), 255)
+        draw = ImageDraw.Draw(img)
+        y = dpi
+        for line in lines:
+            draw.text((int(0.75 * dpi), y), line, fill=0, font=font)
+            y += int(font_size * 1.6)
+        images.append(img)
+    buf = io.BytesIO()
+    images[0].save(buf, "PDF", resolution=dpi, save_all=True, append_images=images[1:])
+    return buf.getvalue()
