@@ -45,11 +45,24 @@ def make_image_pdf(pages: list[list[str]], dpi: int = 200, font_size: int = 40) 
     for lines in pages:
         img = Image.new("L", (int(8.5 * dpi), int(11 * dpi)), 255)
         draw = ImageDraw.Draw(img)
-        y = dpi
+        left, y = int(0.75 * dpi), dpi
         for line in lines:
-            draw.text((int(0.75 * dpi), y), line, fill=0, font=font)
-            y += int(font_size * 1.6)
+            for row in _wrap(draw, line, font, img.width - 2 * left):
+                draw.text((left, y), row, fill=0, font=font)
+                y += int(font_size * 1.4)
+            y += int(font_size * 0.6)       # a little more between the given lines
         images.append(img)
     buf = io.BytesIO()
     images[0].save(buf, "PDF", resolution=dpi, save_all=True, append_images=images[1:])
     return buf.getvalue()
+
+
+def _wrap(draw, line: str, font, width: int) -> list[str]:
+    """Greedy word wrap to `width` pixels, as a typed page would break a long sentence."""
+    rows: list[str] = []
+    for word in line.split():
+        if rows and draw.textlength(f"{rows[-1]} {word}", font=font) <= width:
+            rows[-1] = f"{rows[-1]} {word}"
+        else:
+            rows.append(word)
+    return rows

@@ -224,3 +224,14 @@ def test_topic_numbers_are_bounded(tmp_path):
 def test_deeply_nested_yaml_is_a_located_error_not_a_recursion_error(tmp_path):
     got = problems(tmp_path, "include_defaults: false\nsourcs: " + "[" * 100_000 + "]" * 100_000 + "\n")
     assert got == ["line 2, column 1008: invalid YAML: exceeded maximum nesting depth"]
+
+
+def test_ocr_settings(tmp_path):
+    cfg = load(tmp_path, "include_defaults: false\nocr:\n  max_pages: 5\n  page_timeout: 30s\n  timeout: 2m\n  language: eng+spa\n")
+    assert (cfg.ocr.enabled, cfg.ocr.max_pages, cfg.ocr.page_timeout, cfg.ocr.timeout, cfg.ocr.language, cfg.ocr.dpi) == (
+        True, 5, 30.0, 120.0, "eng+spa", 300)
+    assert load(tmp_path, "include_defaults: false\n").ocr.max_pages == 20
+    got = problems(tmp_path, "include_defaults: false\nocr:\n  max_pages: 0\n  timeout: 0s\n  tesseract_path: /x\n")
+    assert got == ["ocr.max_pages: Input should be greater than or equal to 1 (got 0) (line 3)",
+                   "ocr.timeout: Input should be greater than 0 (got 0.0) (line 4)",
+                   "ocr.tesseract_path: unknown key 'tesseract_path' (line 5)"], got
