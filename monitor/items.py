@@ -194,7 +194,8 @@ class Items:
                 source_id=sid, url=item.url or fetched.url, detected_at=now, kind="new_item", title=(item.title or doc.title)[:500],
                 item_key=key, item_published=item.published, prev_snapshot_id=last_listing.id if last_listing else None,
                 new_snapshot_id=snap.id, added_text=text, diff_text=_plus(text),
-                note=doc.note + ("; classified on the title and summary only" if doc.note else ""), meta_json=item.extra_json,
+                note=doc.note + ("; classified on the title and summary only" if doc.note and not doc.text else ""),
+                meta_json=item.extra_json,
             ), matches)
             item.doc_status, item.snapshot_id, item.doc_error = "fetched", snap.id, ""
             item.doc_attempts += 1
