@@ -99,3 +99,23 @@ def test_a_listing_item_whose_document_is_a_scan_is_classified_on_its_ocr_text(o
     assert c["kind"] == "new_item" and c["topics"] == ["opr-outcomes"] and "removed from federal service" in c["added_text"]
     note = json.loads(workdir.run("show", str(c["id"]), "--format", "json").stdout)["note"]
     assert note.startswith("OCR text (mean confidence ") and "classified on the title" not in note, note
+
+
+def test_a_scan_that_runs_out_of_time_is_a_failed_fetch_never_an_empty_change(ocr_tools, site, webhook, workdir):
+    site.set("/scan.pdf", make_image_pdf(BEFORE), content_type="application/pdf")
+    sources = [{"id": "scan", "url": site.url("/scan.pdf"), "kind": "pdf"}]
+    workdir.write(sources=sources, notify=[{"url": webhook.url()}])
+    assert "1 baseline" in workdir.run("check").stdout
+    site.set("/scan.pdf", make_image_pdf(AFTER), content_type="application/pdf")
+    workdir.write(sources=sources, notify=[{"url": webhook.url()}], ocr={"timeout": "10ms"})
+    out = workdir.run("check", "--force").stdout
+    assert "1 error" in out and "0 change(s)" in out, out
+    [src] = json.loads(workdir.run("sources", "--format", "json").stdout)
+    assert src["health"] == "failing" and "OCR ran out of time" in src["last_error"], src
+    assert "(ocr.timeout 0.01 s for a document)" in src["last_error"]
+    assert json.loads(workdir.run("changes", "--format", "json").stdout) == [] and webhook.received == []
+    # with time enough, the same new scan is the change (compared with the last good version)
+    workdir.write(sources=sources, notify=[{"url": webhook.url()}])
+    assert "1 changed" in workdir.run("check", "--force").stdout
+    [c] = json.loads(workdir.run("changes", "--format", "json").stdout)
+    assert c["topics"] == ["opr-outcomes"] and "Records of the Office" not in c["added_text"]
