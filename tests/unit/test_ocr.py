@@ -51,6 +51,21 @@ def test_ocr_recovers_the_text_with_its_confidence(ocr_tools):
     assert [ln for ln in r.pages[0] if ln] == ["Office of Professional Responsibility", OPR]
 
 
+def test_a_worn_photocopy_is_still_read_and_matched(ocr_tools):
+    # skewed, speckled, blurred, JPEG-compressed at 150 dpi, with a redaction box: what FOIA
+    # reading rooms post; the outcome must still be found, with a lower confidence than a clean scan
+    from monitor import classify
+
+    outcome = ("ICE Office of Professional Responsibility (OPR) investigations substantiated 12 allegations "
+               "of misconduct; 4 employees were removed from federal service.")
+    lines = ["U.S. Department of Homeland Security", "FOIA release 2026-ICFO-0417 (b)(6) (b)(7)(C)", outcome]
+    worn = extract(make_image_pdf([lines], dpi=150, font_size=24, worn=True))
+    clean = extract(make_image_pdf([lines], dpi=150, font_size=24))
+    assert "removed from federal service" in worn.text and "Professional Responsibility" in worn.text, worn.text
+    assert 50 <= worn.ocr_confidence < clean.ocr_confidence, (worn.ocr_confidence, clean.ocr_confidence)
+    assert [m.topic for m in classify.classify(worn.text, classify.builtin_topics())] == ["opr-outcomes"]
+
+
 @pytest.mark.parametrize("confidence,read,total,note", [
     (87.4, 3, 3, "OCR text (mean confidence 87%)"),
     (42.6, 1, 1, "OCR text (mean confidence 43%, a poor reading: check the scan)"),
