@@ -39,6 +39,18 @@ def test_scanned_pdf_change_is_read_by_ocr_matched_and_alerted_once(ocr_tools, s
     assert shown["note"].startswith("OCR text (mean confidence "), shown["note"]
     assert 80 <= int(shown["note"].split("confidence ")[1].split("%")[0]) <= 100
     assert "Note:     OCR text (mean confidence" in workdir.run("show", str(c["id"])).stdout
+    # the change page says so too
+    from fastapi.testclient import TestClient
+
+    from monitor.config import load_config
+    from monitor.web import WebSettings, create_app
+    from state.store import Store
+
+    cfg = load_config(workdir.config)
+    client = TestClient(create_app(cfg, Store(cfg.database), settings=WebSettings()), base_url="http://127.0.0.1")
+    page = client.get(f"/changes/{c['id']}")
+    assert page.status_code == 200
+    assert '<span class="badge ocr"' in page.text and f"{shown['note']}</dd>" in page.text, page.text[:3000]
 
     # the same scan again (304, then the same bytes): no OCR, no change; a re-scan with the same words: no change
     assert "1 not modified" in workdir.run("check", "--force").stdout
