@@ -480,9 +480,14 @@ def _extract_pdf(body: bytes, *, url: str, ignore: Sequence[re.Pattern], ocr=Non
     except Exception:                                       # broken metadata is not worth failing for
         pass
     if not any(pages):                                      # a scan: OCR when Tesseract is installed
-        from monitor.ocr import scanned_pdf
+        from monitor.ocr import read_scan
 
-        return scanned_pdf(body, url=url, title=title, pages=n_pages, ignore=ignore, settings=ocr)
+        scan = read_scan(body, url=url, settings=ocr)        # its pages ([] without OCR) and its note
+        repeating = _repeating_lines([[ln for ln in p if ln] for p in scan.pages])
+        text = normalise("\n\n".join("\n".join(ln for ln in p if not ln or _line_key(ln) not in repeating)
+                                     for p in scan.pages), ignore)
+        return Extracted(text=text, title=title, kind="pdf", no_text_layer=True, pages=n_pages,
+                         ocr_confidence=scan.confidence if text else None, note=scan.note if text else scan.empty_note)
     repeating = _repeating_lines(pages)
     kept = ["\n".join(ln for ln in lines if _line_key(ln) not in repeating) for lines in pages]
     text = normalise("\n\n".join(k for k in kept if k), ignore)

@@ -39,12 +39,21 @@ class OcrResult:
         return len(self.pages)
 
 
-def _settings(settings):
-    if settings is None:
-        from monitor.config import OcrSettings
+@dataclass(frozen=True)
+class Defaults:
+    """The limits when no configuration is given (config.OcrSettings has the same defaults)."""
 
-        return OcrSettings()
-    return settings
+    enabled: bool = True
+    tesseract: str = "tesseract"
+    language: str = "eng"
+    max_pages: int = 20
+    dpi: int = 300
+    page_timeout: float = 60.0
+    timeout: float = 300.0
+
+
+def _settings(settings):
+    return Defaults() if settings is None else settings
 
 
 @functools.lru_cache(maxsize=8)
@@ -220,29 +229,32 @@ def describe(result: OcrResult) -> str:
     return note
 
 
-def scanned_pdf(body: bytes, *, url: str, title: str | None, pages: int, ignore: Sequence = (), settings=None):
-    """The Extracted of a PDF whose pages carry no text: its OCR text and mark when Tesseract is
-    available; else no text, with a note saying how to enable OCR (today's 'no text layer')."""
-    from monitor.extract import Extracted, _line_key, _repeating_lines, normalise
+@dataclass(frozen=True)
+class Scan:
+    """A PDF without a text layer as OCR saw it: its pages of lines ([] when OCR could not run),
+    the note for the change, the note when the pages hold no text, and the mean confidence."""
 
+    pages: list[list[str]]
+    note: str
+    empty_note: str
+    confidence: float | None = None
+
+
+def read_scan(body: bytes, *, url: str, settings=None) -> Scan:
+    """OCR of a PDF whose pages carry no text, when Tesseract is available; else no pages, with a
+    note saying how to enable OCR (today's 'no text layer'). ExtractError when OCR fails."""
     missing = unavailable(settings)
     if missing:
         hint = "" if missing.startswith("OCR is turned off") else f": {INSTALL_HINT}"
-        return Extracted(text="", title=title, kind="pdf", no_text_layer=True, pages=pages,
-                         note=f"PDF without a text layer; {missing}{hint}")
+        note = f"PDF without a text layer; {missing}{hint}"
+        return Scan(pages=[], note=note, empty_note=note)
     try:
         result = read_pdf(body, settings)
     except ExtractError as e:
         e.url = url
         raise
-    repeating = _repeating_lines([[ln for ln in p if ln] for p in result.pages])
-    kept = ["\n".join(ln for ln in p if not ln or _line_key(ln) not in repeating) for p in result.pages]
-    text = normalise("\n\n".join(k for k in kept if k.strip()), ignore)
     logger.info("%s: OCR read %d of %d pages in %.1f s (%d words, mean confidence %s)", url or "PDF",
                 result.pages_read, result.pages_total, result.seconds, result.words,
                 f"{result.confidence:.0f}%" if result.confidence is not None else "n/a")
-    if not text:
-        return Extracted(text="", title=title, kind="pdf", no_text_layer=True, pages=pages,
-                         note=f"PDF without a text layer; OCR found no text on its first {result.pages_read} page(s)")
-    return Extracted(text=text, title=title, kind="pdf", no_text_layer=True, pages=pages,
-                     ocr_confidence=result.confidence, note=describe(result))
+    return Scan(pages=result.pages, note=describe(result), confidence=result.confidence,
+                empty_note=f"PDF without a text layer; OCR found no text on its first {result.pages_read} page(s)")

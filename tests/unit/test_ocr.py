@@ -158,3 +158,11 @@ def test_page_resolution_is_bounded(size_pt, dpi, expect):
     assert got == expect
     w_in, h_in = size_pt[0] / 72, size_pt[1] / 72
     assert (w_in * got) * (h_in * got) <= MAX_PAGE_PIXELS
+
+
+def test_the_defaults_without_a_configuration_are_the_configured_defaults():
+    from dataclasses import asdict
+
+    from monitor.ocr import Defaults
+
+    assert asdict(Defaults()) == OcrSettings().model_dump()
