@@ -7,6 +7,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     GOVWATCH_LOG_FORMAT=json
 
+# Debian's Tesseract (English data comes with it) and poppler's pdftoppm: scanned PDFs are read with OCR.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tesseract-ocr poppler-utils \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /opt/govwatch
 # Dependencies from the project's own pinned metadata, then the code.
 COPY pyproject.toml README.md ./

@@ -356,6 +356,7 @@ def _fmt_duration(seconds: float) -> str:
 
 def cmd_classify(args) -> int:
     """Run the topic rules on a text, HTML or PDF document (a file, or - for standard input).
+    A scanned PDF (no text layer) is read with OCR when Tesseract is installed.
 
     Example: govwatch classify report.pdf --format json
     """
@@ -375,7 +376,10 @@ def cmd_classify(args) -> int:
     if kind == "binary":
         raise GovwatchError(f"{args.file}: binary data, not a text, HTML or PDF document")
     if kind in ("html", "pdf"):
-        text = extract(body, content_type=None).text
+        ex = extract(body, content_type=None, ocr=cfg.ocr if cfg else None)
+        text = ex.text
+        if ex.note:  # OCR text and its confidence, or a scan that could not be read: said on stderr
+            print(f"note: {ex.note}", file=sys.stderr)
     else:
         text = body.decode("utf-8", errors="replace")
     topics = cfg.topics if cfg else classify.builtin_topics()

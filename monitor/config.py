@@ -172,6 +172,21 @@ class SchedulerSettings(_Strict):
     _age = field_validator("health_max_age", mode="before")(duration_between(1, 30 * _DAY))
 
 
+class OcrSettings(_Strict):
+    """Scanned PDFs (no text layer) read with Tesseract: at most max_pages pages, each within
+    page_timeout (rendering, then reading), the document within timeout."""
+
+    enabled: bool = True
+    tesseract: str = "tesseract"  # the command, or its path
+    language: str = "eng"  # Tesseract's language codes, e.g. eng+spa (Debian: tesseract-ocr-spa)
+    max_pages: int = Field(20, ge=1, le=2000)
+    dpi: int = Field(300, ge=72, le=600)
+    page_timeout: float = Field(60.0, gt=0)
+    timeout: float = Field(300.0, gt=0)
+
+    _d = field_validator("page_timeout", "timeout", mode="before")(lambda v: parse_duration(v))
+
+
 _KEY_PARAM = re.compile(r"[?&](api[_-]?key|access_token)=", re.IGNORECASE)
 
 
@@ -229,6 +244,7 @@ class _File(_Strict):
     health_notify: list[dict[str, Any]] = []
     health: HealthSettings = HealthSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    ocr: OcrSettings = OcrSettings()
     sources: list[dict[str, Any]] = []
     topics: list[dict[str, Any]] = []
     public_url: str = ""
@@ -249,6 +265,7 @@ class Config:
     from_file: bool = False
     # the GOVWATCH_* environment as it was at load (keys live here): never printed, never logged
     environment: dict[str, str] = field(default_factory=dict, repr=False)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
     _by_id: dict[str, SourceConfig] = field(default_factory=dict)
 
     def source(self, source_id: str) -> SourceConfig:
@@ -537,6 +554,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         health_notify=[t for _, t in health_notify],
         health=f.health,
         scheduler=f.scheduler,
+        ocr=f.ocr,
         sources=sources,
         topics=topics,
         public_url=f.public_url.rstrip("/"),

@@ -16,6 +16,8 @@ from state.errors import GovwatchError, SourceError
 from state.models import ChangeRecord, SnapshotRecord, SourceRecord
 from state.store import sha256
 
+NO_TEXT_LAYER = "PDF without a text layer"  # how the note of an unread scan begins
+
 
 @dataclass
 class Doc:
@@ -31,11 +33,13 @@ class Documents:
     def extract(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, select: str | None | bool = True) -> Doc:
         try:
             ex = extract(parsed.document or b"", content_type=parsed.content_type or fetched.content_type,
-                         url=fetched.url, select=src.select if select is True else None, ignore=self.ctx.ignore[src.id])
+                         url=fetched.url, select=src.select if select is True else None, ignore=self.ctx.ignore[src.id],
+                         ocr=self.ctx.config.ocr)
         except SourceError as e:
             e.source_id, e.url = src.id, fetched.url
             raise
-        note = "PDF without a text layer" if ex.no_text_layer else ""
+        # a scan: "OCR text (mean confidence 87%)", or no text and how to enable OCR (monitor.ocr)
+        note = ex.note or (NO_TEXT_LAYER if ex.no_text_layer else "")
         return Doc(text=ex.text, title=ex.title or parsed.title or "", note=note)
 
     def process(self, fetched: Fetched, src: SourceConfig, doc: Doc, digest: str, last: SnapshotRecord | None) -> Outcome:
@@ -50,7 +54,8 @@ class Documents:
         prev_text = self.previous_text(fetched, src, last, doc.text) if last else ""
         d = diff(prev_text, doc.text) if last is not None else None
         matches = self.ctx.classify(sid, d.added_text, d.removed_text, d.replaced) if d is not None and d.changed else []
-        replaced_pdf = (last is not None and not (d and d.changed) and doc.note and last.body_sha256 != digest)
+        replaced_pdf = (last is not None and not (d and d.changed) and not doc.text and doc.note.startswith(NO_TEXT_LAYER)
+                        and last.body_sha256 != digest)
         with self.ctx.store.session() as s:
             rec = s.get(SourceRecord, sid)
             snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note)
@@ -60,7 +65,8 @@ class Documents:
                 outcome = "baseline"
             elif d.changed or replaced_pdf:
                 outcome = "changed"
-                note = "the PDF was replaced; neither version has a text layer" if replaced_pdf else doc.note
+                note = (f"the PDF was replaced; neither version has a text layer{doc.note.removeprefix(NO_TEXT_LAYER)}"
+                        if replaced_pdf else doc.note)
                 self.recorder.change(s, ChangeRecord(
                     source_id=sid, url=fetched.url, detected_at=now, kind="changed", title=doc.title[:500],
                     prev_snapshot_id=last.id, new_snapshot_id=snap.id, added_text=d.added_text,

@@ -35,8 +35,10 @@ class Extracted:
     text: str
     title: str | None
     kind: str                       # "html" | "pdf" | "text"
-    no_text_layer: bool = False     # a PDF whose pages carry no text (scanned): text == ""
+    no_text_layer: bool = False     # a PDF whose pages carry no text (scanned): text is "" or OCR text
     pages: int | None = None
+    ocr_confidence: float | None = None   # OCR text: Tesseract's mean word confidence, 0-100
+    note: str = ""                  # said with the change: "OCR text (mean confidence 87%)", no text layer...
 
 
 # ---------------------------------------------------------------------------- kind and charset
@@ -432,7 +434,7 @@ def _repeating_lines(pages: list[list[str]]) -> set[str]:
     return {key for key, n in seen.items() if n >= threshold}
 
 
-def _extract_pdf(body: bytes, *, url: str, ignore: Sequence[re.Pattern]) -> Extracted:
+def _extract_pdf(body: bytes, *, url: str, ignore: Sequence[re.Pattern], ocr=None) -> Extracted:
     from pypdf import PdfReader                             # imported here: only PDF sources pay for it
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -477,8 +479,15 @@ def _extract_pdf(body: bytes, *, url: str, ignore: Sequence[re.Pattern]) -> Extr
                 title = None
     except Exception:                                       # broken metadata is not worth failing for
         pass
-    if not any(pages):
-        return Extracted(text="", title=title, kind="pdf", no_text_layer=True, pages=n_pages)
+    if not any(pages):                                      # a scan: OCR when Tesseract is installed
+        from monitor.ocr import read_scan
+
+        scan = read_scan(body, url=url, settings=ocr)        # its pages ([] without OCR) and its note
+        repeating = _repeating_lines([[ln for ln in p if ln] for p in scan.pages])
+        text = normalise("\n\n".join("\n".join(ln for ln in p if not ln or _line_key(ln) not in repeating)
+                                     for p in scan.pages), ignore)
+        return Extracted(text=text, title=title, kind="pdf", no_text_layer=True, pages=n_pages,
+                         ocr_confidence=scan.confidence if text else None, note=scan.note if text else scan.empty_note)
     repeating = _repeating_lines(pages)
     kept = ["\n".join(ln for ln in lines if _line_key(ln) not in repeating) for lines in pages]
     text = normalise("\n\n".join(k for k in kept if k), ignore)
@@ -489,13 +498,14 @@ def _extract_pdf(body: bytes, *, url: str, ignore: Sequence[re.Pattern]) -> Extr
 
 
 def extract(body: bytes, *, content_type: str | None = None, url: str = "", select: str | None = None,
-            ignore: Sequence[re.Pattern] = (), encoding: str | None = None) -> Extracted:
-    """Main text of `body`; `select` (CSS) limits an HTML page to a region, `ignore` drops noise."""
+            ignore: Sequence[re.Pattern] = (), encoding: str | None = None, ocr=None) -> Extracted:
+    """Main text of `body`; `select` (CSS) limits an HTML page to a region, `ignore` drops noise;
+    `ocr` (config.OcrSettings, default limits when None) bounds the OCR of a scanned PDF."""
     if not body or not body.strip():
         raise ExtractError("empty body", url=url)
     kind = detect_kind(body, content_type)
     if kind == "pdf":
-        return _extract_pdf(body, url=url, ignore=ignore)
+        return _extract_pdf(body, url=url, ignore=ignore, ocr=ocr)
     if kind == "binary":
         shown = _media_type(content_type) or "no content type"
         raise ExtractError(f"body is binary, not text or HTML ({shown})", url=url)

@@ -250,7 +250,7 @@ class Items:
         else:
             doc = self.documents.extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
             text = item_text(item, doc.text)
-        notes = [n for n in (doc.note + ("; classified on the title and summary only" if doc.note else ""),
+        notes = [n for n in (doc.note + ("; classified on the title and summary only" if doc.note and not doc.text else ""),
                              FALLBACK_NOTE if _extra(item).get("fallback") else "") if n]
         matches = self.ctx.classify(sid, text)
         now = self.ctx.clock()

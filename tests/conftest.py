@@ -99,6 +99,26 @@ def run_cli(*args, cwd, check=True, env=None, timeout=120, input=None) -> subpro
     return p
 
 
+# -- OCR (Tesseract and poppler) ---------------------------------------------------------
+def ocr_missing() -> str:
+    """'' when the OCR tests can run here, else what is missing."""
+    from monitor.ocr import unavailable
+
+    return unavailable()
+
+
+@pytest.fixture
+def ocr_tools():
+    """Tesseract and pdftoppm on this machine: skipped without them (failed under CI, where
+    .ci/run installs them and sets GOVWATCH_REQUIRE_OCR)."""
+    missing = ocr_missing()
+    if missing:
+        msg = f"OCR tests need Tesseract and poppler: {missing} (apt-get install tesseract-ocr poppler-utils)"
+        if os.environ.get("GOVWATCH_REQUIRE_OCR"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
 # -- PostgreSQL ------------------------------------------------------------------------
 PG_URL = os.environ.get("GOVWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -130,6 +130,9 @@ def test_dockerfile_structure():
     install = [r for r in img.runs if "pip install" in r]
     assert install and "pip install ." in install[0], install
     assert project["project"]["scripts"]["govwatch"] == "monitor.cli:main"
+    # Debian's OCR tools (scanned PDFs), from the distribution's packages
+    apt = " ".join(r for r in img.runs if "apt-get install" in r).split()
+    assert {"tesseract-ocr", "poppler-utils"} <= set(apt), apt
     order = [w for w, _ in img.steps]
     assert order.index("USER") > max(i for i, w in enumerate(order) if w == "RUN"), "a RUN step after USER runs unprivileged"
 

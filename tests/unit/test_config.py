@@ -243,3 +243,14 @@ def test_alert_on_phrases_load_and_a_target_may_filter_on_them(tmp_path):
             alert_on: [" use of force "]
         """)
     assert cfg.sources[0].alert_on == ["use of force"] and cfg.notify[0].topics == ["alert-on"]
+
+
+def test_ocr_settings(tmp_path):
+    cfg = load(tmp_path, "include_defaults: false\nocr:\n  max_pages: 5\n  page_timeout: 30s\n  timeout: 2m\n  language: eng+spa\n")
+    assert (cfg.ocr.enabled, cfg.ocr.max_pages, cfg.ocr.page_timeout, cfg.ocr.timeout, cfg.ocr.language, cfg.ocr.dpi) == (
+        True, 5, 30.0, 120.0, "eng+spa", 300)
+    assert load(tmp_path, "include_defaults: false\n").ocr.max_pages == 20
+    got = problems(tmp_path, "include_defaults: false\nocr:\n  max_pages: 0\n  timeout: 0s\n  tesseract_path: /x\n")
+    assert got == ["ocr.max_pages: Input should be greater than or equal to 1 (got 0) (line 3)",
+                   "ocr.timeout: Input should be greater than 0 (got 0.0) (line 4)",
+                   "ocr.tesseract_path: unknown key 'tesseract_path' (line 5)"], got

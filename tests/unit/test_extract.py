@@ -399,8 +399,11 @@ def test_pdf_without_text_layer():
     c.rect(100, 100, 300, 400, fill=1)      # a scanned page: marks but no text
     c.showPage()
     c.save()
-    got = extract(buf.getvalue(), content_type="application/pdf")
-    assert got == Extracted(text="", title=None, kind="pdf", no_text_layer=True, pages=1)
+    from monitor.config import OcrSettings
+
+    got = extract(buf.getvalue(), content_type="application/pdf", ocr=OcrSettings(enabled=False))   # OCR: test_ocr.py
+    assert got == Extracted(text="", title=None, kind="pdf", no_text_layer=True, pages=1,
+                            note="PDF without a text layer; OCR is turned off (ocr.enabled: false)")
 
 
 def test_pdf_served_as_html():
