@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 from sqlalchemy import insert, select
 from sqlmodel import Session
@@ -46,7 +47,9 @@ class Health:
     def record_failure(self, fetched: Fetched, reason: str) -> None:
         sid = fetched.request.source_id
         part = part_of(fetched.request)
-        logger.warning("source %s: fetch failed%s: %s", sid, f" ({part} {fetched.url})" if part else "", reason)
+        # one line per routine failure: source, host and reason (no traceback: see spiders/fetch.py)
+        logger.warning("source %s (%s): fetch failed%s: %s", sid, urlsplit(fetched.url).hostname or fetched.url,
+                       f" ({part} {fetched.url})" if part else "", reason)
         now = self.ctx.clock()
         with self.ctx.store.session() as s:
             s.add(self.attempt(fetched, "error", reason))
