@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy import or_, select, update
 
-from alerts.message import Message, change_message
+from alerts.message import Message, change_message, health_digest
 from state.models import ChangeRecord, DeliveryRecord, SourceRecord
 from state.store import Store
 from state.workers import worker_id
@@ -24,6 +24,7 @@ BACKOFF_BASE = 60.0  # seconds before the first retry; doubles per attempt
 BACKOFF_MAX = 6 * 3600.0
 CLAIM_SECONDS = 300
 HEADER_SCHEMES = {"json", "jsons", "xml", "xmls", "form", "forms"}
+HEALTH_BATCH = 500  # health rows due for a target are sent as one message (a bigger backlog: a few)
 CLAIM_BATCH = 10  # small batches: a claim must not expire while earlier rows of its batch are being sent
 
 
@@ -116,7 +117,7 @@ class Outbox:
         self.on_give_up = on_give_up
         self.claim_seconds = claim_seconds
 
-    def _claim(self, limit: int = 200) -> tuple[str, list[int]]:
+    def _claim(self, limit: int = 200, *, health: bool = False) -> tuple[str, list[int]]:
         """Take up to `limit` due rows with a fresh claim token. The UPDATE repeats the due
         condition, so of two claimers (threads or processes) racing for a row exactly one gets
         it: SQLite serialises the writes, PostgreSQL also skips rows another claimer has locked."""
@@ -129,7 +130,8 @@ class Outbox:
         with self.store.session() as s:
             q = (
                 select(DeliveryRecord.id)
-                .where(DeliveryRecord.target.in_(list(self.targets)), due)
+                .where(DeliveryRecord.target.in_(list(self.targets)), due,
+                       (DeliveryRecord.kind == "health") if health else (DeliveryRecord.kind != "health"))
                 .order_by(DeliveryRecord.id)
                 .limit(limit)
             )
@@ -151,12 +153,46 @@ class Outbox:
 
     def deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
+        self._deliver_health(report)
         while True:
             token, ids = self._claim(limit=CLAIM_BATCH)
             if not ids:
-                return report
+                break
             for did in ids:
                 self._deliver_one(did, token, report)
+        self._deliver_health(report)  # e.g. the operator's notice of a delivery given up just now
+        return report
+
+    def _deliver_health(self, report: DeliveryReport) -> None:
+        """All due health rows of a target go as one message (N sources failing, each with its
+        reason; recoveries likewise); each row is marked with the result, so a crash before that
+        loses nothing (the rows are claimed, then due again when the claim expires)."""
+        token, ids = self._claim(limit=HEALTH_BATCH, health=True)
+        if not ids:
+            return
+        with self.store.session() as s:
+            rows = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids)).order_by(DeliveryRecord.id)))
+        by_target: dict[str, list[int]] = {}
+        for r in rows:
+            by_target.setdefault(r.target, []).append(r.id)
+        for target_name, group in by_target.items():
+            now = self.clock()
+            with self.store.session() as s:
+                s.execute(update(DeliveryRecord)
+                          .where(DeliveryRecord.id.in_(group), DeliveryRecord.claimed_by == token, DeliveryRecord.status == "sending")
+                          .values(claimed_until=now + timedelta(seconds=self.claim_seconds)))
+                mine = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.id.in_(group), DeliveryRecord.claimed_by == token,
+                                                                    DeliveryRecord.status == "sending")
+                                      .order_by(DeliveryRecord.id)))
+                messages = [Message(title=r.title, body=r.body) for r in mine]
+                group = [r.id for r in mine]
+            if not group:
+                continue
+            msg = health_digest(messages)
+            key = str(group[0]) if len(group) == 1 else f"health-{group[0]}-{group[-1]}-{len(group)}"
+            error = self.targets[target_name].send(msg, key=key)
+            for did in group:
+                self._record_result(did, error, msg, report)
 
     def _message(self, s, row: DeliveryRecord) -> Message:
         if row.kind == "health" or row.change_id is None:
@@ -180,11 +216,15 @@ class Outbox:
         with self.store.session() as s:
             row = s.get(DeliveryRecord, did)
             msg = self._message(s, row)
-        target = self.targets[row.target]
-        error = target.send(msg, key=f"{row.id}")
+        error = self.targets[row.target].send(msg, key=f"{row.id}")
+        self._record_result(did, error, msg, report)
+
+    def _record_result(self, did: int, error: str, msg: Message, report: DeliveryReport) -> None:
+        """Record one attempt of a row: sent, retrying with backoff, or given up (loudly)."""
         now = self.clock()
         with self.store.session() as s:
             row = s.get(DeliveryRecord, did)
+            target = self.targets[row.target]
             row.attempts += 1
             row.claimed_by, row.claimed_until = "", None
             if not error:
@@ -195,7 +235,7 @@ class Outbox:
                 row.status, row.last_error = "failed", error
                 report.failed += 1
                 report.errors.append(f"{row.target}: {error}")
-                logger.error("alert %s -> %s: given up after %d attempts: %s", row.change_id, row.target, row.attempts, error)
+                logger.error("alert %s -> %s: given up after %d attempts: %s", row.change_id or "health", row.target, row.attempts, error)
             else:
                 row.status, row.last_error = "retrying", error
                 row.next_try_at = now + timedelta(seconds=backoff(row.attempts))
@@ -204,8 +244,9 @@ class Outbox:
                 logger.warning("alert %s -> %s: attempt %d failed, retry at %s: %s", row.change_id or "health", row.target,
                                row.attempts, row.next_try_at.strftime("%H:%M:%S"), error)
             given_up = row.status == "failed"
+            target_name, change_id = row.target, row.change_id
         if given_up and self.on_give_up:
-            self.on_give_up(row.target, row.change_id, error)
+            self.on_give_up(target_name, change_id, error)
 
 
 def retry_now(store: Store) -> int:

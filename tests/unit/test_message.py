@@ -50,3 +50,19 @@ def test_target_errors_never_carry_the_url():
     assert "SECRETPASS1" not in out and "HEADERTOKEN9" not in out and out.startswith("failed ")
     full = "json://user:SECRETPASS1@127.0.0.1:9/path?+X-Token=HEADERTOKEN9"
     assert t.scrub(f"error at {full}.") == "error at ***."
+
+
+def test_health_digest_groups_problems_and_recoveries_by_name():
+    from alerts.message import health_alert, health_digest
+
+    rows = [health_alert("ICE OPR", "ice-opr", "https://www.ice.gov/opr", "failing", "3 consecutive failure(s); last error: connection refused"),
+            health_alert("OIG reports", "oig", "https://www.oig.dhs.gov/r", "blocked", "2 blocked fetches in a row"),
+            health_alert("GAO", "gao", "https://www.gao.gov/", "ok", was="failing")]
+    one = health_digest(rows[:1])
+    assert one.title == "govwatch health: ICE OPR (ice-opr) is failing"
+    msg = health_digest(rows)
+    assert msg.title == "govwatch health: 2 sources need attention (1 blocked, 1 failing); 1 source recovered"
+    lines = msg.body.splitlines()
+    assert "- **ICE OPR** (`ice-opr`, https://www.ice.gov/opr) is **failing**: 3 consecutive failure(s); last error: connection refused" in lines
+    assert "- **GAO** (`gao`, https://www.gao.gov/) recovered (was failing)." in lines
+    assert lines.index("**1 recovered:**") > lines.index("**1 failing:**")
