@@ -541,7 +541,7 @@ def test_no_secret_in_logs_output_or_database(site, webhook, smtp, workdir):
         return [d for d in lines if d["logger"] == "monitor.pipeline" and d["message"].startswith("source ")]
 
     first = outcome_lines(json_lines[:first_lines])
-    assert sorted(d["message"].split(":")[0] for d in first) == ["source ice-opr", "source missing"], first
+    assert sorted(d["message"].split(":")[0].split(" (")[0] for d in first) == ["source ice-opr", "source missing"], first
     total_attempts = query(sqlite_path(workdir), "select count(*) from fetch_attempts")[0][0]
     assert len(first) == attempts_before == 2
     assert len(outcome_lines(json_lines)) == total_attempts == 4, outcome_lines(json_lines)
