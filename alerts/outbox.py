@@ -3,6 +3,7 @@ retries with backoff, gives up loudly after the target's max attempts; never sen
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -64,20 +65,19 @@ class Target:
         return a
 
     def send(self, msg: Message, key: str = "") -> str:
-        """Send; returns "" on success or a readable error (secrets scrubbed)."""
+        """Send; returns "" on success or Apprise's reason (secrets scrubbed)."""
         import apprise
 
-        with apprise.LogCapture(level=logging.WARNING) as logs:
+        with apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") as logs:
             try:
                 ok = self._with_key(key).notify(body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN)
             except Exception as e:  # Apprise should not raise; a plugin bug must not kill delivery
                 ok = False
-                logs.write(f"{type(e).__name__}: {e}\n")
+                logs.write(f"ERROR {type(e).__name__}: {e}\n")
             text = logs.getvalue()
         if ok:
             return ""
-        reason = " ".join(line.strip() for line in text.splitlines() if line.strip())[-500:]
-        return self.scrub(reason or "Apprise reported a failure without a reason")
+        return self.scrub(apprise_reason(text))
 
     def scrub(self, text: str) -> str:
         """Remove the URL and anything that looks like its credentials from an error text."""
@@ -90,6 +90,26 @@ class Target:
         for s in sorted(secrets, key=len, reverse=True):
             text = text.replace(s, "***")
         return text
+
+
+_LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) ", re.M)
+_ERRNO = re.compile(r"\[Errno -?\d+\][^\"')\]]*|Name or service not known|timed out|Connection refused")
+
+
+def apprise_reason(captured: str) -> str:
+    """Apprise's reason for a failed notification, from the log records it wrote while sending
+    ("LEVEL message" each): its warnings and errors, plus the socket's own reason (e.g.
+    "[Errno 111] Connection refused") that Apprise logs only at DEBUG; never the log line itself
+    (no timestamps, no level names, no payload)."""
+    records = [(m.group(1), captured[m.end():n.start() if n else len(captured)].strip())
+               for m, n in zip(_LEVEL.finditer(captured), [*list(_LEVEL.finditer(captured))[1:], None])]
+    said = [msg for level, msg in records if level in ("WARNING", "ERROR", "CRITICAL") and msg]
+    socket_detail = [_ERRNO.search(msg) for level, msg in records if level == "DEBUG" and msg.startswith(("Socket Exception", "Socket exception"))]
+    detail = next((m.group(0).strip() for m in socket_detail if m), "")
+    reason = " ".join(dict.fromkeys(" ".join(m.split()) for m in said))
+    if detail and detail not in reason:
+        reason = f"{reason} ({detail})" if reason else detail
+    return reason[-500:] or "Apprise reported a failure without a reason"
 
 
 @dataclass
@@ -254,3 +274,39 @@ def retry_now(store: Store) -> int:
     with store.session() as s:
         res = s.execute(update(DeliveryRecord).where(DeliveryRecord.status == "retrying").values(next_try_at=datetime.now(timezone.utc)))
         return res.rowcount or 0
+
+
+def requeue_failed(store: Store, ids: Sequence[int] | None, actor: str, *, clock: Callable[[], datetime] | None = None
+                   ) -> tuple[list[int], list[str]]:
+    """Queue given-up deliveries again (the given ids, or every failed one when `ids` is None): each
+    starts over with its target's max attempts. Audited: for a change's alert an event in that
+    change's audit trail (who, when, the last error); for a health message (no change), the note
+    goes in the delivery's last_error until its next attempt. Returns (ids queued, problems)."""
+    from state.triage import record_event
+
+    now = (clock or (lambda: datetime.now(timezone.utc)))()
+    queued: list[int] = []
+    problems: list[str] = []
+    with store.session() as s:
+        q = select(DeliveryRecord).order_by(DeliveryRecord.id)
+        q = q.where(DeliveryRecord.status == "failed") if ids is None else q.where(DeliveryRecord.id.in_(list(ids)))
+        rows = {r.id: r for r in s.scalars(q)}
+        for did in (sorted(rows) if ids is None else ids):
+            row = rows.get(did)
+            if row is None:
+                problems.append(f"no delivery with id {did}")
+                continue
+            if row.status != "failed":
+                problems.append(f"delivery {did} is {row.status}, not failed: only given-up deliveries are queued again")
+                continue
+            note = (f"alert to {row.target} queued again by {actor} after {row.attempts} attempt(s); "
+                    f"last error: {row.last_error[:500]}")
+            if row.change_id is not None:
+                record_event(s, row.change_id, "delivery_retried", actor, note, at=now)
+            else:
+                row.last_error = f"[{now.strftime('%Y-%m-%d %H:%M UTC')}: {note}]"
+            row.status, row.attempts, row.next_try_at = "pending", 0, now
+            row.claimed_by, row.claimed_until = "", None
+            queued.append(did)
+            logger.warning("delivery %d (%s -> %s) queued again by %s", did, row.change_id or "health", row.target, actor)
+    return queued, problems

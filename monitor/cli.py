@@ -434,6 +434,66 @@ def cmd_health(args) -> int:
     return 0 if healthy else 1
 
 
+def cmd_deliveries(args) -> int:
+    """List alert deliveries (newest first), or queue given-up ones again once their target is fixed.
+
+    Examples: govwatch deliveries --state failed
+              govwatch deliveries retry 12 13      (or: govwatch deliveries retry --all-failed)
+    """
+    from monitor.delivery import delivery_list
+
+    cfg = _config(args)
+    store = _store(cfg)
+    if getattr(args, "action", None) == "retry":
+        return _retry_deliveries(store, args)
+    limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
+    data = delivery_list(store, args.state, limit or None)
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    from rich.table import Table
+
+    con = _console()
+    if not data:
+        con.print("no deliveries" + (f" in state {args.state}" if args.state else ""))
+        return 0
+    t = Table()
+    for col in ("id", "created (UTC)", "target", "status", "tries", "change / source", "last error"):
+        t.add_column(col, overflow="fold")
+    for d in data:
+        what = f"{d['change_id']} {d['source_id']}" if d["change_id"] else f"{d['kind']}: {d['title'][:60]}"
+        t.add_row(str(d["id"]), d["created_at"].replace("T", " ").rstrip("Z"), d["target"], d["status"], str(d["attempts"]),
+                  what, d["last_error"][:200])
+    con.print(t)
+    if limit and len(data) == limit:
+        con.print(f"the newest {limit} shown; --limit N for more, --limit 0 for all")
+    return 0
+
+
+def _retry_deliveries(store, args) -> int:
+    import os
+    import pwd
+    import socket
+
+    from alerts.outbox import requeue_failed
+
+    if bool(args.ids) == bool(args.all_failed):
+        raise GovwatchError("deliveries retry: give delivery ids (see `govwatch deliveries --state failed`) or --all-failed")
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = f"uid {os.getuid()}"
+    queued, problems = requeue_failed(store, None if args.all_failed else args.ids, f"{user}@{socket.gethostname()} (cli)")
+    for p in problems:
+        print(f"Error: {p}", file=sys.stderr)
+    if queued:
+        print(f"queued again: {len(queued)} deliver{'y' if len(queued) == 1 else 'ies'} ({', '.join(map(str, queued))}); "
+              "the next `govwatch check` or the running scheduler sends them")
+    elif args.all_failed:
+        print("no failed deliveries")
+    return 1 if problems else 0
+
+
 def cmd_kinds(args) -> int:
     """List the source kinds and their options.
 
@@ -486,6 +546,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("classify", cmd_classify)
     sp.add_argument("file", metavar="FILE|-")
     sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp = add("deliveries", cmd_deliveries)
+    sp.add_argument("--state", choices=["pending", "sending", "sent", "retrying", "failed"], help="only deliveries in this state")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.add_argument("--limit", type=int, default=None, help=f"at most this many, newest first (0: all; default {TABLE_LIMIT} for the table)")
+    dsub = sp.add_subparsers(dest="action", metavar="ACTION")
+    rp = dsub.add_parser("retry", help="queue given-up (failed) deliveries again", description=(
+        "Queue given-up deliveries again, each with its target's max attempts; recorded in the change's audit trail.\n\n"
+        "Example: govwatch deliveries retry 12 13   |   govwatch deliveries retry --all-failed"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("ids", nargs="*", type=int, metavar="ID")
+    rp.add_argument("--all-failed", action="store_true", help="every failed delivery")
+    rp.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
     add("validate", cmd_validate)
     add("notify-test", cmd_notify_test)
     add("kinds", cmd_kinds)
