@@ -117,7 +117,32 @@ def cmd_check(args) -> int:
     store = _store(cfg)
     report = run_cycle_once(cfg, store, force=args.force, only=args.source, progress=sys.stderr.isatty())
     _print_cycle(report)
+    if not report.sources and not report.skipped and not args.force:
+        print(_next_due(cfg, store, args.source))
     return 0
+
+
+def _next_due(cfg, store, only=None) -> str:
+    """Why a check did nothing: when the next source is due, and how to check now anyway."""
+    wanted = {s.id for s in cfg.sources if s.enabled and (not only or s.id in only)}
+    recs = [r for r in store.sources() if r.id in wanted and r.enabled and r.next_due_at is not None]
+    hint = "`govwatch check --force` checks " + ("them" if only else "every source") + " now"
+    if not recs:
+        return f"no source is due; {hint}"
+    nxt = min(recs, key=lambda r: r.next_due_at)
+    at = nxt.next_due_at if nxt.next_due_at.tzinfo else nxt.next_due_at.replace(tzinfo=timezone.utc)
+    wait = max(0.0, (at - datetime.now(timezone.utc)).total_seconds())
+    return f"no source is due; the next is {nxt.id}, due {iso(at)} (in {_fmt_wait(wait)}); {hint}"
+
+
+def _fmt_wait(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours < 48 else f"{hours // 24}d {hours % 24}h"
 
 
 def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
@@ -362,6 +387,8 @@ def cmd_validate(args) -> int:
     Example: govwatch validate --config govwatch.yaml
     """
     cfg = _config(args)
+    if cfg.advisories:  # a run would go on (the fetch refuses these), but the configuration is not right
+        raise ConfigError(cfg.path, cfg.advisories)
     user = sum(1 for s in cfg.sources)
     print(f"OK: {cfg.path if cfg.from_file else 'no configuration file (built-in defaults)'}: {user} source(s), "
           f"{len(cfg.notify)} notification target(s), {len(cfg.health_notify)} health target(s), {len(cfg.topics)} topic(s)")
