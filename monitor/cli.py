@@ -3,8 +3,6 @@ GovwatchError into a one-line message (exit 2 for a bad configuration)."""
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import sys
@@ -13,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from monitor.config import config_path_given
-from monitor.records import change_dict, iso
+from monitor.records import change_dict, changes_csv, iso
 from state.errors import ConfigError, GovwatchError
 
 logger = logging.getLogger("govwatch")
@@ -208,17 +206,18 @@ def cmd_changes(args) -> int:
     # A table is for reading: the newest TABLE_LIMIT unless asked; json and csv are exports: all.
     limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
     rows = store.query_changes(topic=args.topic, source_id=args.source, since=since, matched=args.matched, limit=limit or None)
-    data = [change_dict(c, m) for c, m in rows]
+    from state.triage import states_of
+
+    names = {r.id: r.name for r in store.sources()} | {s.id: s.display_name for s in cfg.sources}
+    with store.session() as s:
+        states = states_of(s, [c.id for c, _ in rows])
+    # the CSV never cuts text; the JSON carries the same excerpt as /changes.json (`govwatch show` has all)
+    excerpt = None if args.format == "csv" else 2000
+    data = [change_dict(c, m, states.get(c.id), names.get(c.source_id, c.source_id), excerpt=excerpt) for c, m in rows]
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
     elif args.format == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["id", "detected_at", "source_id", "kind", "topics", "severity", "title", "url", "added_text"])
-        for d in data:
-            w.writerow([d["id"], d["detected_at"], d["source_id"], d["kind"], " ".join(d["topics"]), d["severity"],
-                        d["title"], d["url"], d["added_text"][:500]])
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(changes_csv(data))
     else:
         from rich.table import Table
 
