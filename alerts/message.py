@@ -186,3 +186,58 @@ def _last_capture(change: ChangeRecord) -> int | None:
         meta = {}
     capture = meta.get("last_capture_id") if isinstance(meta, dict) else None
     return capture if isinstance(capture, int) else change.prev_snapshot_id
+
+
+# -- health alerts ---------------------------------------------------------------------
+HEALTH_PREFIX = "govwatch health: "
+
+
+def health_alert(name: str, source_id: str, url: str, problem: str, detail: str = "", was: str = "") -> Message:
+    """One source's health problem (or its recovery, problem="ok"): a row of the outbox. Its body is
+    one line, so that the rows found in one pass can be listed in one message (health_digest)."""
+    who = f"{name or source_id} ({source_id})"  # like a change alert's title: the name, and the id
+    if problem == "ok":
+        return Message(title=f"{HEALTH_PREFIX}{who} recovered",
+                       body=f"**{md_escape(name or source_id)}** (`{source_id}`, {url}) recovered (was {was}).")
+    return Message(title=f"{HEALTH_PREFIX}{who} is {problem}",
+                   body=f"**{md_escape(name or source_id)}** (`{source_id}`, {url}) is **{problem}**: {md_escape(detail)}")
+
+
+_HEALTH_TITLE = re.compile(rf"^{re.escape(HEALTH_PREFIX)}(?P<who>.+?) (?:is (?P<problem>[\w-]+)|(?P<recovered>recovered))$")
+
+
+def health_digest(rows: list[Message]) -> Message:
+    """The health rows due for one target, as one message: "7 sources failing", each source with its
+    name and reason; recoveries in their own list; anything else (a delivery given up) after them."""
+    if len(rows) == 1:
+        return rows[0]
+    problems: dict[str, list[Message]] = {}
+    recovered: list[Message] = []
+    other: list[Message] = []
+    for m in rows:
+        hit = _HEALTH_TITLE.match(m.title)
+        if hit is None:
+            other.append(m)
+        elif hit.group("recovered"):
+            recovered.append(m)
+        else:
+            problems.setdefault(hit.group("problem"), []).append(m)
+    n_problems = sum(len(v) for v in problems.values())
+    parts = []
+    if n_problems:
+        kinds = sorted(problems, key=lambda k: (-len(problems[k]), k))
+        noun = "source" if n_problems == 1 else "sources"
+        parts.append(f"{n_problems} {noun} {kinds[0]}" if len(kinds) == 1 else
+                     f"{n_problems} {noun} need attention (" + ", ".join(f"{len(problems[k])} {k}" for k in kinds) + ")")
+    if recovered:
+        parts.append(f"{len(recovered)} {'source' if len(recovered) == 1 else 'sources'} recovered")
+    if other:
+        parts.append(f"{len(other)} other {'notice' if len(other) == 1 else 'notices'}")
+    lines: list[str] = []
+    for kind in sorted(problems, key=lambda k: (-len(problems[k]), k)):
+        lines += [f"**{len(problems[kind])} {kind}:**"] + [f"- {m.body}" for m in problems[kind]] + [""]
+    if recovered:
+        lines += [f"**{len(recovered)} recovered:**"] + [f"- {m.body}" for m in recovered] + [""]
+    for m in other:
+        lines += [f"**{md_escape(m.title)}**", m.body, ""]
+    return Message(title=HEALTH_PREFIX + "; ".join(parts), body="\n".join(lines).strip())

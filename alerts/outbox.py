@@ -3,6 +3,7 @@ retries with backoff, gives up loudly after the target's max attempts; never sen
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy import or_, select, update
 
-from alerts.message import Message, change_message
+from alerts.message import Message, change_message, health_digest
 from state.models import ChangeRecord, DeliveryRecord, SourceRecord
 from state.store import Store
 from state.workers import worker_id
@@ -25,6 +26,7 @@ BACKOFF_BASE = 60.0  # seconds before the first retry; doubles per attempt
 BACKOFF_MAX = 6 * 3600.0
 CLAIM_SECONDS = 300
 HEADER_SCHEMES = {"json", "jsons", "xml", "xmls", "form", "forms"}
+HEALTH_BATCH = 500  # health rows due for a target are sent as one message (a bigger backlog: a few)
 CLAIM_BATCH = 10  # small batches: a claim must not expire while earlier rows of its batch are being sent
 
 
@@ -64,20 +66,19 @@ class Target:
         return a
 
     def send(self, msg: Message, key: str = "") -> str:
-        """Send; returns "" on success or a readable error (secrets scrubbed)."""
+        """Send; returns "" on success or Apprise's reason (secrets scrubbed)."""
         import apprise
 
-        with apprise.LogCapture(level=logging.WARNING) as logs:
+        with apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") as logs:
             try:
                 ok = self._with_key(key).notify(body=msg.body, title=msg.title, body_format=apprise.NotifyFormat.MARKDOWN)
             except Exception as e:  # Apprise should not raise; a plugin bug must not kill delivery
                 ok = False
-                logs.write(f"{type(e).__name__}: {e}\n")
+                logs.write(f"ERROR {type(e).__name__}: {e}\n")
             text = logs.getvalue()
         if ok:
             return ""
-        reason = " ".join(line.strip() for line in text.splitlines() if line.strip())[-500:]
-        return self.scrub(reason or "Apprise reported a failure without a reason")
+        return self.scrub(apprise_reason(text))
 
     def scrub(self, text: str) -> str:
         """Remove the URL and anything that looks like its credentials from an error text."""
@@ -90,6 +91,26 @@ class Target:
         for s in sorted(secrets, key=len, reverse=True):
             text = text.replace(s, "***")
         return text
+
+
+_LEVEL = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) ", re.M)
+_ERRNO = re.compile(r"\[Errno -?\d+\][^\"')\]]*|Name or service not known|timed out|Connection refused")
+
+
+def apprise_reason(captured: str) -> str:
+    """Apprise's reason for a failed notification, from the log records it wrote while sending
+    ("LEVEL message" each): its warnings and errors, plus the socket's own reason (e.g.
+    "[Errno 111] Connection refused") that Apprise logs only at DEBUG; never the log line itself
+    (no timestamps, no level names, no payload)."""
+    records = [(m.group(1), captured[m.end():n.start() if n else len(captured)].strip())
+               for m, n in zip(_LEVEL.finditer(captured), [*list(_LEVEL.finditer(captured))[1:], None])]
+    said = [msg for level, msg in records if level in ("WARNING", "ERROR", "CRITICAL") and msg]
+    socket_detail = [_ERRNO.search(msg) for level, msg in records if level == "DEBUG" and msg.startswith(("Socket Exception", "Socket exception"))]
+    detail = next((m.group(0).strip() for m in socket_detail if m), "")
+    reason = " ".join(dict.fromkeys(" ".join(m.split()) for m in said))
+    if detail and detail not in reason:
+        reason = f"{reason} ({detail})" if reason else detail
+    return reason[-500:] or "Apprise reported a failure without a reason"
 
 
 @dataclass
@@ -124,7 +145,7 @@ class Outbox:
         self.on_give_up = on_give_up
         self.claim_seconds = claim_seconds
 
-    def _claim(self, limit: int = 200) -> tuple[str, list[int]]:
+    def _claim(self, limit: int = 200, *, health: bool = False) -> tuple[str, list[int]]:
         """Take up to `limit` due rows with a fresh claim token. The UPDATE repeats the due
         condition, so of two claimers (threads or processes) racing for a row exactly one gets
         it: SQLite serialises the writes, PostgreSQL also skips rows another claimer has locked."""
@@ -137,7 +158,8 @@ class Outbox:
         with self.store.session() as s:
             q = (
                 select(DeliveryRecord.id)
-                .where(DeliveryRecord.target.in_(list(self.targets)), due)
+                .where(DeliveryRecord.target.in_(list(self.targets)), due,
+                       (DeliveryRecord.kind == "health") if health else (DeliveryRecord.kind != "health"))
                 .order_by(DeliveryRecord.id)
                 .limit(limit)
             )
@@ -160,12 +182,46 @@ class Outbox:
     def deliver_due(self) -> DeliveryReport:
         report = DeliveryReport()
         with Outbox._in_flight:
+            self._deliver_health(report)
             while True:
                 token, ids = self._claim(limit=CLAIM_BATCH)
                 if not ids:
-                    return report
+                    break
                 for did in ids:
                     self._deliver_one(did, token, report)
+            self._deliver_health(report)  # e.g. the operator's notice of a delivery given up just now
+        return report
+
+    def _deliver_health(self, report: DeliveryReport) -> None:
+        """All due health rows of a target go as one message (N sources failing, each with its
+        reason; recoveries likewise); each row is marked with the result, so a crash before that
+        loses nothing (the rows are claimed, then due again when the claim expires)."""
+        token, ids = self._claim(limit=HEALTH_BATCH, health=True)
+        if not ids:
+            return
+        with self.store.session() as s:
+            rows = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids)).order_by(DeliveryRecord.id)))
+        by_target: dict[str, list[int]] = {}
+        for r in rows:
+            by_target.setdefault(r.target, []).append(r.id)
+        for target_name, group in by_target.items():
+            now = self.clock()
+            with self.store.session() as s:
+                s.execute(update(DeliveryRecord)
+                          .where(DeliveryRecord.id.in_(group), DeliveryRecord.claimed_by == token, DeliveryRecord.status == "sending")
+                          .values(claimed_until=now + timedelta(seconds=self.claim_seconds)))
+                mine = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.id.in_(group), DeliveryRecord.claimed_by == token,
+                                                                    DeliveryRecord.status == "sending")
+                                      .order_by(DeliveryRecord.id)))
+                messages = [Message(title=r.title, body=r.body) for r in mine]
+                group = [r.id for r in mine]
+            if not group:
+                continue
+            msg = health_digest(messages)
+            key = str(group[0]) if len(group) == 1 else f"health-{group[0]}-{group[-1]}-{len(group)}"
+            error = self.targets[target_name].send(msg, key=key)
+            for did in group:
+                self._record_result(did, error, msg, report)
 
     def _message(self, s, row: DeliveryRecord) -> Message:
         if row.kind == "health" or row.change_id is None:
@@ -189,11 +245,15 @@ class Outbox:
         with self.store.session() as s:
             row = s.get(DeliveryRecord, did)
             msg = self._message(s, row)
-        target = self.targets[row.target]
-        error = target.send(msg, key=f"{row.id}")
+        error = self.targets[row.target].send(msg, key=f"{row.id}")
+        self._record_result(did, error, msg, report)
+
+    def _record_result(self, did: int, error: str, msg: Message, report: DeliveryReport) -> None:
+        """Record one attempt of a row: sent, retrying with backoff, or given up (loudly)."""
         now = self.clock()
         with self.store.session() as s:
             row = s.get(DeliveryRecord, did)
+            target = self.targets[row.target]
             row.attempts += 1
             row.claimed_by, row.claimed_until = "", None
             if not error:
@@ -204,7 +264,7 @@ class Outbox:
                 row.status, row.last_error = "failed", error
                 report.failed += 1
                 report.errors.append(f"{row.target}: {error}")
-                logger.error("alert %s -> %s: given up after %d attempts: %s", row.change_id, row.target, row.attempts, error)
+                logger.error("alert %s -> %s: given up after %d attempts: %s", row.change_id or "health", row.target, row.attempts, error)
             else:
                 row.status, row.last_error = "retrying", error
                 row.next_try_at = now + timedelta(seconds=backoff(row.attempts))
@@ -213,8 +273,9 @@ class Outbox:
                 logger.warning("alert %s -> %s: attempt %d failed, retry at %s: %s", row.change_id or "health", row.target,
                                row.attempts, row.next_try_at.strftime("%H:%M:%S"), error)
             given_up = row.status == "failed"
+            target_name, change_id = row.target, row.change_id
         if given_up and self.on_give_up:
-            self.on_give_up(row.target, row.change_id, error)
+            self.on_give_up(target_name, change_id, error)
 
 
 def retry_now(store: Store) -> int:
@@ -222,3 +283,39 @@ def retry_now(store: Store) -> int:
     with store.session() as s:
         res = s.execute(update(DeliveryRecord).where(DeliveryRecord.status == "retrying").values(next_try_at=datetime.now(timezone.utc)))
         return res.rowcount or 0
+
+
+def requeue_failed(store: Store, ids: Sequence[int] | None, actor: str, *, clock: Callable[[], datetime] | None = None
+                   ) -> tuple[list[int], list[str]]:
+    """Queue given-up deliveries again (the given ids, or every failed one when `ids` is None): each
+    starts over with its target's max attempts. Audited: for a change's alert an event in that
+    change's audit trail (who, when, the last error); for a health message (no change), the note
+    goes in the delivery's last_error until its next attempt. Returns (ids queued, problems)."""
+    from state.triage import record_event
+
+    now = (clock or (lambda: datetime.now(timezone.utc)))()
+    queued: list[int] = []
+    problems: list[str] = []
+    with store.session() as s:
+        q = select(DeliveryRecord).order_by(DeliveryRecord.id)
+        q = q.where(DeliveryRecord.status == "failed") if ids is None else q.where(DeliveryRecord.id.in_(list(ids)))
+        rows = {r.id: r for r in s.scalars(q)}
+        for did in (sorted(rows) if ids is None else ids):
+            row = rows.get(did)
+            if row is None:
+                problems.append(f"no delivery with id {did}")
+                continue
+            if row.status != "failed":
+                problems.append(f"delivery {did} is {row.status}, not failed: only given-up deliveries are queued again")
+                continue
+            note = (f"alert to {row.target} queued again by {actor} after {row.attempts} attempt(s); "
+                    f"last error: {row.last_error[:500]}")
+            if row.change_id is not None:
+                record_event(s, row.change_id, "delivery_retried", actor, note, at=now)
+            else:
+                row.last_error = f"[{now.strftime('%Y-%m-%d %H:%M UTC')}: {note}]"
+            row.status, row.attempts, row.next_try_at = "pending", 0, now
+            row.claimed_by, row.claimed_until = "", None
+            queued.append(did)
+            logger.warning("delivery %d (%s -> %s) queued again by %s", did, row.change_id or "health", row.target, actor)
+    return queued, problems

@@ -3,8 +3,6 @@ GovwatchError into a one-line message (exit 2 for a bad configuration)."""
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import sys
@@ -14,8 +12,8 @@ from typing import Any
 
 from monitor import web_commands
 from monitor.config import config_path_given
-from monitor.escaping import csv_cell, terminal_text
-from monitor.records import change_dict, iso
+from monitor.escaping import terminal_text
+from monitor.records import change_dict, changes_csv, iso
 from state.errors import ConfigError, GovwatchError
 
 logger = logging.getLogger("govwatch")
@@ -127,6 +125,8 @@ def cmd_check(args) -> int:
     store = _store(cfg)
     report = run_cycle_once(cfg, store, force=args.force, only=args.source, progress=sys.stderr.isatty())
     _print_cycle(report)
+    if not report.sources and not report.skipped and not args.force:
+        print(_next_due(cfg, store, args.source))
     return 0
 
 
@@ -157,6 +157,29 @@ def cmd_doctor(args) -> int:
         bad = [r for r in readings if r.outcome not in ("ok", "disabled")]
         print(f"{len(readings)} source(s): {len(readings) - len(bad)} read right, {len(bad)} blind, blocked or failing")
     return 1 if any(r.outcome not in ("ok", "disabled") for r in readings) else 0
+
+
+def _next_due(cfg, store, only=None) -> str:
+    """Why a check did nothing: when the next source is due, and how to check now anyway."""
+    wanted = {s.id for s in cfg.sources if s.enabled and (not only or s.id in only)}
+    recs = [r for r in store.sources() if r.id in wanted and r.enabled and r.next_due_at is not None]
+    hint = "`govwatch check --force` checks " + ("them" if only else "every source") + " now"
+    if not recs:
+        return f"no source is due; {hint}"
+    nxt = min(recs, key=lambda r: r.next_due_at)
+    at = nxt.next_due_at if nxt.next_due_at.tzinfo else nxt.next_due_at.replace(tzinfo=timezone.utc)
+    wait = max(0.0, (at - datetime.now(timezone.utc)).total_seconds())
+    return f"no source is due; the next is {nxt.id}, due {iso(at)} (in {_fmt_wait(wait)}); {hint}"
+
+
+def _fmt_wait(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours < 48 else f"{hours // 24}d {hours % 24}h"
 
 
 def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
@@ -222,17 +245,18 @@ def cmd_changes(args) -> int:
     # A table is for reading: the newest TABLE_LIMIT unless asked; json and csv are exports: all.
     limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
     rows = store.query_changes(topic=args.topic, source_id=args.source, since=since, matched=args.matched, limit=limit or None)
-    data = [change_dict(c, m) for c, m in rows]
+    from state.triage import states_of
+
+    names = {r.id: r.name for r in store.sources()} | {s.id: s.display_name for s in cfg.sources}
+    with store.session() as s:
+        states = states_of(s, [c.id for c, _ in rows])
+    # the CSV never cuts text; the JSON carries the same excerpt as /changes.json (`govwatch show` has all)
+    excerpt = None if args.format == "csv" else 2000
+    data = [change_dict(c, m, states.get(c.id), names.get(c.source_id, c.source_id), excerpt=excerpt) for c, m in rows]
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
     elif args.format == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["id", "detected_at", "source_id", "kind", "topics", "severity", "title", "url", "added_text"])
-        for d in data:
-            w.writerow([csv_cell(x) for x in (d["id"], d["detected_at"], d["source_id"], d["kind"], " ".join(d["topics"]),
-                                              d["severity"], d["title"], d["url"], d["added_text"][:500])])
-        sys.stdout.write(buf.getvalue())
+        sys.stdout.write(changes_csv(data))
     else:
         from rich.table import Table
 
@@ -405,6 +429,8 @@ def cmd_validate(args) -> int:
     Example: govwatch validate --config govwatch.yaml
     """
     cfg = _config(args)
+    if cfg.advisories:  # a run would go on (the fetch refuses these), but the configuration is not right
+        raise ConfigError(cfg.path, cfg.advisories)
     user = sum(1 for s in cfg.sources)
     print(f"OK: {cfg.path if cfg.from_file else 'no configuration file (built-in defaults)'}: {user} source(s), "
           f"{len(cfg.notify)} notification target(s), {len(cfg.health_notify)} health target(s), {len(cfg.topics)} topic(s)")
@@ -477,6 +503,66 @@ def cmd_health(args) -> int:
     return 0 if healthy else 1
 
 
+def cmd_deliveries(args) -> int:
+    """List alert deliveries (newest first), or queue given-up ones again once their target is fixed.
+
+    Examples: govwatch deliveries --state failed
+              govwatch deliveries retry 12 13      (or: govwatch deliveries retry --all-failed)
+    """
+    from monitor.delivery import delivery_list
+
+    cfg = _config(args)
+    store = _store(cfg)
+    if getattr(args, "action", None) == "retry":
+        return _retry_deliveries(store, args)
+    limit = args.limit if args.limit is not None else (TABLE_LIMIT if args.format == "table" else 0)
+    data = delivery_list(store, args.state, limit or None)
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    from rich.table import Table
+
+    con = _console()
+    if not data:
+        con.print("no deliveries" + (f" in state {args.state}" if args.state else ""))
+        return 0
+    t = Table()
+    for col in ("id", "created (UTC)", "target", "status", "tries", "change / source", "last error"):
+        t.add_column(col, overflow="fold")
+    for d in data:
+        what = f"{d['change_id']} {d['source_id']}" if d["change_id"] else f"{d['kind']}: {d['title'][:60]}"
+        t.add_row(str(d["id"]), d["created_at"].replace("T", " ").rstrip("Z"), d["target"], d["status"], str(d["attempts"]),
+                  what, d["last_error"][:200])
+    con.print(t)
+    if limit and len(data) == limit:
+        con.print(f"the newest {limit} shown; --limit N for more, --limit 0 for all")
+    return 0
+
+
+def _retry_deliveries(store, args) -> int:
+    import os
+    import pwd
+    import socket
+
+    from alerts.outbox import requeue_failed
+
+    if bool(args.ids) == bool(args.all_failed):
+        raise GovwatchError("deliveries retry: give delivery ids (see `govwatch deliveries --state failed`) or --all-failed")
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = f"uid {os.getuid()}"
+    queued, problems = requeue_failed(store, None if args.all_failed else args.ids, f"{user}@{socket.gethostname()} (cli)")
+    for p in problems:
+        print(f"Error: {p}", file=sys.stderr)
+    if queued:
+        print(f"queued again: {len(queued)} deliver{'y' if len(queued) == 1 else 'ies'} ({', '.join(map(str, queued))}); "
+              "the next `govwatch check` or the running scheduler sends them")
+    elif args.all_failed:
+        print("no failed deliveries")
+    return 1 if problems else 0
+
+
 def cmd_kinds(args) -> int:
     """List the source kinds and their options.
 
@@ -532,6 +618,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("classify", cmd_classify)
     sp.add_argument("file", metavar="FILE|-")
     sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp = add("deliveries", cmd_deliveries)
+    sp.add_argument("--state", choices=["pending", "sending", "sent", "retrying", "failed"], help="only deliveries in this state")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.add_argument("--limit", type=int, default=None, help=f"at most this many, newest first (0: all; default {TABLE_LIMIT} for the table)")
+    dsub = sp.add_subparsers(dest="action", metavar="ACTION")
+    rp = dsub.add_parser("retry", help="queue given-up (failed) deliveries again", description=(
+        "Queue given-up deliveries again, each with its target's max attempts; recorded in the change's audit trail.\n\n"
+        "Example: govwatch deliveries retry 12 13   |   govwatch deliveries retry --all-failed"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("ids", nargs="*", type=int, metavar="ID")
+    rp.add_argument("--all-failed", action="store_true", help="every failed delivery")
+    rp.add_argument("-c", "--config", default=argparse.SUPPRESS, help="configuration file")
     add("validate", cmd_validate)
     add("notify-test", cmd_notify_test)
     add("kinds", cmd_kinds)

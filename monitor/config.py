@@ -263,6 +263,8 @@ class Config:
     topics: list[Any]  # monitor.classify.Topic, built-ins first
     public_url: str = ""
     from_file: bool = False
+    # problems `validate` reports that do not stop a run (e.g. a private URL, which the fetch refuses)
+    advisories: list[str] = field(default_factory=list)
     # the GOVWATCH_* environment as it was at load (keys live here): never printed, never logged
     environment: dict[str, str] = field(default_factory=dict, repr=False)
     ocr: OcrSettings = field(default_factory=OcrSettings)
@@ -514,14 +516,17 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     for base, s in user_sources + default_sources:
         src, errs = _validate_source(s, base, lines, source_kinds, topic_ids)
         problems += errs
-        if src is None:
-            continue
-        if src.id in seen:
+        # a duplicate id is reported with the other problems, even when the source has some of its own
+        sid = s.get("id") if isinstance(s, dict) else None
+        if isinstance(sid, str) and sid in seen:
             if base[0] == "sources":
-                problems.append(_problem(base + ("id",), f"duplicate source id '{src.id}' (also at {_loc(seen[src.id])})", lines))
+                problems.append(_problem(base + ("id",), f"duplicate source id '{sid}' (also at {_loc(seen[sid])})", lines))
             continue  # a user source replaces the built-in entry with the same id
-        seen[src.id] = base
-        sources.append(src)
+        if isinstance(sid, str):
+            seen[sid] = base
+        if src is not None:
+            sources.append(src)
+    advisories = [] if f.fetch.allow_private_networks else _private_urls(user_sources, lines)
 
     notify = _targets(f.notify, ("notify",), lines, problems)
     health_notify = _targets(f.health_notify, ("health_notify",), lines, problems)
@@ -544,7 +549,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
                     problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
 
     if problems:
-        raise ConfigError(str(cfg_path), problems)
+        raise ConfigError(str(cfg_path), problems + advisories)
     database = env.get("GOVWATCH_DATABASE") or f.database or DEFAULT_DATABASE
     return Config(
         path=str(cfg_path),
@@ -560,6 +565,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         public_url=f.public_url.rstrip("/"),
         from_file=cfg_path.exists(),
         environment=env,
+        advisories=advisories,
     )
 
 
@@ -588,7 +594,13 @@ def _validate_source(s: Any, base: tuple, lines: dict, kinds, topic_ids: set[str
     try:
         kind = kinds.get(str(kind_name))
     except KeyError as e:
-        return None, [_problem(base, e.args[0], lines, label)]
+        # still check what every source has (its options are the kind's: unknown, so not judged)
+        errs = [_problem(base, e.args[0], lines, label)]
+        try:
+            SourceConfig.model_validate({k: v for k, v in s.items() if k in _COMMON_SOURCE_KEYS})
+        except ValidationError as ve:
+            errs += _pydantic_problems(ve, base, lines, sorted(_COMMON_SOURCE_KEYS))
+        return None, errs + _selector_problems(s, base, lines, None)
     option_fields = set(kind.Options.model_fields)
     common = {k: v for k, v in s.items() if k in _COMMON_SOURCE_KEYS or k not in option_fields}
     own = {k: v for k, v in s.items() if k in option_fields and k not in _COMMON_SOURCE_KEYS}
@@ -613,6 +625,7 @@ def _validate_source(s: Any, base: tuple, lines: dict, kinds, topic_ids: set[str
                 compile_ignore([pat])
             except ValueError as e:
                 errs.append(_problem(base + ("ignore", j), str(e), lines))
+    errs += _selector_problems(s, base, lines, kind)
     if src is not None:
         for tid in src.topics or []:
             if tid not in topic_ids:
@@ -636,3 +649,49 @@ def web_environment(env: Mapping[str, str] | None = None) -> WebEnvironment:
     env = environment(env)
     return WebEnvironment(token=(env.get("GOVWATCH_WEB_TOKEN") or "").strip(),
                           users_file=(env.get("GOVWATCH_WEB_USERS") or "").strip())
+
+
+def _selector_problems(s: dict, base: tuple, lines: dict, kind) -> list[str]:
+    """CSS selectors compiled at load, so that `div[[[` is a located configuration error and not a
+    failure at check time: `select` as lxml reads it (pages), a kind's selector options as parsel
+    does (listings). The configuration has no XPath selectors."""
+    from cssselect import HTMLTranslator, SelectorError
+    from parsel.csstranslator import HTMLTranslator as ParselTranslator
+
+    checks = [("select", HTMLTranslator() if kind is None or not getattr(kind, "selector_options", ()) else ParselTranslator())]
+    checks += [(name, ParselTranslator()) for name in getattr(kind, "selector_options", ())]
+    out = []
+    for name, translator in checks:
+        sel = s.get(name)
+        if not isinstance(sel, str):
+            continue
+        try:
+            translator.css_to_xpath(sel)
+        except SelectorError as e:
+            out.append(_problem(base + (name,), f"'{sel}' is not a valid CSS selector: {e}", lines))
+    return out
+
+
+def _private_urls(user_sources: list, lines: dict) -> list[str]:
+    """Sources whose URL names a private, loopback or link-local address (or localhost) while
+    fetch.allow_private_networks is off: the fetch would refuse them, so `validate` says so now.
+    Only literal addresses and localhost: a name is judged at fetch time, after its DNS lookup."""
+    from urllib.parse import urlsplit
+
+    from spiders.netsafety import forbidden_reason, parse_ip_literal
+
+    out = []
+    for base, s in user_sources:
+        url = s.get("url") if isinstance(s, dict) else None
+        if not isinstance(url, str):
+            continue
+        try:
+            host = (urlsplit(url.strip()).hostname or "").lower()
+        except ValueError:
+            continue
+        ip = parse_ip_literal(host) if host else None
+        reason = forbidden_reason(ip) if ip is not None else ("loopback" if host == "localhost" or host.endswith(".localhost") else None)
+        if reason:
+            out.append(_problem(base + ("url",), f"host {host} is a {reason} address, which is refused unless "
+                                f"fetch.allow_private_networks is true (set it for local testing only)", lines))
+    return out

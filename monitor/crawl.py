@@ -37,7 +37,14 @@ class Crawl:
         self._renewer = asyncio.ensure_future(self._keep_leases())
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, exc_type, *exc) -> None:
+        if exc_type is GeneratorExit:
+            # Closed while suspended: garbage collection (often at interpreter exit) of a crawl the
+            # reactor abandoned (a signal, then stop_timeout), after on_abandon wrote the queued
+            # outcomes and gave back the leases. A closed coroutine cannot await, and at exit the
+            # writer pool refuses work ("cannot schedule new futures after ... shutdown"): stop here.
+            self._closed = True
+            return
         self._renewer.cancel()
         try:
             await self._renewer

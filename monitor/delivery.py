@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alerts import outbox
 from alerts.outbox import Outbox, Target
-from state.models import DeliveryRecord
+from monitor.records import iso
+from state.models import ChangeRecord, DeliveryRecord
 
 
 def build_outbox(cfg, store) -> Outbox:
@@ -28,3 +29,24 @@ def deliver(cfg, store, *, retry_now: bool = False):
     if retry_now:
         outbox.retry_now(store)
     return build_outbox(cfg, store).deliver_due()
+
+
+STATES = ("pending", "sending", "sent", "retrying", "failed")
+
+
+def delivery_list(store, state: str | None = None, limit: int | None = None) -> list[dict]:
+    """The outbox, newest first (optionally one state): what `govwatch deliveries` shows."""
+    from sqlalchemy import select
+
+    q = (select(DeliveryRecord, ChangeRecord).outerjoin(ChangeRecord, ChangeRecord.id == DeliveryRecord.change_id)
+         .order_by(DeliveryRecord.id.desc()))
+    if state:
+        q = q.where(DeliveryRecord.status == state)
+    if limit:
+        q = q.limit(limit)
+    with store.session() as s:
+        rows = s.execute(q).all()
+    return [{"id": d.id, "kind": d.kind, "change_id": d.change_id, "source_id": c.source_id if c else "",
+             "title": (c.title or c.url) if c else d.title, "target": d.target, "status": d.status, "attempts": d.attempts,
+             "created_at": iso(d.created_at), "next_try_at": iso(d.next_try_at) if d.status in ("pending", "retrying") else "",
+             "sent_at": iso(d.sent_at), "last_error": d.last_error} for d, c in rows]

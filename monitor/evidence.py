@@ -114,18 +114,20 @@ def _http_headers(cap: Capture) -> StatusAndHeaders:
     return StatusAndHeaders(f"{status} {reason}", pairs, protocol="HTTP/1.1")
 
 
-def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO, *, description: str = "") -> int:
-    """Write a gzipped WARC: a warcinfo record, then one response record per capture.
+def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO, *, description: str = "",
+               gzip: bool = True) -> int:
+    """Write a WARC (gzipped per record unless `gzip` is false): a warcinfo record, then one
+    response record per capture.
 
     Returns the number of response records. WARC-Date is the fetch time, WARC-Payload-Digest the
     SHA-256 of the stored bytes (so the file proves what was fetched, not when it was exported).
     """
     from importlib.metadata import version
 
-    writer = WARCWriter(out, gzip=True)
+    writer = WARCWriter(out, gzip=gzip)
     info = {"software": f"govwatch/{version('govwatch')} (warcio)", "format": "WARC File Format 1.1",
             "description": description or "govwatch captures"}
-    writer.write_record(writer.create_warcinfo_record("govwatch.warc.gz", info))
+    writer.write_record(writer.create_warcinfo_record("govwatch.warc.gz" if gzip else "govwatch.warc", info))
     n = 0
     for snap in snapshots:
         try:
@@ -147,7 +149,8 @@ def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO,
     return n
 
 
-def export_warc(store: Store, out: BinaryIO, *, source_id: str | None = None, change_id: int | None = None) -> int:
+def export_warc(store: Store, out: BinaryIO, *, source_id: str | None = None, change_id: int | None = None,
+                gzip: bool = True) -> int:
     """A source's (every snapshot) or a change's (previous and new snapshot) captures as WARC."""
     if (source_id is None) == (change_id is None):
         raise EvidenceError("give exactly one of a source id or a change id")
@@ -157,4 +160,4 @@ def export_warc(store: Store, out: BinaryIO, *, source_id: str | None = None, ch
     else:
         snaps = snapshots_of_source(store, source_id)
         desc = f"govwatch source {source_id}: every capture"
-    return write_warc(store, snaps, out, description=desc)
+    return write_warc(store, snaps, out, description=desc, gzip=gzip)

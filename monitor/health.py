@@ -6,10 +6,12 @@ import random
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
+from alerts.message import health_alert
 from monitor.context import Context, Outcome, logger, part_of
 from spiders.kinds import Fetched
 from state.errors import GovwatchError
@@ -48,7 +50,9 @@ class Health:
         (an ExtractError: a selector matching nothing, a page with no text), which is `empty` at once."""
         sid = fetched.request.source_id
         part = part_of(fetched.request)
-        logger.warning("source %s: fetch failed%s: %s", sid, f" ({part} {fetched.url})" if part else "", reason)
+        # one line per routine failure: source, host and reason (no traceback: see spiders/fetch.py)
+        logger.warning("source %s (%s): fetch failed%s: %s", sid, urlsplit(fetched.url).hostname or fetched.url,
+                       f" ({part} {fetched.url})" if part else "", reason)
         now = self.ctx.clock()
         with self.ctx.store.session() as s:
             s.add(self.attempt(fetched, "error", reason))
@@ -94,17 +98,16 @@ class Health:
         now = self.ctx.clock()
         if due and rec.health_alerted != problem:
             rec.health_alerted = problem
-            title = f"govwatch health: {rec.name or rec.id} ({rec.id}) is {problem}"
-            body = f"Source `{rec.id}` ({rec.url}) is **{problem}**: {detail}"
+            msg = health_alert(rec.name, rec.id, rec.url, problem, detail)
         elif problem == "ok" and rec.health_alerted:
-            title = f"govwatch health: {rec.name or rec.id} ({rec.id}) recovered"
-            body = f"Source `{rec.id}` ({rec.url}) recovered (was {rec.health_alerted})."
+            msg = health_alert(rec.name, rec.id, rec.url, "ok", was=rec.health_alerted)
             rec.health_alerted = ""
         else:
             return
-        logger.warning("%s", title)
+        logger.warning("%s", msg.title)
+        # one row per (source, target): the outbox groups the rows due for a target into one message
         for t in self.ctx.config.health_notify:
-            s.add(DeliveryRecord(kind="health", target=t.name, title=title, body=body, next_try_at=now))
+            s.add(DeliveryRecord(kind="health", target=t.name, title=msg.title, body=msg.body, next_try_at=now))
 
     # -- successes ----------------------------------------------------------------------
     def success(self, s: Session, rec: SourceRecord, fetched: Fetched, now: datetime, blind: str | None = None) -> None:

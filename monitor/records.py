@@ -1,10 +1,13 @@
 """How a change looks outside the database: one shape for the CLI, the web pages and the exports
-(JSON/CSV), so `govwatch changes --format json` and `/changes.json` always agree."""
+(JSON/CSV), so `govwatch changes --format json|csv` and `/changes.json|csv` always agree."""
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
+from monitor.escaping import csv_cell
 from state.models import ChangeRecord, TopicMatchRecord
 from state.store import evidence_of
 
@@ -34,3 +37,19 @@ def change_dict(change: ChangeRecord, matches: list[TopicMatchRecord], state: An
         "added_text": added, "added_text_truncated": excerpt is not None and len(change.added_text) > excerpt,
         "evidence": evidence, "note": change.note,
     }
+
+
+# The CSV export's columns, for `govwatch changes --format csv` and the web's /changes.csv.
+CSV_COLUMNS = ["id", "detected_at", "source_id", "kind", "topics", "severity", "review_state", "title", "url",
+               "evidence", "added_text"]
+def changes_csv(records: Iterable[dict]) -> str:
+    """Records of change_dict as CSV: CSV_COLUMNS, text never cut (build them with excerpt=None),
+    every cell escaped against formula injection."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_COLUMNS)
+    for d in records:
+        w.writerow([csv_cell(x) for x in (d["id"], d["detected_at"], d["source_id"], d["kind"], " ".join(d["topics"]),
+                                          d["severity"], d["review_state"], d["title"], d["url"],
+                                          " | ".join(e["sentence"] for e in d["evidence"]), d["added_text"])])
+    return buf.getvalue()

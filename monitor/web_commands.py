@@ -39,17 +39,21 @@ def cmd_export_warc(args) -> int:
 
     cfg = load_config(args.config)
     store = Store(cfg.database)
+    name = args.output.lower()
+    if not name.endswith((".warc", ".warc.gz")):
+        raise GovwatchError(f"export-warc: {args.output}: the file name must end in .warc (plain) or .warc.gz (gzip)")
     target = os.path.abspath(args.output)
+    tmp = ""
     # Written next to the target and renamed: an interrupted export never leaves a half file.
-    fd, tmp = tempfile.mkstemp(prefix=".govwatch-", suffix=".warc.gz", dir=os.path.dirname(target))
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".govwatch-", suffix=".warc.part", dir=os.path.dirname(target))
         with os.fdopen(fd, "wb") as f:
-            n = export_warc(store, f, source_id=args.source, change_id=args.change)
+            n = export_warc(store, f, source_id=args.source, change_id=args.change, gzip=name.endswith(".gz"))
         os.replace(tmp, target)
     except OSError as e:
-        raise GovwatchError(f"cannot write {args.output}: {e.strerror}") from e
+        raise GovwatchError(f"cannot write {args.output}: {e.strerror or e}") from e
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
     what = f"change {args.change}" if args.change is not None else f"source {args.source}"
     print(f"wrote {n} capture(s) of {what} to {args.output}")
@@ -103,7 +107,7 @@ def register(add) -> None:
     g = sp.add_mutually_exclusive_group(required=True)
     g.add_argument("--source", metavar="ID", help="every capture of this source")
     g.add_argument("--change", metavar="ID", type=int, help="the previous and new capture of this change")
-    sp.add_argument("-o", "--output", required=True, metavar="FILE", help="the WARC file to write (.warc.gz)")
+    sp.add_argument("-o", "--output", required=True, metavar="FILE", help="the WARC file to write: .warc.gz (gzipped) or .warc (plain)")
     sp = add("feedback", cmd_feedback)
     sp.add_argument("--format", choices=["csv", "json"], default="csv")
     add("hash-password", cmd_hash_password)

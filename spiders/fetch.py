@@ -367,24 +367,89 @@ class FetchSpider(scrapy.Spider):
             yield r
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception, what it wraps (`from e`), and the reasons Twisted's ResponseNeverReceived /
+    ResponseFailed carry as Failures: where the real cause (e.g. an OpenSSL error) sits."""
+    out, todo, seen = [], [exc], set()
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out.append(e)
+        todo.append(e.__cause__ or e.__context__)
+        todo.extend(getattr(r, "value", r) for r in getattr(e, "reasons", None) or [] if isinstance(getattr(r, "value", r), BaseException))
+    return out
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {f"{type(e).__module__}.{type(e).__name__}" for e in _causes(exc)}
+
+
+# Routine network failures: the source's fetch fails and is recorded with a one-line reason; a
+# traceback would tell the operator nothing more (anything else is a bug and keeps its traceback).
+_ROUTINE = ("DownloadConnectionRefusedError", "CannotResolveHostError", "DownloadTimeoutError", "DownloadFailedError",
+            "ResponseDataLossError", "DownloadCancelledError", "IgnoreRequest", "ConnectError", "ConnectionRefusedError",
+            "DNSLookupError", "TimeoutError", "TCPTimedOutError", "ConnectionLost", "ConnectionDone", "ConnectionAborted",
+            "ResponseNeverReceived", "ResponseFailed", "ConnectingCancelledError", "NoRouteError", "SSLError", "Error")
+
+
+def is_routine(exc: BaseException) -> bool:
+    """Whether a fetch exception is an everyday network failure (refused, DNS, timeout, TLS, lost)."""
+    for name in _names(exc):
+        mod, _, cls = name.rpartition(".")
+        if cls in _ROUTINE and (mod.startswith(("twisted.", "scrapy.", "OpenSSL.", "ssl")) or cls != "Error"):
+            return True
+    return False
+
+
 def describe_failure(failure) -> str:
-    """A readable one-line reason for a failed request."""
-    exc = failure.value
+    """A readable one-line reason for a failed request (no exception reprs, no URL repeated)."""
+    exc = failure.value if hasattr(failure, "value") else failure
     name = type(exc).__name__
     msg = str(exc).strip()
+    names = _names(exc)
+    host = urlsplit(getattr(getattr(failure, "request", None), "url", "") or "").hostname or ""
     if name == "IgnoreRequest" and msg:
         return msg
-    if name == "TimeoutError" or "TimeoutError" in name or "took longer than" in msg:
-        return f"timed out ({msg})" if msg else "timed out"
-    if "ConnectionRefused" in name:
+    if any(n.startswith("OpenSSL.") or n.endswith(("SSLError", ".SSL.Error")) for n in names):
+        tls = [str(e) for e in _causes(exc) if type(e).__module__.startswith(("OpenSSL", "ssl"))]
+        detail = ", ".join(re.findall(r"'([a-z][^']{3,})'", tls[0])) if tls else ""
+        return f"TLS handshake failed{': ' + detail if detail else ''}"
+    if any("Timeout" in n or "TimedOut" in n for n in names) or "took longer than" in msg:
+        m = re.search(r"longer than ([\d.]+) seconds", msg)
+        return f"timed out after {float(m.group(1)):g}s" if m else "timed out"
+    if any("ConnectionRefused" in n for n in names):
         return "connection refused"
-    if "DNSLookupError" in name:
-        return f"DNS lookup failed: {msg}"
+    if any("CannotResolveHost" in n or "DNSLookupError" in n for n in names):
+        return f"DNS lookup failed{' for ' + host if host else ''}"
     if "DownloadCancelled" in name or "max size" in msg or "maxsize" in msg:
         return f"response over the size cap: {msg}"
     if "Decompression" in name or "decompress" in msg.lower():
         return f"response over the size cap after decompression: {msg}"
+    if any(n.endswith(("ConnectionLost", "ConnectionDone", "ResponseDataLossError", "ConnectionAborted")) for n in names):
+        return "connection lost before the response was complete"
+    if name in ("DownloadFailedError", "ResponseNeverReceived", "ResponseFailed"):
+        inner = [e for e in _causes(exc)[1:] if type(e).__name__ not in ("DownloadFailedError", "ResponseNeverReceived", "ResponseFailed")]
+        return f"connection failed: {type(inner[0]).__name__}: {inner[0]}" if inner else "connection failed"
     return f"{name}: {msg}" if msg else name
+
+
+class QuietRoutineFailures(logging.Filter):
+    """Scrapy's robots.txt middleware logs a failed robots.txt download at ERROR with its traceback
+    (~60 lines for a refused connection or a failed DNS lookup). The page's own request fails the
+    same way a moment later and is recorded with a one-line reason, so a routine network failure
+    here is dropped (a debug line stays); anything else keeps its traceback: it is a bug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and is_routine(exc):
+            logger.debug("robots.txt not read (%s): %s", describe_failure(exc), record.getMessage())
+            return False
+        return True
+
+
+logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(QuietRoutineFailures())
 
 
 def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:

@@ -188,6 +188,8 @@ class ListingSource:
     """Watch an index page (OIG reports, FOIA library, press releases) for new and removed documents."""
 
     tracks_removals = True  # an item gone from the middle of the listing is a `removed` change
+    # options that are CSS selectors (read with parsel): compiled when the configuration loads
+    selector_options = ("items", "item_row", "item_title", "item_date", "next_page")
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")

@@ -12,7 +12,10 @@ from state.models import ChangeRecord, utcnow
 
 # The review states an analyst can set; "unreviewed" is the absence of a state row.
 ACTIONS = ("reviewed", "significant", "not_relevant")
-ACTION_LABELS = {"reviewed": "Reviewed", "significant": "Significant", "not_relevant": "Not relevant"}
+ACTION_LABELS = {"reviewed": "Reviewed", "significant": "Significant", "not_relevant": "Not relevant",
+                 "delivery_retried": "Alert queued again"}
+# Events in the same audit trail that are not a review state (the change's state stays as it was).
+EVENTS = ("delivery_retried",)
 MAX_NOTE_CHARS = 4000
 
 
@@ -57,6 +60,19 @@ def record_action(session: Session, change_id: int, action: str, actor: str, not
         state = TriageStateRecord(change_id=change_id, state=action)
         session.add(state)
     state.state, state.actor, state.updated_at, state.action_id = action, rec.actor, at, rec.id
+    session.flush()
+    return rec
+
+
+def record_event(session: Session, change_id: int, event: str, actor: str, note: str = "",
+                 at: datetime | None = None) -> TriageActionRecord:
+    """Append an event (e.g. an alert delivery queued again) to a change's audit trail; unlike an
+    action it does not change the review state."""
+    if event not in EVENTS:
+        raise StateError(f"unknown audit event {event!r}; known: {', '.join(EVENTS)}")
+    rec = TriageActionRecord(change_id=change_id, action=event, note=note[:MAX_NOTE_CHARS], actor=actor[:200],
+                             created_at=at or utcnow())
+    session.add(rec)
     session.flush()
     return rec
 

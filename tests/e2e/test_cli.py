@@ -3,6 +3,7 @@ notify-test, kinds, per-target topic filters, and one-line errors."""
 from __future__ import annotations
 
 import json
+import re
 
 from tests.e2e.test_monitor import RELEVANT, page
 from tests.pdfs import make_pdf
@@ -176,3 +177,28 @@ def test_aliases_below_the_cap_still_locate_problems(workdir):
     assert [x.strip() for x in p.stderr.splitlines()[1:]] == [
         "sources[0].evry: unknown key 'evry'; did you mean 'every'? (line 3)",
         "sources[1].evry: unknown key 'evry'; did you mean 'every'? (line 3)"], p.stderr   # where evry is written
+
+
+def test_validate_reports_private_urls_and_check_says_when_next_due(site, workdir):
+    site.set("/p", page())
+    workdir.write(sources=[{"id": "p", "url": site.url("/p"), "every": "6h"}, {"id": "bad", "url": "https://example.gov/", "select": "div[[["}],
+                  fetch={"allow_private_networks": False})
+    p = workdir.run("validate", check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.splitlines()[1:] == [
+        "  sources[1].select: 'div[[[' is not a valid CSS selector: Expected ident or '*', got <DELIM '[' at 4> (line 16)",
+        "  sources[0].url: host 127.0.0.1 is a loopback address, which is refused unless fetch.allow_private_networks is true "
+        "(set it for local testing only) (line 12)"], p.stderr
+    workdir.write(sources=[{"id": "p", "url": site.url("/p"), "every": "6h"}], fetch={"allow_private_networks": False})
+    p = workdir.run("validate", check=False)
+    assert p.returncode == 2 and "sources[0].url: host 127.0.0.1 is a loopback address" in p.stderr
+    out = workdir.run("check").stdout  # a run goes on: the fetch itself refuses the source
+    assert "1 error" in out and "refused" in out and site.hits("/p") == []
+
+    workdir.write(sources=[{"id": "p", "url": site.url("/p"), "every": "6h"}])  # local fetch settings allow 127.0.0.1
+    assert workdir.run("validate").stdout.startswith("OK: ")
+    workdir.run("check", "--force")
+    out = workdir.run("check").stdout
+    assert "nothing due" in out
+    assert re.search(r"^no source is due; the next is p, due \d{4}-\d\d-\d\dT[\d:]+Z \(in [56]h \d\dm\); "
+                     r"`govwatch check --force` checks every source now$", out, re.M), out

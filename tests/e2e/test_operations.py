@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -319,16 +320,29 @@ def test_health_alerts_failures_empty_selector_silence_and_recovery(site, webhoo
         def titles() -> list[str]:
             return [m["title"] for m in ops.received]
 
+        def problems() -> dict[str, list[str]]:
+            """source id -> the problems the health messages so far said it has"""
+            out: dict[str, list[str]] = {}
+            for m in ops.received:
+                for line in m["message"].splitlines():
+                    hit = re.search(r"\(`([\w-]+)`, [^)]*\) is \*\*(\w+)\*\*", line)
+                    if hit:
+                        out.setdefault(hit.group(1), []).append(hit.group(2))
+            return out
+
         workdir.run("check", "--force")
         # one failure is not yet loud; an empty selector is loud at once
-        assert [t for t in titles() if "flaky" in t] == []
-        assert [t for t in titles() if "(redesign)" in t] == ["govwatch health: redesign (redesign) is empty"]
+        assert problems().get("redesign") == ["empty"] and "flaky" not in problems(), problems()
+        first = len(ops.received)
+        assert first == 1, titles()  # what one pass found: one message
         time.sleep(1.2)  # longer than the feed's expect_update_within
         workdir.run("check", "--force")
-        assert [t for t in titles() if "(flaky)" in t] == ["govwatch health: flaky (flaky) is failing"], titles()
-        assert [t for t in titles() if "(quiet-feed)" in t] == ["govwatch health: quiet-feed (quiet-feed) is silent"], titles()
-        failing = next(m for m in ops.received if "(flaky)" in m["title"])
-        assert "2 consecutive failure(s)" in failing["message"] and "HTTP 404" in failing["message"]
+        assert problems() == {"redesign": ["empty"], "flaky": ["failing"], "quiet-feed": ["silent"]}, problems()
+        assert len(ops.received) == 2, titles()  # one message per pass
+        assert any(t.startswith("govwatch health: 2 sources need attention") or t == "govwatch health: flaky (flaky) is failing"
+                   for t in titles()[1:]), titles()
+        failing = next(line for m in ops.received for line in m["message"].splitlines() if "`flaky`" in line)
+        assert "2 consecutive failure(s)" in failing and "HTTP 404" in failing, failing
         n = len(ops.received)
         workdir.run("check", "--force")  # still broken: no repeat of the same health alert
         assert len(ops.received) == n, titles()[n:]
@@ -336,12 +350,47 @@ def test_health_alerts_failures_empty_selector_silence_and_recovery(site, webhoo
         site.set("/flaky", page())
         site.set("/redesign", page(extra='<div id="watched"><p>Back with the region we watch.</p></div>'))
         workdir.run("check", "--force")
-        recovered = sorted(t for t in titles()[n:])
-        assert recovered == ["govwatch health: flaky (flaky) recovered", "govwatch health: redesign (redesign) recovered"]
+        assert titles()[n:] == ["govwatch health: 2 sources recovered"]
+        lines = ops.received[n]["message"].splitlines()
+        assert sorted(ln for ln in lines if "recovered (was" in ln) == [
+            f"- **flaky** (`flaky`, {site.url('/flaky')}) recovered (was failing).",
+            f"- **redesign** (`redesign`, {site.url('/redesign')}) recovered (was empty)."]
         assert webhook.received == [], "health alerts went to the team's change target"
         assert all(m["_headers"].get("X-Govwatch-Delivery") for m in ops.received)
         sources = {s["id"]: s for s in json.loads(workdir.run("sources", "--format", "json").stdout)}
         assert (sources["flaky"]["health"], sources["redesign"]["health"], sources["quiet-feed"]["health"]) == ("ok", "ok", "silent")
+    finally:
+        ops.stop()
+
+
+def test_seven_failing_sources_are_one_health_message_naming_each(site, workdir):
+    """Problems found in one pass reach the health channel as one message (the rows stay one per
+    source and target, each marked sent), and so do the recoveries."""
+    from tests.servers import Webhook
+
+    ops = Webhook()
+    names = {f"s{i}": f"Field office {i} bulletins" for i in range(7)}
+    try:
+        for sid in names:
+            site.set(f"/{sid}", "gone", status=404)
+        workdir.write(sources=[{"id": sid, "name": name, "url": site.url(f"/{sid}"), "every": "1h"} for sid, name in names.items()],
+                      health_notify=[{"url": ops.url("/ops"), "name": "operator"}], health={"failures_before_alert": 1},
+                      fetch={"retries": 0})
+        workdir.run("check", "--force")
+        assert [m["title"] for m in ops.received] == ["govwatch health: 7 sources failing"]
+        body = ops.received[0]["message"]
+        for sid, name in names.items():
+            line = next(ln for ln in body.splitlines() if f"`{sid}`" in ln)
+            assert f"**{name}**" in line and "is **failing**" in line and "HTTP 404" in line, line
+        rows = query(sqlite_path(workdir), "select status, attempts from deliveries where kind = 'health'")
+        assert rows == [("sent", 1)] * 7
+
+        for sid in names:
+            site.set(f"/{sid}", page())
+        workdir.run("check", "--force")
+        assert [m["title"] for m in ops.received][1:] == ["govwatch health: 7 sources recovered"]
+        assert all(f"**{name}** (`{sid}`" in ops.received[1]["message"] for sid, name in names.items())
+        assert len({m["_headers"].get("X-Govwatch-Delivery") for m in ops.received}) == 2
     finally:
         ops.stop()
 
@@ -404,7 +453,8 @@ def test_overlapping_deliveries_in_one_scheduler_send_each_alert_once(webhook, w
     store = Store(cfg.database)
     with store.session() as s:
         for i in range(40):
-            s.add(DeliveryRecord(kind="health", target="hook", title=f"alert {i}", body=f"body {i}"))
+            # rows sent one by one (health rows would go as one message): rows without a change
+            s.add(DeliveryRecord(kind="change", target="hook", title=f"alert {i}", body=f"body {i}"))
     barrier = threading.Barrier(2)
     reports = []
 
@@ -491,7 +541,7 @@ def test_no_secret_in_logs_output_or_database(site, webhook, smtp, workdir):
         return [d for d in lines if d["logger"] == "monitor.pipeline" and d["message"].startswith("source ")]
 
     first = outcome_lines(json_lines[:first_lines])
-    assert sorted(d["message"].split(":")[0] for d in first) == ["source ice-opr", "source missing"], first
+    assert sorted(d["message"].split(":")[0].split(" (")[0] for d in first) == ["source ice-opr", "source missing"], first
     total_attempts = query(sqlite_path(workdir), "select count(*) from fetch_attempts")[0][0]
     assert len(first) == attempts_before == 2
     assert len(outcome_lines(json_lines)) == total_attempts == 4, outcome_lines(json_lines)

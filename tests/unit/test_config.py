@@ -254,3 +254,61 @@ def test_ocr_settings(tmp_path):
     assert got == ["ocr.max_pages: Input should be greater than or equal to 1 (got 0) (line 3)",
                    "ocr.timeout: Input should be greater than 0 (got 0.0) (line 4)",
                    "ocr.tesseract_path: unknown key 'tesseract_path' (line 5)"], got
+
+
+def test_validate_finds_everything_at_once(tmp_path):
+    """Selectors compiled at load, a duplicate id beside the other problems (also of sources with
+    problems of their own), an unknown kind beside its source's other problems; private URLs are
+    reported after them (see test_private_urls_are_advisories)."""
+    kinds = ", ".join(__import__("spiders").source_kinds.names())
+    got = problems(tmp_path, """\
+        include_defaults: false
+        sources:
+          - id: a
+            url: https://example.gov/a
+            select: "div[[["
+          - id: b
+            url: https://example.gov/b
+            kind: fead
+            every: 6 hours
+          - id: a
+            url: ftp://example.gov/a2
+          - id: lst
+            kind: listing
+            url: https://example.gov/l
+            select: "#content table"
+            items: "td a::attr(href)"
+            item_row: "tr >"
+          - id: local
+            url: http://127.0.0.1:8080/x
+        """)
+    assert got == [
+        "sources[0].select: 'div[[[' is not a valid CSS selector: Expected ident or '*', got <DELIM '[' at 4> (line 5)",
+        f"sources[1] 'b': unknown kind 'fead'; known: {kinds} (line 6)",
+        "sources[1].every: '6 hours' is not a duration like 30m, 6h or 1d (line 9)",
+        "sources[2].url: 'ftp://example.gov/a2' is not an http(s) URL (line 11)",
+        "sources[2].id: duplicate source id 'a' (also at sources[0]) (line 10)",
+        "sources[3].item_row: 'tr >' is not a valid CSS selector: Expected selector, got <EOF at 4> (line 17)",
+        "sources[4].url: host 127.0.0.1 is a loopback address, which is refused unless fetch.allow_private_networks "
+        "is true (set it for local testing only) (line 19)",
+    ]
+
+
+def test_private_urls_are_advisories(tmp_path):
+    """A run goes on (the fetch refuses such a source, and one source never stops the others);
+    `validate` reports them as problems; allow_private_networks silences them."""
+    text = """\
+        include_defaults: false
+        sources:
+          - {id: meta, url: "http://169.254.169.254/latest/"}
+          - {id: lh, url: "http://localhost:8000/"}
+          - {id: dec, url: "http://2130706433/"}
+          - {id: pub, url: "https://www.ice.gov/"}
+        """
+    cfg = load(tmp_path, text)
+    fix = "which is refused unless fetch.allow_private_networks is true (set it for local testing only)"
+    assert cfg.advisories == [f"sources[0].url: host 169.254.169.254 is a link-local (cloud metadata) address, {fix} (line 3)",
+                              f"sources[1].url: host localhost is a loopback address, {fix} (line 4)",
+                              f"sources[2].url: host 2130706433 is a loopback address, {fix} (line 5)"]
+    assert [s.id for s in cfg.sources] == ["meta", "lh", "dec", "pub"]
+    assert load(tmp_path, text.replace("include_defaults: false\n", "include_defaults: false\n        fetch: {allow_private_networks: true}\n")).advisories == []

@@ -180,3 +180,19 @@ def test_plain_text_email_keeps_link_urls_and_unbroken_lines():
     assert "Detected: 2026-12-01 09:30 UTC" in lines and f"Open change 17 in govwatch: {PUBLIC}/changes/17" in lines
     assert "Report Description:" in lines and "A second line." in lines
     assert not any(line.startswith(" ") or line == ">" for line in lines)
+
+
+def test_health_digest_groups_problems_and_recoveries_by_name():
+    from alerts.message import health_alert, health_digest
+
+    rows = [health_alert("ICE OPR", "ice-opr", "https://www.ice.gov/opr", "failing", "3 consecutive failure(s); last error: connection refused"),
+            health_alert("OIG reports", "oig", "https://www.oig.dhs.gov/r", "blocked", "2 blocked fetches in a row"),
+            health_alert("GAO", "gao", "https://www.gao.gov/", "ok", was="failing")]
+    one = health_digest(rows[:1])
+    assert one.title == "govwatch health: ICE OPR (ice-opr) is failing"
+    msg = health_digest(rows)
+    assert msg.title == "govwatch health: 2 sources need attention (1 blocked, 1 failing); 1 source recovered"
+    lines = msg.body.splitlines()
+    assert "- **ICE OPR** (`ice-opr`, https://www.ice.gov/opr) is **failing**: 3 consecutive failure(s); last error: connection refused" in lines
+    assert "- **GAO** (`gao`, https://www.gao.gov/) recovered (was failing)." in lines
+    assert lines.index("**1 recovered:**") > lines.index("**1 failing:**")

@@ -28,7 +28,8 @@ def test_expired_claims_are_not_sent_twice(tmp_path):
     store = Store(f"sqlite:///{tmp_path}/g.db")
     with store.session() as s:
         for i in range(6):
-            s.add(DeliveryRecord(kind="health", target="t", title=f"t{i}", body="b"))
+            # rows sent one by one (health rows would go as one message): a row without a change
+            s.add(DeliveryRecord(kind="change", target="t", title=f"t{i}", body="b"))
     sent: list[str] = []
     lock = threading.Lock()
     # a claim of 1 s, sends of 0.4 s: a batch outlives its claim, and a second worker comes by
