@@ -443,14 +443,9 @@ def config_path_given(env: Mapping[str, str] | None = None) -> bool:
     return bool(environment(env).get("GOVWATCH_CONFIG")) or Path(DEFAULT_CONFIG).exists()
 
 
-def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None) -> Config:
-    """Read, validate and resolve the configuration; raises ConfigError listing every problem."""
-    from spiders import source_kinds  # registers the kinds
-    from monitor import classify
-
-    env = environment(env)
-    explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
-    cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
+def _read_file(cfg_path: Path, explicit: bool) -> tuple[Any, Any]:
+    """The file's settings and their YAML node tree (for the line map); ({}, None) without a file.
+    Unreadable files, invalid YAML and alias bombs are a ConfigError naming the place."""
     raw: Any = {}
     text = ""
     root = None
@@ -481,6 +476,18 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
             raise ConfigError(str(cfg_path), ["(top level): expected a mapping of settings, got " + type(raw).__name__])
     elif explicit:
         raise ConfigError(str(cfg_path), ["file not found"])
+    return raw, root
+
+
+def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None) -> Config:
+    """Read, validate and resolve the configuration; raises ConfigError listing every problem."""
+    from spiders import source_kinds  # registers the kinds
+    from monitor import classify
+
+    env = environment(env)
+    explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
+    cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
+    raw, root = _read_file(cfg_path, explicit)
     lines = _Lines(root)
     problems: list[str] = []
 
