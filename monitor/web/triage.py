@@ -14,7 +14,7 @@ from monitor.web.auth import Denied, form_with_csrf, require
 from monitor.web.context import web_of
 from monitor.web.presentation import csv_cell
 from monitor.web.queries import BadRequest
-from state.models import ChangeRecord
+from state.models import ChangeRecord, DeliveryRecord
 from state.store import Store
 from state.triage import ACTIONS, MAX_NOTE_CHARS, not_relevant_actions, record_action
 
@@ -39,6 +39,26 @@ async def triage(request: Request, change_id: int):
         record_action(s, change_id, action, who.name, note)
     logger.info("web: change %s marked %s by %s", change_id, action, who.name)
     return RedirectResponse(f"/changes/{change_id}#triage", status_code=303)
+
+
+@router.post("/changes/{change_id}/deliveries/{delivery_id}/retry")
+async def retry_delivery(request: Request, change_id: int, delivery_id: int):
+    """An analyst sends a given-up alert again once its target works (`govwatch deliveries retry`
+    on the command line): the same function, audited in the change's trail."""
+    from alerts.outbox import requeue_failed
+
+    await form_with_csrf(request)
+    who = require(request, "analyst")
+    store = web_of(request).store
+    with store.session() as s:
+        row = s.get(DeliveryRecord, delivery_id)
+        if row is None or row.change_id != change_id:
+            raise Denied(404, f"no delivery {delivery_id} of change {change_id}")
+    queued, problems = requeue_failed(store, [delivery_id], who.name)
+    if problems:
+        raise BadRequest("; ".join(problems))
+    logger.info("web: delivery %s of change %s queued again by %s", delivery_id, change_id, who.name)
+    return RedirectResponse(f"/changes/{change_id}#alerts", status_code=303)
 
 
 @router.get("/feedback.json")

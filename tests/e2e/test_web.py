@@ -426,3 +426,33 @@ def test_hash_password_command_makes_a_hash_that_signs_in(world, capsys, monkeyp
                                "next": "/sources"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/sources"
     assert "ana · analyst" in c.get("/sources").text
+
+
+def test_an_analyst_sends_a_given_up_alert_again_from_the_change_page(world):
+    """Issue 15.5: the web change page offers what `govwatch deliveries retry` does, audited."""
+    from datetime import datetime, timezone
+
+    from state.models import DeliveryRecord
+
+    cid = world.changes["gao"]
+    with world.store.session() as s:
+        row = DeliveryRecord(change_id=cid, target="ops-mail", status="failed", attempts=8,
+                             last_error="Failed to send: connection refused", next_try_at=datetime.now(timezone.utc))
+        s.add(row)
+        s.flush()
+        did = row.id
+    client = world.client()
+    page_text = client.get(f"/changes/{cid}").text
+    assert f'action="/changes/{cid}/deliveries/{did}/retry"' in page_text and "Failed to send: connection refused" in page_text
+    assert client.post(f"/changes/{cid}/deliveries/{did}/retry", data={}).status_code == 403  # no CSRF token
+    token = csrf_of(page_text)
+    assert client.post(f"/changes/{cid + 1000}/deliveries/{did}/retry", data={"csrf_token": token}).status_code == 404
+    r = client.post(f"/changes/{cid}/deliveries/{did}/retry", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/changes/{cid}#alerts"
+    with world.store.session() as s:
+        row = s.get(DeliveryRecord, did)
+        assert (row.status, row.attempts) == ("pending", 0)
+    after = client.get(f"/changes/{cid}").text
+    assert "Alert queued again" in after and f'deliveries/{did}/retry"' not in after
+    # only a failed delivery is queued again
+    assert client.post(f"/changes/{cid}/deliveries/{did}/retry", data={"csrf_token": csrf_of(after)}).status_code == 400
