@@ -46,7 +46,8 @@ class Message:
     body: str  # Markdown
 
 
-def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source_name: str, public_url: str = "") -> Message:
+def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source_name: str, public_url: str = "",
+                   archived: list[str] = ()) -> Message:
     topics = [m.topic for m in matches] or ["change"]
     what = {"new_item": "new document", "changed": "page changed", "removed": "removed", "new": "new"}.get(change.kind, change.kind)
     doc = f": {shorten(change.title, 120)}" if change.title and change.kind in ("new_item", "removed") else ""
@@ -59,6 +60,8 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         f"**URL:** {change.url}",
         f"**Detected:** {change.detected_at.strftime('%Y-%m-%d %H:%M UTC')}",
     ]
+    for link in archived:  # a Wayback capture that was ready before this message was sent
+        lines.append(f"**Archived:** {link}")
     if change.note:
         lines.append(f"**Note:** {md_escape(change.note)}")
     if change.kind == "new_item" and change.title:

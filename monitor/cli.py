@@ -131,6 +131,7 @@ def cmd_check(args) -> int:
 
 
 def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
+    from monitor import archive
     from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
@@ -147,6 +148,8 @@ def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
         finally:
             prog.stop()
         result["delivery"] = await asyncio.to_thread(deliver, cfg, store, retry_now=True)
+        # after delivery, never before it: the alerts are out whatever the archive does
+        await asyncio.to_thread(archive.work, cfg, store, wait=cfg.archive.save_page_now.check_wait, stop=stop_event.is_set)
         return 0
 
     run_in_reactor(main, stop_timeout=cfg.scheduler.stop_timeout, on_abandon=mon.abandon)
@@ -225,6 +228,7 @@ def cmd_show(args) -> int:
 
     Example: govwatch show 42 --format json
     """
+    from state.custody import archive_dict, archives_of
     from state.store import evidence_of
     from state.models import ChangeRecord, SourceRecord
 
@@ -240,6 +244,7 @@ def cmd_show(args) -> int:
         from state.models import DeliveryRecord
 
         deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == change.id)))
+        archived = [archive_dict(a) for a in archives_of(s, [change.id])[change.id]]
     d = change_dict(change, matches, excerpt=None)
     d.update({
         "source_name": src.name if src else "",
@@ -250,6 +255,7 @@ def cmd_show(args) -> int:
         "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **evidence_of(m)} for m in matches],
         "deliveries": [{"target": x.target, "status": x.status, "attempts": x.attempts, "last_error": x.last_error,
                         "sent_at": iso(x.sent_at)} for x in deliveries],
+        "archive": archived,
     })
     if args.format == "json":
         print(json.dumps(d, indent=2, ensure_ascii=False))
@@ -273,6 +279,9 @@ def cmd_show(args) -> int:
                 out.append(f"    now: {dc['new']}")
     out.append("\nDiff:")
     out.append(d["diff"] or "(none)")
+    for a in d["archive"]:
+        out.append(f"Archived: {a['url']} ({a['service']}, {a['timestamp']})" if a["status"] == "success" else
+                   f"Archive:  {a['service']} capture {a['status']}" + (f"; last error: {a['error']}" if a["error"] else ""))
     if d["deliveries"]:
         out.append("\nAlerts:")
         for x in d["deliveries"]:

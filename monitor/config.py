@@ -172,6 +172,36 @@ class SchedulerSettings(_Strict):
     _age = field_validator("health_max_age", mode="before")(duration_between(1, 30 * _DAY))
 
 
+class SavePageNowSettings(_Strict):
+    """`archive.save_page_now`: ask the Wayback Machine's SPN2 API for a capture of each change's URL.
+    The keys are read from the environment variables named here, never from the file."""
+
+    enabled: bool = False
+    endpoint: str = "https://web.archive.org/save"
+    access_key_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    secret_key_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    changes: Literal["matched", "every"] = "matched"  # which changes are captured
+    max_attempts: int = Field(6, ge=1, le=50)  # failed submissions before a capture is given up (a 429 is a wait, not a failure)
+    retry_base: float = 60.0  # first retry after a failure; doubles per attempt, at most 6h
+    poll_every: float = 10.0  # between two status polls of a capture job (and the scheduler's archive pass)
+    max_polls: int = Field(60, ge=1)  # a job still pending after this many polls is submitted again
+    check_wait: float = 60.0  # how long `check` waits, after delivery, for its captures to finish
+    timeout: float = 30.0
+
+    _d = field_validator("retry_base", "poll_every", "check_wait", "timeout", mode="before")(lambda v: parse_duration(v))
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
+            raise ValueError(f"'{v}' is not an http(s) URL")
+        return v.strip().rstrip("/")
+
+
+class ArchiveSettings(_Strict):
+    save_page_now: SavePageNowSettings = SavePageNowSettings()
+
+
 _KEY_PARAM = re.compile(r"[?&](api[_-]?key|access_token)=", re.IGNORECASE)
 
 
@@ -223,6 +253,7 @@ class _File(_Strict):
     sources: list[dict[str, Any]] = []
     topics: list[dict[str, Any]] = []
     public_url: str = ""
+    archive: ArchiveSettings = ArchiveSettings()
 
 
 @dataclass
@@ -238,7 +269,9 @@ class Config:
     topics: list[Any]  # monitor.classify.Topic, built-ins first
     public_url: str = ""
     from_file: bool = False
-    # the GOVWATCH_* environment as it was at load (keys live here): never printed, never logged
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    # the GOVWATCH_* environment as it was at load, and the key variables that the file names
+    # (archive.save_page_now): never printed, never logged
     environment: dict[str, str] = field(default_factory=dict, repr=False)
     _by_id: dict[str, SourceConfig] = field(default_factory=dict)
 
@@ -392,6 +425,7 @@ def _pydantic_problems(err: ValidationError, base: tuple, lines: dict, known: li
 
 
 _KNOWN_KEYS = sorted(set(_File.model_fields) | set(FetchSettings.model_fields) | set(SchedulerSettings.model_fields)
+                     | set(ArchiveSettings.model_fields) | set(SavePageNowSettings.model_fields)
                      | set(HealthSettings.model_fields) | _COMMON_SOURCE_KEYS | set(NotifyTarget.model_fields))
 
 
@@ -420,6 +454,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     from spiders import source_kinds  # registers the kinds
     from monitor import classify
 
+    process_env = os.environ if env is None else env
     env = environment(env)
     explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
     cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
@@ -516,6 +551,10 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     if problems:
         raise ConfigError(str(cfg_path), problems)
     database = env.get("GOVWATCH_DATABASE") or f.database or DEFAULT_DATABASE
+    spn = f.archive.save_page_now
+    for name in (spn.access_key_env, spn.secret_key_env):  # keys: named by the file, read here only
+        if name and name in process_env:
+            env[name] = process_env[name]
     return Config(
         path=str(cfg_path),
         database=database,
@@ -528,6 +567,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         topics=topics,
         public_url=f.public_url.rstrip("/"),
         from_file=cfg_path.exists(),
+        archive=f.archive,
         environment=env,
     )
 

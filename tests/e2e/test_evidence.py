@@ -1,0 +1,83 @@
+"""Evidence through the real CLI: Save Page Now on a matched change against a local stand-in of the
+SPN2 API (asked once, after the alert; down or 429 delays nothing and is retried), WACZ export and
+`govwatch verify` of the store and of exported files."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.e2e.test_monitor import RELEVANT, page
+from tests.spn import SavePageNow
+
+KEYS = {"TEST_SPN_ACCESS": "acc3ss-k3y-123", "TEST_SPN_SECRET": "s3cr3t-k3y-456"}
+
+
+@pytest.fixture
+def spn():
+    s = SavePageNow()
+    yield s
+    s.stop()
+
+
+def spn_config(spn, **over) -> dict:
+    conf = {"enabled": True, "endpoint": spn.endpoint, "access_key_env": "TEST_SPN_ACCESS", "secret_key_env": "TEST_SPN_SECRET",
+            "poll_every": "0.2s", "check_wait": "20s", "retry_base": "1s"}
+    conf.update(over)
+    return {"save_page_now": conf}
+
+
+def matched_change(site, webhook, workdir, spn, **over) -> int:
+    site.set("/p", page())
+    workdir.write(sources=[{"id": "p", "url": site.url("/p")}], notify=[{"url": webhook.url(), "name": "hook"}],
+                  archive=spn_config(spn, **over))
+    workdir.run("check", env=KEYS)
+    assert spn.requests == []  # a baseline is no change: nothing to capture
+    site.set("/p", page(extra=RELEVANT))
+    p = workdir.run("check", "--force", env=KEYS)
+    assert "1 matched" in p.stdout, p.stdout
+    for secret in KEYS.values():
+        assert secret not in p.stdout + p.stderr
+    changes = json.loads(workdir.run("changes", "--matched", "--format", "json").stdout)
+    assert len(changes) == 1
+    return changes[0]["id"]
+
+
+def test_a_matched_change_is_captured_once_after_its_alert(site, webhook, workdir, spn):
+    spn.probe = lambda: len(webhook.received)
+    cid = matched_change(site, webhook, workdir, spn)
+    posts = spn.submissions()
+    assert [p["url"] for p in posts] == [site.url("/p")]
+    assert posts[0]["probe"] == 1  # the alert was out before the archive was asked
+    assert posts[0]["auth"] == "LOW acc3ss-k3y-123:s3cr3t-k3y-456"
+    assert len(webhook.received) == 1
+    shown = json.loads(workdir.run("show", str(cid), "--format", "json").stdout)
+    assert shown["archive"] == [{
+        "service": "wayback", "url": f"http://127.0.0.1:{spn.port}/web/20261201203005/{site.url('/p')}", "status": "success",
+        "timestamp": "2026-12-01T20:30:05Z", "requested_url": site.url("/p"), "attempts": 0, "error": ""}]
+    assert f"Archived: http://127.0.0.1:{spn.port}/web/20261201203005/" in workdir.run("show", str(cid)).stdout
+    workdir.run("check", "--force", env=KEYS)  # unchanged: nothing new to capture
+    assert len(spn.submissions()) == 1
+
+
+def test_spn_down_then_rate_limited_delays_nothing_and_is_retried(site, webhook, workdir, spn):
+    spn.down = True
+    t0 = time.monotonic()
+    cid = matched_change(site, webhook, workdir, spn)
+    assert time.monotonic() - t0 < 60
+    assert len(webhook.received) == 1  # the alert went out, SPN down or not
+    assert len(spn.submissions()) == 1  # one failed request, then the queue waits (no hammering)
+    a = json.loads(workdir.run("show", str(cid), "--format", "json").stdout)["archive"]
+    assert [(x["status"], x["attempts"], x["url"]) for x in a] == [("pending", 1, "")] and "503" in a[0]["error"]
+
+    spn.down = False
+    spn.limit_next, spn.retry_after = 1, "2"
+    time.sleep(1.2)  # past retry_base: the failed capture is due again
+    workdir.run("check", env=KEYS)
+    posts = spn.submissions()
+    assert len(posts) == 3
+    assert posts[2]["at"] - posts[1]["at"] >= 1.9  # Retry-After: 2 honoured
+    a = json.loads(workdir.run("show", str(cid), "--format", "json").stdout)["archive"]
+    assert a[0]["status"] == "success" and a[0]["timestamp"] == "2026-12-01T20:30:05Z"
+    assert len(webhook.received) == 1  # and the alert was never sent twice
