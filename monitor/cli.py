@@ -12,10 +12,11 @@ import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
-from monitor import web_commands
+from monitor import evidence_commands, web_commands
 from monitor.config import config_path_given
 from monitor.escaping import csv_cell, terminal_text
 from monitor.records import change_dict, iso
+from monitor.records import parse_since as _parse_since
 from state.errors import ConfigError, GovwatchError
 
 logger = logging.getLogger("govwatch")
@@ -64,14 +65,6 @@ def _store(cfg):
     from state.store import Store
 
     return Store(cfg.database)
-
-
-def _parse_since(value: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise GovwatchError(f"--since: '{value}' is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _cell(value: str):
@@ -509,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("notify-test", cmd_notify_test)
     add("kinds", cmd_kinds)
     web_commands.register(add)
+    evidence_commands.register(add)
     return p
 
 

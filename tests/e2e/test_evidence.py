@@ -81,3 +81,42 @@ def test_spn_down_then_rate_limited_delays_nothing_and_is_retried(site, webhook,
     a = json.loads(workdir.run("show", str(cid), "--format", "json").stdout)["archive"]
     assert a[0]["status"] == "success" and a[0]["timestamp"] == "2026-12-01T20:30:05Z"
     assert len(webhook.received) == 1  # and the alert was never sent twice
+
+
+def test_export_wacz_and_verify_the_store_and_the_file(site, webhook, workdir, spn):
+    import sqlite3
+    import zlib
+
+    cid = matched_change(site, webhook, workdir, spn)
+    p = workdir.run("export-wacz", "--change", str(cid), "-o", "c.wacz")
+    assert p.stdout.strip() == f"wrote 2 capture(s) of change {cid} to c.wacz"
+    p = workdir.run("verify", "c.wacz")
+    assert p.stdout.startswith("OK: WACZ c.wacz: 6 member(s), 3 WARC record(s), 2 capture(s); custody head at export: 2 "), p.stdout
+    import zipfile
+
+    meta = json.loads(zipfile.ZipFile(workdir.path / "c.wacz").read("govwatch/metadata.json"))
+    assert meta["changes"][0]["archive"][0]["status"] == "success" and meta["changes"][0]["topics"] == ["opr-outcomes"]
+    workdir.run("export-wacz", "--source", "p", "--since", "2026-01-01", "-o", "p.wacz")
+    assert workdir.run("verify", "p.wacz").stdout.startswith("OK: WACZ p.wacz")
+    workdir.run("export-warc", "--source", "p", "-o", "p.warc.gz")
+    assert workdir.run("verify", "p.warc.gz").stdout.startswith("OK: WARC p.warc.gz: 3 WARC record(s), 2 capture(s)")
+    data = bytearray((workdir.path / "c.wacz").read_bytes())
+    data[len(data) // 3] ^= 0x01
+    (workdir.path / "bad.wacz").write_bytes(bytes(data))
+    p = workdir.run("verify", "bad.wacz", check=False)
+    assert p.returncode == 1 and p.stdout.startswith("MISMATCH: ") and "FAILED (" in p.stdout
+
+    p = workdir.run("verify")
+    assert p.returncode == 0 and p.stdout.startswith("OK: chain of custody of 2 entries (head #2 "), p.stdout
+    # the stored bytes of the first capture changed behind govwatch's back
+    db = sqlite3.connect(workdir.path / "state" / "govwatch.db")
+    sha, = db.execute("select body_sha256 from snapshots where id = 1").fetchone()
+    body = zlib.decompress(db.execute("select data from blobs where sha256 = ?", (sha,)).fetchone()[0])
+    db.execute("update blobs set data = ? where sha256 = ?", (zlib.compress(body.replace(b"</body>", b"<p>x</p></body>")), sha))
+    db.commit()
+    db.close()
+    p = workdir.run("verify", check=False)
+    assert p.returncode == 1
+    lines = p.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"MISMATCH: blob {sha[:16]}…, the raw bytes of snapshot 1 ({site.url('/p')}, fetched ")
+    assert lines[1].startswith("FAILED (1 mismatch(es)): chain of custody of 2 entries")
