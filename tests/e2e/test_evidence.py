@@ -120,3 +120,30 @@ def test_export_wacz_and_verify_the_store_and_the_file(site, webhook, workdir, s
     lines = p.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"MISMATCH: blob {sha[:16]}…, the raw bytes of snapshot 1 ({site.url('/p')}, fetched ")
     assert lines[1].startswith("FAILED (1 mismatch(es)): chain of custody of 2 entries")
+
+
+def test_an_alert_sent_after_the_capture_is_ready_links_it(site, webhook, workdir, spn):
+    webhook.fail_next = 1  # the first delivery fails; the retry goes out after the capture exists
+    cid = matched_change(site, webhook, workdir, spn)
+    assert webhook.received == []
+    workdir.run("check", env=KEYS)  # check retries the failed alert now
+    assert len(webhook.received) == 1
+    link = f"http://127.0.0.1:{spn.port}/web/20261201203005/{site.url('/p')}"
+    assert f"Archived:** {link}" in webhook.received[0]["message"], webhook.received[0]["message"]
+    assert len(spn.submissions()) == 1 and cid
+
+
+def test_run_works_the_queue_and_gives_a_failing_capture_up_loudly(site, webhook, workdir, spn):
+    spn.down = True
+    site.set("/p", page())
+    workdir.write(sources=[{"id": "p", "url": site.url("/p"), "every": "1s"}], notify=[{"url": webhook.url(), "name": "hook"}],
+                  archive=spn_config(spn, retry_base="0.2s", max_attempts=2, poll_every="0.2s"), scheduler={"tick": "1s"})
+    workdir.run("check", env=KEYS)
+    site.set("/p", page(extra=RELEVANT))
+    p = workdir.run("run", "--max-cycles", "6", "--tick", "1", env=KEYS, timeout=180)
+    assert len(webhook.received) == 1
+    assert len(spn.submissions()) == 2  # max_attempts: 2, then given up
+    assert "save page now: capture of " in p.stderr and "given up after 2 attempts" in p.stderr
+    cid = json.loads(workdir.run("changes", "--matched", "--format", "json").stdout)[0]["id"]
+    a = json.loads(workdir.run("show", str(cid), "--format", "json").stdout)["archive"]
+    assert [(x["status"], x["attempts"]) for x in a] == [("failed", 2)] and "503" in a[0]["error"]
