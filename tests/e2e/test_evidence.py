@@ -147,3 +147,42 @@ def test_run_works_the_queue_and_gives_a_failing_capture_up_loudly(site, webhook
     cid = json.loads(workdir.run("changes", "--matched", "--format", "json").stdout)[0]["id"]
     a = json.loads(workdir.run("show", str(cid), "--format", "json").stdout)["archive"]
     assert [(x["status"], x["attempts"]) for x in a] == [("failed", 2)] and "503" in a[0]["error"]
+
+
+@pytest.mark.postgres
+def test_concurrent_appenders_keep_one_chain_on_postgres(pg_url):
+    """Four writers storing captures at once on PostgreSQL: one linear chain, nothing forked."""
+    import threading
+    from datetime import datetime, timezone
+
+    from state import custody
+    from state.models import SnapshotRecord, SourceRecord
+    from state.store import Store
+
+    store = Store(pg_url)
+    with store.session() as s:
+        s.add(SourceRecord(id="a", url="https://example.gov/a"))
+    errors = []
+
+    def writer(w: int) -> None:
+        try:
+            for i in range(25):
+                with store.session() as s:
+                    body = f"writer {w} capture {i}".encode()
+                    snap = SnapshotRecord(source_id="a", url=f"https://example.gov/a/{w}", fetched_at=datetime.now(timezone.utc),
+                                          body_sha256=Store.put_blob(s, body))
+                    s.add(snap)
+                    s.flush()
+                    custody.append(s, snap)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with store.session() as s:
+        r = custody.verify_store(s)
+    assert r.problems == [] and r.entries == 100 and r.head.seq == 100
