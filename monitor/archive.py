@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from state.custody import ArchiveRecord
+from state.models import DeliveryRecord
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class Worker:
         self.sleep = sleep
         contact = cfg.fetch.user_agent_contact
         self.spn = SavePageNow(self.settings, cfg.environment, user_agent=f"govwatch (+{contact})" if contact else "govwatch")
+        self.health_targets = [t.name for t in cfg.health_notify]
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.retry_base * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
@@ -193,7 +195,7 @@ class Worker:
 
     def _open_count(self) -> int:
         with self.store.session() as s:
-            return len(list(s.scalars(select(ArchiveRecord.id).where(ArchiveRecord.status.in_(OPEN)))))
+            return s.scalar(select(func.count()).select_from(ArchiveRecord).where(ArchiveRecord.status.in_(OPEN))) or 0
 
     def _save(self, rid: int, **values) -> None:
         with self.store.session() as s:
@@ -218,6 +220,11 @@ class Worker:
             self._save(row.id, status="failed", attempts=attempts, last_status=status, last_error=error, job_id="")
             report.failed += 1
             logger.error("save page now: capture of %s (change %s) given up after %d attempts: %s", row.url, row.change_id, attempts, error)
+            with self.store.session() as s:  # loud: the operator's health targets hear of it
+                for t in self.health_targets:
+                    s.add(DeliveryRecord(kind="health", target=t, title=f"govwatch: Wayback capture for change {row.change_id} given up",
+                                         body=f"Save Page Now could not capture {row.url} (change {row.change_id}) after "
+                                              f"{attempts} attempts: {error[:400]}"))
             return
         wait = self.backoff(attempts)
         self._save(row.id, status="pending", attempts=attempts, last_status=status, last_error=error, job_id="", polls=0,

@@ -137,11 +137,14 @@ def test_run_works_the_queue_and_gives_a_failing_capture_up_loudly(site, webhook
     spn.down = True
     site.set("/p", page())
     workdir.write(sources=[{"id": "p", "url": site.url("/p"), "every": "1s"}], notify=[{"url": webhook.url(), "name": "hook"}],
+                  health_notify=[{"url": webhook.url("/ops"), "name": "ops"}],
                   archive=spn_config(spn, retry_base="0.2s", max_attempts=2, poll_every="0.2s"), scheduler={"tick": "1s"})
     workdir.run("check", env=KEYS)
     site.set("/p", page(extra=RELEVANT))
     p = workdir.run("run", "--max-cycles", "6", "--tick", "1", env=KEYS, timeout=180)
-    assert len(webhook.received) == 1
+    workdir.run("check", env=KEYS)  # delivers the health alert if run's last delivery came before the give-up
+    assert [m["_path"] for m in webhook.received] == ["/hook", "/ops"]
+    assert webhook.received[1]["title"].startswith("govwatch: Wayback capture for change ")
     assert len(spn.submissions()) == 2  # max_attempts: 2, then given up
     assert "save page now: capture of " in p.stderr and "given up after 2 attempts" in p.stderr
     cid = json.loads(workdir.run("changes", "--matched", "--format", "json").stdout)[0]["id"]
