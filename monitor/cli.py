@@ -124,7 +124,7 @@ def cmd_check(args) -> int:
 
 
 def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
-    from monitor import archive
+    from monitor import archive, timestamp
     from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
@@ -143,6 +143,7 @@ def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
         result["delivery"] = await asyncio.to_thread(deliver, cfg, store, retry_now=True)
         # after delivery, never before it: the alerts are out whatever the archive does
         await asyncio.to_thread(archive.work, cfg, store, wait=cfg.archive.save_page_now.check_wait, stop=stop_event.is_set)
+        await asyncio.to_thread(timestamp.stamp_day, cfg, store)  # the day's chain head, once a day
         return 0
 
     run_in_reactor(main, stop_timeout=cfg.scheduler.stop_timeout, on_abandon=mon.abandon)

@@ -200,6 +200,14 @@ class SavePageNowSettings(_Strict):
 
 class ArchiveSettings(_Strict):
     save_page_now: SavePageNowSettings = SavePageNowSettings()
+    timestamp_url: str = ""  # an RFC 3161 time stamping authority: the chain's head is stamped once a day
+
+    @field_validator("timestamp_url")
+    @classmethod
+    def _tsa(cls, v: str) -> str:
+        if v.strip() and not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
+            raise ValueError(f"'{v}' is not an http(s) URL")
+        return v.strip()
 
 
 _KEY_PARAM = re.compile(r"[?&](api[_-]?key|access_token)=", re.IGNORECASE)

@@ -65,6 +65,7 @@ def cmd_verify(args) -> int:
         print(("OK: " if not r.problems else f"FAILED ({len(r.problems)} mismatch(es)): ") + what)
         return 1 if r.problems else 0
     from monitor.config import load_config
+    from monitor.timestamp import check_stamps
     from state.custody import verify_store
     from state.store import Store
 
@@ -72,10 +73,14 @@ def cmd_verify(args) -> int:
     store = Store(cfg.database)
     with store.session() as s:
         r = verify_store(s)
+        stamps, stamp_problems = check_stamps(s)
+    r.problems += stamp_problems
     for p in r.problems:
         print(f"MISMATCH: {p}")
     head = f"head #{r.head.seq} {r.head.entry_hash}" if r.head else "empty"
     summary = f"chain of custody of {r.entries} entr{'y' if r.entries == 1 else 'ies'} ({head}); {r.snapshots} snapshot(s), {r.blobs} blob(s) checked"
+    if stamps:
+        summary += f"; {stamps} RFC 3161 time-stamp(s) of its head"
     print(("OK: " if not r.problems else f"FAILED ({len(r.problems)} mismatch(es)): ") + summary)
     return 1 if r.problems else 0
 

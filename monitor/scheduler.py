@@ -67,7 +67,7 @@ def health_status(store, max_age: float) -> tuple[bool, list[str]]:
 
 
 def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
-    from monitor import archive
+    from monitor import archive, timestamp
     from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
@@ -83,7 +83,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     async def main(stop_event: asyncio.Event) -> int:
         fetcher = Fetcher(cfg.fetch)
         sched = schedule.Scheduler()
-        running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None, "archive": None}  # delivery kicks archive
+        running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None, "archive": None, "stamp": None}  # delivery kicks archive
         tick = asyncio.Event()
         tick.set()  # feed at once, not after the first tick
         passes = {"n": 0}
@@ -95,6 +95,9 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
 
         async def archiving() -> None:
             await asyncio.to_thread(archive.work, cfg, store, stop=stop_event.is_set)
+
+        async def stamping() -> None:
+            await asyncio.to_thread(timestamp.stamp_day, cfg, store)
 
         async def beat() -> None:
             await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick)
@@ -146,6 +149,8 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
         sched.every(max(sc.tick, 10)).seconds.do(kick, "beat", beat)
         if cfg.archive.save_page_now.enabled:
             sched.every(max(cfg.archive.save_page_now.poll_every, 1.0)).seconds.do(kick, "archive", archiving)
+        if cfg.archive.timestamp_url:
+            sched.every(1).hours.do(kick, "stamp", stamping)  # the day's chain head, once a UTC day
         clock_task = asyncio.ensure_future(clock())
         logger.info("scheduler %s started: %d source(s), tick %gs", mon.worker, len(cfg.sources), sc.tick)
         try:

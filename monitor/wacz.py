@@ -3,6 +3,7 @@ change's captures with govwatch's own metadata and custody entries, and the offl
 exported WACZ or WARC: every digest it carries, and every custody entry it holds."""
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -117,6 +118,9 @@ def export_wacz(store: Store, out: BinaryIO, *, source_id: str | None = None, ch
         archives = custody.archives_of(s, [c.id for c in changes])
         entries = custody.entries_of(s, [x.id for x in snaps])
         head = custody.head(s)
+        stamps = [{"day": st.day, "seq": st.seq, "entry_hash": st.entry_hash, "tsa_url": st.tsa_url, "gen_time": st.gen_time,
+                   "token_der_base64": base64.b64encode(bytes(st.token)).decode("ascii")}
+                  for st in s.scalars(select(custody.CustodyStampRecord).order_by(custody.CustodyStampRecord.id))]
     buf = io.BytesIO()
     n = write_warc(store, snaps, buf, description=f"{title}: captures with their recorded headers")
     warc = buf.getvalue()
@@ -136,6 +140,8 @@ def export_wacz(store: Store, out: BinaryIO, *, source_id: str | None = None, ch
         # the chain's head when this package was written: `govwatch verify` on the store proves
         # that the entries above are still in it, unchanged
         "custody_head": head.as_dict() if head else {"seq": 0, "entry_hash": custody.GENESIS},
+        # RFC 3161 tokens over the daily heads (`openssl ts -verify -token_in`, message: the entry_hash)
+        "custody_timestamps": stamps,
     }
     files = {
         WARC_PATH: warc,

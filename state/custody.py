@@ -9,7 +9,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, func, select
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint, func, select
 from sqlmodel import Field, Session, SQLModel
 
 from state.models import BlobRecord, SnapshotRecord, utcnow
@@ -61,6 +61,21 @@ class ArchiveRecord(SQLModel, table=True):
     claimed_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CustodyStampRecord(SQLModel, table=True):
+    """An RFC 3161 time-stamp token over the chain's head of one UTC day: a time stamping
+    authority's signed word that the entry (and so every entry before it) existed at `gen_time`."""
+
+    __tablename__ = "custody_timestamps"
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(index=True)  # YYYY-MM-DD, UTC
+    seq: int = 0
+    entry_hash: str = ""  # the message stamped is this hex string, as ASCII
+    tsa_url: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    gen_time: str = ""  # the authority's time, as it says it
+    token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # the DER TimeStampToken (CMS SignedData)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 # -- the chain --------------------------------------------------------------------------

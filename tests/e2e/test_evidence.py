@@ -189,3 +189,38 @@ def test_concurrent_appenders_keep_one_chain_on_postgres(pg_url):
     with store.session() as s:
         r = custody.verify_store(s)
     assert r.problems == [] and r.entries == 100 and r.head.seq == 100
+
+
+def test_the_days_chain_head_is_time_stamped_rfc3161(site, workdir, tmp_path):
+    """Once a day the head is stamped by the authority; OpenSSL verifies the token; verify checks it
+    stamps an entry of the chain, and names a token that no longer does."""
+    import sqlite3
+
+    from tests.tsa import TimeStampAuthority
+
+    tsa = TimeStampAuthority(tmp_path / "tsa")
+    try:
+        tsa.down = True
+        site.set("/p", page())
+        workdir.write(sources=[{"id": "p", "url": site.url("/p")}], archive={"timestamp_url": tsa.url})
+        p = workdir.run("check")
+        assert tsa.requests == 1 and "custody time-stamp of head #1" in p.stderr and "failed, retried at the next pass" in p.stderr
+        tsa.down = False
+        site.set("/p", page(extra=RELEVANT))
+        workdir.run("check", "--force")
+        workdir.run("check", "--force")  # today is stamped already: not asked again
+        assert tsa.requests == 2
+        db = sqlite3.connect(workdir.path / "state" / "govwatch.db")
+        (seq, entry, token), = db.execute("select seq, entry_hash, token from custody_timestamps").fetchall()
+        assert seq == 2 and entry == db.execute("select entry_hash from custody_log where seq = 2").fetchone()[0]
+        ok = tsa.verify(token, entry.encode())
+        assert ok.returncode == 0 and "Verification: OK" in ok.stdout, ok.stdout + ok.stderr
+        p = workdir.run("verify")
+        assert p.stdout.startswith("OK: chain of custody of 2 entries") and "1 RFC 3161 time-stamp(s) of its head" in p.stdout
+        db.execute("update custody_timestamps set entry_hash = (select entry_hash from custody_log where seq = 1), seq = 1")
+        db.commit()
+        db.close()
+        p = workdir.run("verify", check=False)
+        assert p.returncode == 1 and p.stdout.startswith("MISMATCH: time-stamp of ") and "the token stamps another hash" in p.stdout
+    finally:
+        tsa.stop()

@@ -1,5 +1,6 @@
-"""evidence: the chain of custody (custody_log, every stored snapshot so far appended in id order)
-and the queue of web archive captures per change (archive_captures)
+"""evidence: the chain of custody (custody_log, every stored snapshot so far appended in id order),
+RFC 3161 time-stamps of its daily head (custody_timestamps) and the queue of web archive captures
+per change (archive_captures)
 
 Revision ID: 0004
 Revises: 0003
@@ -54,6 +55,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_archive_captures_change_id", "archive_captures", ["change_id"], unique=False)
     op.create_index("ix_archive_status_next", "archive_captures", ["status", "next_try_at"], unique=False)
+    op.create_table(
+        "custody_timestamps",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("entry_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("tsa_url", sa.Text(), nullable=False),
+        sa.Column("gen_time", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("token", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_custody_timestamps_day", "custody_timestamps", ["day"], unique=False)
     _backfill()
 
 
@@ -87,6 +101,8 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_custody_timestamps_day", table_name="custody_timestamps")
+    op.drop_table("custody_timestamps")
     op.drop_index("ix_archive_status_next", table_name="archive_captures")
     op.drop_index("ix_archive_captures_change_id", table_name="archive_captures")
     op.drop_table("archive_captures")
