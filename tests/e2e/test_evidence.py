@@ -60,6 +60,24 @@ def test_a_matched_change_is_captured_once_after_its_alert(site, webhook, workdi
     workdir.run("check", "--force", env=KEYS)  # unchanged: nothing new to capture
     assert len(spn.submissions()) == 1
 
+    # the web change page shows the capture, and serves the change's WACZ
+    from fastapi.testclient import TestClient
+
+    from monitor.config import load_config
+    from monitor.wacz import verify_file
+    from monitor.web import WebSettings, create_app
+    from state.store import Store
+
+    cfg = load_config(workdir.config, env={})
+    web = TestClient(create_app(cfg, Store(cfg.database), settings=WebSettings()), base_url="http://127.0.0.1")
+    html = web.get(f"/changes/{cid}").text
+    assert f'href="http://127.0.0.1:{spn.port}/web/20261201203005/{site.url("/p")}"' in html and "2026-12-01T20:30:05Z" in html
+    r = web.get(f"/changes/{cid}/wacz")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/wacz")
+    (workdir.path / "web.wacz").write_bytes(r.content)
+    check = verify_file(str(workdir.path / "web.wacz"))
+    assert check.problems == [] and check.captures == 2
+
 
 def test_spn_down_then_rate_limited_delays_nothing_and_is_retried(site, webhook, workdir, spn):
     spn.down = True
