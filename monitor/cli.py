@@ -271,11 +271,11 @@ def cmd_show(args) -> int:
                 out.append(f"    was: {dc['old']}")
             if dc.get("new"):
                 out.append(f"    now: {dc['new']}")
-    out.append("\nDiff:")
-    out.append(d["diff"] or "(none)")
     for a in d["archive"]:
         out.append(f"Archived: {a['url']} ({a['service']}, {a['timestamp']})" if a["status"] == "success" else
                    f"Archive:  {a['service']} capture {a['status']}" + (f"; last error: {a['error']}" if a["error"] else ""))
+    out.append("\nDiff:")
+    out.append(d["diff"] or "(none)")
     if d["deliveries"]:
         out.append("\nAlerts:")
         for x in d["deliveries"]:
