@@ -83,7 +83,7 @@ class Message:
 
 
 def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source_name: str, public_url: str = "",
-                   *, update: bool = False) -> Message:
+                   archived: list[str] = (), *, update: bool = False) -> Message:
     """The alert of a change; `update` is the follow-up when a new item's full text, come after its
     first alert, adds a topic or raises the severity. The facts come first: the evidence (each
     sentence once, never cut between its numbers and outcome words; a reworded one old -> new;
@@ -149,6 +149,8 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         f"**URL:** <{change.url}>", "",
         f"**Detected:** {change.detected_at.strftime('%Y-%m-%d %H:%M UTC')}", "",
     ]
+    for link in archived:  # a Wayback capture that was ready before this message was sent
+        lines += [f"**Archived:** <{link}>", ""]
     if change.note:
         lines += [f"**Note:** {md_escape(change.note)}", ""]
     if change.title and (change.item_published or short_title != change.title.strip() or not doc):

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 from sqlalchemy import or_, select, update
 
 from alerts.message import Message, change_message, health_digest
+from state.custody import archives_of
 from state.models import ChangeRecord, DeliveryRecord, SourceRecord
 from state.store import Store
 from state.workers import worker_id
@@ -230,7 +231,8 @@ class Outbox:
         src = s.get(SourceRecord, change.source_id)
         name = self.source_names.get(change.source_id) or (src.name if src else "") or change.source_id
         matches = self.store.matches_of(s, change.id)
-        return change_message(change, matches, name, self.public_url, update=row.kind == "update")
+        archived = [a.archive_url for a in archives_of(s, [change.id])[change.id] if a.status == "success"]
+        return change_message(change, matches, name, self.public_url, archived=archived, update=row.kind == "update")
 
     def _deliver_one(self, did: int, token: str, report: DeliveryReport) -> None:
         # renew the claim right before sending, atomically: if it expired meanwhile and another

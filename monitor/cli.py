@@ -10,10 +10,11 @@ import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
-from monitor import web_commands
+from monitor import evidence_commands, web_commands
 from monitor.config import config_path_given
 from monitor.escaping import terminal_text
 from monitor.records import change_dict, changes_csv, iso
+from monitor.records import parse_since as _parse_since
 from state.errors import ConfigError, GovwatchError
 
 logger = logging.getLogger("govwatch")
@@ -62,14 +63,6 @@ def _store(cfg):
     from state.store import Store
 
     return Store(cfg.database)
-
-
-def _parse_since(value: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise GovwatchError(f"--since: '{value}' is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _cell(value: str):
@@ -183,6 +176,7 @@ def _fmt_wait(seconds: float) -> str:
 
 
 def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
+    from monitor import archive, timestamp
     from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
@@ -199,6 +193,9 @@ def run_cycle_once(cfg, store, *, force=False, only=None, progress=False):
         finally:
             prog.stop()
         result["delivery"] = await asyncio.to_thread(deliver, cfg, store, retry_now=True)
+        # after delivery, never before it: the alerts are out whatever the archive does
+        await asyncio.to_thread(archive.work, cfg, store, wait=cfg.archive.save_page_now.check_wait, stop=stop_event.is_set)
+        await asyncio.to_thread(timestamp.stamp_day, cfg, store)  # the day's chain head, once a day
         return 0
 
     run_in_reactor(main, stop_timeout=cfg.scheduler.stop_timeout, on_abandon=mon.abandon)
@@ -278,6 +275,7 @@ def cmd_show(args) -> int:
 
     Example: govwatch show 42 --format json
     """
+    from state.custody import archive_dict, archives_of
     from state.store import evidence_of
     from state.models import ChangeRecord, SourceRecord
 
@@ -293,6 +291,7 @@ def cmd_show(args) -> int:
         from state.models import DeliveryRecord
 
         deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == change.id)))
+        archived = [archive_dict(a) for a in archives_of(s, [change.id])[change.id]]
     d = change_dict(change, matches, excerpt=None)
     d.update({
         "source_name": src.name if src else "",
@@ -303,6 +302,7 @@ def cmd_show(args) -> int:
         "matches": [{"topic": m.topic, "score": m.score, "severity": m.severity, **evidence_of(m)} for m in matches],
         "deliveries": [{"target": x.target, "kind": x.kind, "status": x.status, "attempts": x.attempts, "last_error": x.last_error,
                         "sent_at": iso(x.sent_at)} for x in deliveries],
+        "archive": archived,
     })
     if args.format == "json":
         print(json.dumps(d, indent=2, ensure_ascii=False))
@@ -324,6 +324,9 @@ def cmd_show(args) -> int:
                 out.append(f"    was: {dc['old']}")
             if dc.get("new"):
                 out.append(f"    now: {dc['new']}")
+    for a in d["archive"]:
+        out.append(f"Archived: {a['url']} ({a['service']}, {a['timestamp']})" if a["status"] == "success" else
+                   f"Archive:  {a['service']} capture {a['status']}" + (f"; last error: {a['error']}" if a["error"] else ""))
     out.append("\nDiff:")
     out.append(d["diff"] or "(none)")
     if d["deliveries"]:
@@ -634,6 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("notify-test", cmd_notify_test)
     add("kinds", cmd_kinds)
     web_commands.register(add)
+    evidence_commands.register(add)
     return p
 
 

@@ -187,6 +187,44 @@ class OcrSettings(_Strict):
     _d = field_validator("page_timeout", "timeout", mode="before")(lambda v: parse_duration(v))
 
 
+class SavePageNowSettings(_Strict):
+    """`archive.save_page_now`: ask the Wayback Machine's SPN2 API for a capture of each change's URL.
+    The keys are read from the environment variables named here, never from the file."""
+
+    enabled: bool = False
+    endpoint: str = "https://web.archive.org/save"
+    access_key_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    secret_key_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
+    changes: Literal["matched", "every"] = "matched"  # which changes are captured
+    max_attempts: int = Field(6, ge=1, le=50)  # failed submissions before a capture is given up (a 429 is a wait, not a failure)
+    retry_base: float = 60.0  # first retry after a failure; doubles per attempt, at most 6h
+    poll_every: float = 10.0  # between two status polls of a capture job (and the scheduler's archive pass)
+    max_polls: int = Field(60, ge=1)  # a job still pending after this many polls is submitted again
+    check_wait: float = 60.0  # how long `check` waits, after delivery, for its captures to finish
+    timeout: float = 30.0
+
+    _d = field_validator("retry_base", "poll_every", "check_wait", "timeout", mode="before")(lambda v: parse_duration(v))
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
+            raise ValueError(f"'{v}' is not an http(s) URL")
+        return v.strip().rstrip("/")
+
+
+class ArchiveSettings(_Strict):
+    save_page_now: SavePageNowSettings = SavePageNowSettings()
+    timestamp_url: str = ""  # an RFC 3161 time stamping authority: the chain's head is stamped once a day
+
+    @field_validator("timestamp_url")
+    @classmethod
+    def _tsa(cls, v: str) -> str:
+        if v.strip() and not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
+            raise ValueError(f"'{v}' is not an http(s) URL")
+        return v.strip()
+
+
 _KEY_PARAM = re.compile(r"[?&](api[_-]?key|access_token)=", re.IGNORECASE)
 
 
@@ -248,6 +286,7 @@ class _File(_Strict):
     sources: list[dict[str, Any]] = []
     topics: list[dict[str, Any]] = []
     public_url: str = ""
+    archive: ArchiveSettings = ArchiveSettings()
 
 
 @dataclass
@@ -266,6 +305,11 @@ class Config:
     # problems `validate` reports that do not stop a run (e.g. a private URL, which the fetch refuses)
     advisories: list[str] = field(default_factory=list)
     # the GOVWATCH_* environment as it was at load (keys live here): never printed, never logged
+
+
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    # the GOVWATCH_* environment as it was at load, and the key variables that the file names
+    # (archive.save_page_now): never printed, never logged
     environment: dict[str, str] = field(default_factory=dict, repr=False)
     ocr: OcrSettings = field(default_factory=OcrSettings)
     _by_id: dict[str, SourceConfig] = field(default_factory=dict)
@@ -420,6 +464,7 @@ def _pydantic_problems(err: ValidationError, base: tuple, lines: dict, known: li
 
 
 _KNOWN_KEYS = sorted(set(_File.model_fields) | set(FetchSettings.model_fields) | set(SchedulerSettings.model_fields)
+                     | set(ArchiveSettings.model_fields) | set(SavePageNowSettings.model_fields)
                      | set(HealthSettings.model_fields) | _COMMON_SOURCE_KEYS | set(NotifyTarget.model_fields))
 
 
@@ -446,6 +491,17 @@ def config_path_given(env: Mapping[str, str] | None = None) -> bool:
 def _read_file(cfg_path: Path, explicit: bool) -> tuple[Any, Any]:
     """The file's settings and their YAML node tree (for the line map); ({}, None) without a file.
     Unreadable files, invalid YAML and alias bombs are a ConfigError naming the place."""
+
+
+def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None) -> Config:
+    """Read, validate and resolve the configuration; raises ConfigError listing every problem."""
+    from spiders import source_kinds  # registers the kinds
+    from monitor import classify
+
+    process_env = os.environ if env is None else env
+    env = environment(env)
+    explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
+    cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
     raw: Any = {}
     text = ""
     root = None
@@ -558,6 +614,10 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     if problems:
         raise ConfigError(str(cfg_path), problems + advisories)
     database = env.get("GOVWATCH_DATABASE") or f.database or DEFAULT_DATABASE
+    spn = f.archive.save_page_now
+    for name in (spn.access_key_env, spn.secret_key_env):  # keys: named by the file, read here only
+        if name and name in process_env:
+            env[name] = process_env[name]
     return Config(
         path=str(cfg_path),
         database=database,
@@ -571,6 +631,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         topics=topics,
         public_url=f.public_url.rstrip("/"),
         from_file=cfg_path.exists(),
+        archive=f.archive,
         environment=env,
         advisories=advisories,
     )

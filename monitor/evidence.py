@@ -1,5 +1,5 @@
 """Evidence of what a page said and when: a capture's raw bytes with its recorded headers and
-SHA-256, and WARC files (warcio) of a source's or a change's captures."""
+SHA-256, and WARC files (warcio) of a source's or a change's captures with their custody entries."""
 from __future__ import annotations
 
 import base64
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from state import custody
 from state.errors import GovwatchError
 from state.models import ChangeRecord, SnapshotRecord, SourceRecord
 from state.store import Store
@@ -114,19 +115,33 @@ def _http_headers(cap: Capture) -> StatusAndHeaders:
     return StatusAndHeaders(f"{status} {reason}", pairs, protocol="HTTP/1.1")
 
 
+def custody_header(e: custody.CustodyRecord) -> str:
+    """A record's entry in the chain of custody, as compact JSON: with the record's target URI,
+    snapshot id and payload, anyone can recompute its hash (state/custody.entry_hash)."""
+    return json.dumps({"seq": e.seq, "prev_hash": e.prev_hash, "fetched_at": e.fetched_at, "entry_hash": e.entry_hash},
+                      separators=(",", ":"))
+
+
 def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO, *, description: str = "",
                gzip: bool = True) -> int:
     """Write a WARC (gzipped per record unless `gzip` is false): a warcinfo record, then one
     response record per capture.
 
     Returns the number of response records. WARC-Date is the fetch time, WARC-Payload-Digest the
-    SHA-256 of the stored bytes (so the file proves what was fetched, not when it was exported).
+    SHA-256 of the stored bytes (so the file proves what was fetched, not when it was exported),
+    WARC-Govwatch-Custody the capture's entry in the chain; the warcinfo carries the chain's head.
     """
     from importlib.metadata import version
 
+    snapshots = list(snapshots)
+    with store.session() as s:
+        entries = custody.entries_of(s, [x.id for x in snapshots])
+        head = custody.head(s)
     writer = WARCWriter(out, gzip=gzip)
     info = {"software": f"govwatch/{version('govwatch')} (warcio)", "format": "WARC File Format 1.1",
-            "description": description or "govwatch captures"}
+            "description": description or "govwatch captures",
+            # the log head at export: what the chain of custody held when this file was written
+            "govwatch-custody-head": f"{head.seq} {head.entry_hash}" if head else "0 " + custody.GENESIS}
     writer.write_record(writer.create_warcinfo_record("govwatch.warc.gz" if gzip else "govwatch.warc", info))
     n = 0
     for snap in snapshots:
@@ -142,6 +157,7 @@ def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO,
                 "WARC-Payload-Digest": sha256_label(cap.body),
                 "WARC-Govwatch-Source": cap.snapshot.source_id,
                 "WARC-Govwatch-Snapshot": str(cap.snapshot.id),
+                **({"WARC-Govwatch-Custody": custody_header(entries[snap.id])} if snap.id in entries else {}),
             },
         )
         writer.write_record(rec)

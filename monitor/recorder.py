@@ -1,5 +1,6 @@
 """The record step, inside the caller's transaction: a version's snapshot (raw bytes and text,
-content-addressed) and a change with its topic matches and one outbox row per target that wants it."""
+content-addressed, appended to the chain of custody) and a change with its topic matches, one outbox
+row per target that wants it and its web archive request."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from sqlmodel import Session
 from monitor import classify as classify_mod
 from monitor.context import Context, logger
 from spiders.kinds import Fetched
+from state import custody
+from state.custody import ArchiveRecord
 from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, TopicMatchRecord
 
 
@@ -39,6 +42,7 @@ class Recorder:
         )
         s.add(snap)
         s.flush()
+        custody.append(s, snap)  # the capture and its entry in the chain of custody: together or not at all
         return snap
 
     def change(self, s: Session, change: ChangeRecord, matches) -> ChangeRecord:
@@ -51,6 +55,10 @@ class Recorder:
         for target in self.ctx.config.notify:
             if self._wanted(target, matches):
                 s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.ctx.clock()))
+        spn = self.ctx.config.archive.save_page_now
+        if spn.enabled and change.url and (matches or spn.changes == "every"):
+            # queued with the change (durable), asked for only after delivery: never delays the alert
+            s.add(ArchiveRecord(change_id=change.id, service="wayback", url=change.url, next_try_at=self.ctx.clock()))
         return change
 
     def attach(self, s: Session, change: ChangeRecord, *, added_text: str, diff_text: str, snapshot: SnapshotRecord,

@@ -53,3 +53,14 @@ def changes_csv(records: Iterable[dict]) -> str:
                                           d["severity"], d["review_state"], d["title"], d["url"],
                                           " | ".join(e["sentence"] for e in d["evidence"]), d["added_text"])])
     return buf.getvalue()
+
+
+def parse_since(value: str) -> datetime:
+    """A `--since` value: an ISO 8601 date or time, UTC when it has no offset."""
+    from state.errors import GovwatchError
+
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise GovwatchError(f"--since: '{value}' is not an ISO 8601 date or time (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

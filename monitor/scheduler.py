@@ -4,7 +4,8 @@ One crawl stays open for the life of the process. The `schedule` library is the 
 the sources that are due (each source's own `every`, with jitter and failure backoff, is kept in
 the database, so restarts and several workers agree) and not already in flight here are leased
 and fed to the crawl, so a slow or hung source delays no other by more than the tick. Alert
-delivery retries run on their own cadence (and right after a pass that found changes), and a
+delivery retries run on their own cadence (and right after a pass that found changes; the Save
+Page Now queue is worked after each delivery and on its own cadence), and a
 heartbeat that `govwatch health` reads is written every pass, also while work is in flight. Jobs
 only start tasks, with an overlap guard, and every job is wrapped: an exception in a job must not
 end the loop.
@@ -66,6 +67,7 @@ def health_status(store, max_age: float) -> tuple[bool, list[str]]:
 
 
 def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
+    from monitor import archive, timestamp
     from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
@@ -81,7 +83,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     async def main(stop_event: asyncio.Event) -> int:
         fetcher = Fetcher(cfg.fetch)
         sched = schedule.Scheduler()
-        running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None}
+        running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None, "archive": None, "stamp": None}  # delivery kicks archive
         tick = asyncio.Event()
         tick.set()  # feed at once, not after the first tick
         passes = {"n": 0}
@@ -89,6 +91,13 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
 
         async def delivery() -> None:
             await asyncio.to_thread(deliver, cfg, store)
+            kick("archive", archiving)  # Save Page Now after the alerts, never before them
+
+        async def archiving() -> None:
+            await asyncio.to_thread(archive.work, cfg, store, stop=stop_event.is_set)
+
+        async def stamping() -> None:
+            await asyncio.to_thread(timestamp.stamp_day, cfg, store)
 
         async def beat() -> None:
             await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick)
@@ -138,6 +147,10 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
         sched.every(sc.tick).seconds.do(tick.set)
         sched.every(sc.delivery_every).seconds.do(kick, "deliver", delivery)
         sched.every(max(sc.tick, 10)).seconds.do(kick, "beat", beat)
+        if cfg.archive.save_page_now.enabled:
+            sched.every(max(cfg.archive.save_page_now.poll_every, 1.0)).seconds.do(kick, "archive", archiving)
+        if cfg.archive.timestamp_url:
+            sched.every(1).hours.do(kick, "stamp", stamping)  # the day's chain head, once a UTC day
         clock_task = asyncio.ensure_future(clock())
         logger.info("scheduler %s started: %d source(s), tick %gs", mon.worker, len(cfg.sources), sc.tick)
         try:

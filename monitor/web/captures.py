@@ -1,5 +1,5 @@
 """Evidence: one capture (`/snapshots/{id}`) with its recorded headers, its raw bytes as an inert
-download, its text, a sandboxed preview, and WARC exports of a change or a source."""
+download, its text, a sandboxed preview, WARC exports of a change or a source and a change's WACZ."""
 from __future__ import annotations
 
 import io
@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from monitor.evidence import capture, export_warc
+from monitor.wacz import export_wacz
 from monitor.records import iso
 from monitor.web.auth import Denied, require
 from monitor.web.context import render, web_of
@@ -84,6 +85,14 @@ def change_warc(request: Request, change_id: int):
     buf = io.BytesIO()
     export_warc(web_of(request).store, buf, change_id=change_id)
     return _download(buf.getvalue(), "application/warc", f"govwatch-change-{change_id}.warc.gz")
+
+
+@router.get("/changes/{change_id}/wacz")
+def change_wacz(request: Request, change_id: int):
+    require(request, "viewer")
+    buf = io.BytesIO()
+    export_wacz(web_of(request).store, buf, change_id=change_id)
+    return _download(buf.getvalue(), "application/wacz", f"govwatch-change-{change_id}.wacz")
 
 
 @router.get("/sources/{source_id}/warc")

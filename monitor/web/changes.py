@@ -10,6 +10,7 @@ from monitor.web.auth import Denied, require
 from monitor.web.context import render, web_of
 from monitor.web.presentation import inline_rows, side_by_side
 from monitor.web.queries import REVIEW_STATES, SEVERITIES, Filters, page_of_changes
+from state.custody import archives_of
 from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, SourceRecord
 from state.store import evidence_of
 from state.triage import ACTIONS, MAX_NOTE_CHARS, actions_of, states_of
@@ -52,6 +53,7 @@ def change_page(request: Request, change_id: int):
         trail = actions_of(s, c.id)
         state = states_of(s, [c.id]).get(c.id)
         deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == c.id).order_by(DeliveryRecord.id)))
+        archived = archives_of(s, [c.id])[c.id]
         prev_text = store.get_text(prev.text_sha256, s) if prev else ""
         new_text = store.get_text(new.text_sha256, s) if new else ""
     shown = [{"match": m, **evidence_of(m)} for m in matches]
@@ -60,4 +62,4 @@ def change_page(request: Request, change_id: int):
     return render(request, "change.html", c=c, src=src, source_name=web_of(request).source_names().get(c.source_id, c.source_id),
                   shown=shown, prev=prev, new=new, prev_text=prev_text, new_text=new_text, trail=trail, state=state,
                   inline=inline_rows(c.diff_text), sbs=sbs, sbs_too_large=sbs is None and c.kind in ("changed", "removed"),
-                  deliveries=deliveries, actions=ACTIONS, max_note=MAX_NOTE_CHARS)
+                  deliveries=deliveries, archived=archived, actions=ACTIONS, max_note=MAX_NOTE_CHARS)
