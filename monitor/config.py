@@ -491,17 +491,6 @@ def config_path_given(env: Mapping[str, str] | None = None) -> bool:
 def _read_file(cfg_path: Path, explicit: bool) -> tuple[Any, Any]:
     """The file's settings and their YAML node tree (for the line map); ({}, None) without a file.
     Unreadable files, invalid YAML and alias bombs are a ConfigError naming the place."""
-
-
-def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None) -> Config:
-    """Read, validate and resolve the configuration; raises ConfigError listing every problem."""
-    from spiders import source_kinds  # registers the kinds
-    from monitor import classify
-
-    process_env = os.environ if env is None else env
-    env = environment(env)
-    explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
-    cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
     raw: Any = {}
     text = ""
     root = None
@@ -540,6 +529,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     from spiders import source_kinds  # registers the kinds
     from monitor import classify
 
+    process_env = os.environ if env is None else env
     env = environment(env)
     explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
     cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
