@@ -153,5 +153,6 @@ def test_a_feed_api_or_page_that_reads_nothing_is_empty_from_its_first_check(sit
     assert health["fine"] == ("ok", ""), health
     for sid, words in (("feed", "feed has no entries"), ("api", "API answered with no records"), ("blank", "no text: the page's main text is empty")):
         assert health[sid][0] == "empty" and words in health[sid][1], (sid, health[sid])
-    titles = sorted(m["title"] for m in webhook.received)
-    assert all(" is empty" in t for t in titles) and len(titles) == 3, titles
+    # the problems of one pass go to the health channel as one message naming each source
+    assert [m["title"] for m in webhook.received] == ["govwatch health: 3 sources empty"], webhook.received
+    assert all(f"`{sid}`" in webhook.received[0]["message"] for sid in ("feed", "api", "blank")), webhook.received[0]["message"]
