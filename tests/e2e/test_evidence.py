@@ -147,7 +147,7 @@ def test_an_alert_sent_after_the_capture_is_ready_links_it(site, webhook, workdi
     workdir.run("check", env=KEYS)  # check retries the failed alert now
     assert len(webhook.received) == 1
     link = f"http://127.0.0.1:{spn.port}/web/20261201203005/{site.url('/p')}"
-    assert f"Archived:** {link}" in webhook.received[0]["message"], webhook.received[0]["message"]
+    assert f"Archived:** <{link}>" in webhook.received[0]["message"], webhook.received[0]["message"]  # links as <URL>, like the URL line
     assert len(spn.submissions()) == 1 and cid
 
 
