@@ -19,7 +19,7 @@ import lxml.html
 from cssselect import SelectorError
 
 from monitor.patterns import BoundedPattern
-from state.errors import ExtractError
+from state.errors import BlindError, ExtractError
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def _fallback_region(tree: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]
 def _extract_html(html: str, *, url: str, select: str | None, ignore: Sequence[re.Pattern]) -> Extracted:
     tree = _parse_html(html)
     if tree is None:
-        raise ExtractError("no text: the page is empty", url=url)
+        raise BlindError("no text: the page is empty", url=url)
     title = _title_of(tree)
     if select:
         try:
@@ -366,13 +366,13 @@ def _extract_html(html: str, *, url: str, select: str | None, ignore: Sequence[r
         except SelectorError as e:
             raise ExtractError(f"bad selector '{select}': {e}", url=url) from e
         if not matched:
-            raise ExtractError(f"selector '{select}' matched nothing", url=url)
+            raise BlindError(f"selector '{select}' matched nothing", url=url)
         # Nested matches ("div" matching a div inside a div) would repeat text: keep the outermost.
         ids = set(map(id, matched))
         outer = [m for m in matched if not any(id(a) in ids for a in m.iterancestors())]
         text = normalise("\n\n".join(_block_text(m, _DROP_ALWAYS) for m in outer), ignore)
         if not text:
-            raise ExtractError(f"selector '{select}' matched only elements without text", url=url)
+            raise BlindError(f"selector '{select}' matched only elements without text", url=url)
         return Extracted(text=text, title=title, kind="html")
     main = _single_main(tree)
     if main is not None:
@@ -405,7 +405,7 @@ def _extract_html(html: str, *, url: str, select: str | None, ignore: Sequence[r
         region = _fallback_region(tree)
         text = normalise("\n\n".join(_block_text(r, _DROP_FALLBACK) for r in region), ignore)
     if not text:
-        raise ExtractError("no text: the page's main text is empty (a script may write it)", url=url)
+        raise BlindError("no text: the page's main text is empty (a script may write it)", url=url)
     return Extracted(text=text, title=title, kind="html")
 
 

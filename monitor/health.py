@@ -47,7 +47,7 @@ class Health:
     # -- failures and blocks ------------------------------------------------------------
     def record_failure(self, fetched: Fetched, reason: str, *, blind: bool = False) -> None:
         """A failed fetch or reading. `blind`: the response came but nothing could be read from it
-        (an ExtractError: a selector matching nothing, a page with no text), which is `empty` at once."""
+        (a BlindError: a region matching nothing, a page with no text), which is `empty` at once."""
         sid = fetched.request.source_id
         part = part_of(fetched.request)
         # one line per routine failure: source, host and reason (no traceback: see spiders/fetch.py)

@@ -20,7 +20,7 @@ from monitor.leases import Leases
 from monitor.recorder import Recorder
 from spiders.blocks import judge
 from spiders.kinds import FetchRequest, Fetched
-from state.errors import ExtractError, GovwatchError
+from state.errors import BlindError, GovwatchError
 from state.models import SourceRecord
 from state.store import Store, sha256
 from state.workers import worker_id
@@ -148,7 +148,7 @@ class Monitor:
             reason = str(e) if isinstance(e, GovwatchError) else f"internal error: {type(e).__name__}: {e}"
             if part == "document":
                 return self.items.doc_failed(fetched, reason), []
-            self.health.record_failure(fetched, reason, blind=isinstance(e, ExtractError))
+            self.health.record_failure(fetched, reason, blind=isinstance(e, BlindError))
             return Outcome(sid, "error", error=reason, part=part), []
 
     def _route(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:

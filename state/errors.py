@@ -44,6 +44,11 @@ class ExtractError(SourceError):
     """No usable text could be extracted (selector matched nothing, PDF without text, binary junk)."""
 
 
+class BlindError(ExtractError):
+    """The response came and reads as nothing: its region matched nothing or its text is empty (a
+    health problem, `empty`, from the first fetch)."""
+
+
 class UnsafeURLError(SourceError):
     """The URL's scheme or resolved address is not allowed (private, loopback, reserved...)."""
 
