@@ -4,7 +4,6 @@ holds the whole queue (Retry-After honoured), a failed capture is retried with b
 up loudly after `max_attempts`."""
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import time
@@ -47,19 +46,10 @@ class Answer:
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, (_aware(when) - (now or _now())).total_seconds())
+    """Retry-After as seconds: a number, or an HTTP date (the fetcher's reading of it)."""
+    from spiders.fetch import retry_after_seconds  # Scrapy's module: imported when an answer is read
+
+    return retry_after_seconds(value, now.timestamp() if now is not None else None)
 
 
 def wayback_time(ts: str) -> str:
