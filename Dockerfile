@@ -8,8 +8,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     GOVWATCH_LOG_FORMAT=json
 
 # Debian's Tesseract (English data comes with it) and poppler's pdftoppm: scanned PDFs are read with OCR.
+# Debian's Chromium (never a Playwright browser download): pages behind a JavaScript wall are rendered.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tesseract-ocr poppler-utils \
+ && apt-get install -y --no-install-recommends tesseract-ocr poppler-utils chromium fonts-liberation \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/govwatch

@@ -358,6 +358,8 @@ def cmd_sources(args) -> int:
             "health": (r.health if r.enabled else "disabled") if r else "unknown", "last_success": iso(r.last_success_at) if r else "",
             "last_change": iso(r.last_change_at) if r else "", "consecutive_failures": r.consecutive_failures if r else 0,
             "last_error": r.last_error if r else "", "next_due": iso(r.next_due_at) if r else "",
+            # how it is fetched: "browser" (render: browser, or auto after a JavaScript wall) or "http"
+            "render": "browser" if s.render == "browser" or (s.render == "auto" and r is not None and r.needs_browser) else "http",
         })
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
@@ -368,7 +370,7 @@ def cmd_sources(args) -> int:
     for col in ("id", "kind", "every", "health", "last success", "fails", "last error / url"):
         t.add_column(col, overflow="fold")
     for d in data:
-        t.add_row(d["id"], d["kind"], d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
+        t.add_row(d["id"], d["kind"] + (" (browser)" if d["render"] == "browser" else ""), d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
                   str(d["consecutive_failures"]), _cell(d["disabled_reason"] or d["last_error"][:80] or d["url"]))
     _console().print(t)
     return 0

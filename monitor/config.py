@@ -19,6 +19,7 @@ from state.errors import ConfigError, TopicError
 DEFAULT_CONFIG = "govwatch.yaml"
 DEFAULT_DATABASE = "sqlite:///state/govwatch.db"
 SEVERITY = Literal["low", "medium", "high"]
+RENDERED_KINDS = ("page", "listing")  # the kinds `render` applies to
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -91,8 +92,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BrowserSettings(_Strict):
+    """`fetch.browser`: pages behind a JavaScript wall read through Debian's Chromium (scrapy-playwright,
+    never a browser download). Every request the browser makes passes govwatch's network-safety
+    check (a local proxy of ours); images, media and fonts are not loaded."""
+
+    executable: str = "/usr/bin/chromium"  # Debian's package chromium
+    max_pages: int = Field(2, ge=1, le=16)  # pages rendered at once, each in a fresh context
+    page_timeout: float = 30.0  # loading one page, its scripts and the wait for them to settle
+    settle: float = 5.0  # after the load: wait at most this long for the network to go quiet or a challenge to clear
+    restart_after: int = Field(100, ge=1, le=100_000)  # pages, after which the browser is restarted (memory)
+    screenshots: bool = True  # a full-page PNG of each new version
+    sandbox: Literal["auto", "on", "off"] = "auto"  # auto: Chromium's sandbox except as root or in a container
+
+    _t = field_validator("page_timeout", mode="before")(duration_between(1, 600))
+    _s = field_validator("settle", mode="before")(duration_between(0, 120))
+
+
 class FetchSettings(_Strict):
-    allow_private_networks: bool = False
+    # true (any private target, for local testing), false, or a list of networks, addresses and
+    # hosts with an optional :port (e.g. ["127.0.0.1:8081", "10.1.0.0/16"]): those may be fetched
+    allow_private_networks: bool | list[str] = False
+    browser: BrowserSettings = BrowserSettings()
     concurrency: int = Field(64, ge=1, le=512)
     per_host_concurrency: int = Field(2, ge=1, le=256)
     per_host_delay: float = 1.0
@@ -104,6 +125,15 @@ class FetchSettings(_Strict):
     user_agent_contact: str = ""
 
     _delay = field_validator("per_host_delay", mode="before")(duration_between(0, 600))
+
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _allowance(cls, v: bool | list[str]) -> bool | list[str]:
+        if isinstance(v, list):
+            from spiders.netsafety import Allowance
+
+            Allowance(v)  # a ValueError names the entry that is neither a network, an address nor a host
+        return v
     _timeout = field_validator("timeout", mode="before")(duration_between(1, 600))
     _retry = field_validator("max_retry_after", mode="before")(duration_between(0, _DAY))
     _s = field_validator("max_bytes", mode="before")(size_between(1024, 2**31))
@@ -241,6 +271,9 @@ class SourceConfig(_Strict):
     enabled: bool = True
     expect_update_within: float | None = None
     alert_on: list[str] = []  # phrases: added text containing one alerts (topic "alert-on") without a topic file
+    # page and listing: `auto` fetches over HTTP and renders through the browser when the answer is a
+    # JavaScript challenge (and remembers it); `browser` always renders; `http` never does
+    render: Literal["auto", "browser", "http"] = "auto"
     options: Any = None  # the kind's own Options, filled from the keys the kind declares
 
     _d = field_validator("every", mode="before")(duration_between(0, 3660 * _DAY))
@@ -579,7 +612,8 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
             seen[sid] = base
         if src is not None:
             sources.append(src)
-    advisories = [] if f.fetch.allow_private_networks else _private_urls(user_sources, lines)
+    allowed = f.fetch.allow_private_networks
+    advisories = [] if allowed is True else _private_urls(user_sources, lines, allowed or None)
 
     notify = _targets(f.notify, ("notify",), lines, problems)
     health_notify = _targets(f.health_notify, ("health_notify",), lines, problems)
@@ -684,6 +718,9 @@ def _validate_source(s: Any, base: tuple, lines: dict, kinds, topic_ids: set[str
             except ValueError as e:
                 errs.append(_problem(base + ("ignore", j), str(e), lines))
     errs += _selector_problems(s, base, lines, kind)
+    if s.get("render") == "browser" and kind_name not in RENDERED_KINDS:
+        errs.append(_problem(base + ("render",), f"render: browser is for kinds {' and '.join(RENDERED_KINDS)}, "
+                             f"not {kind_name} (its answers are data, not pages)", lines))
     if src is not None:
         for tid in src.topics or []:
             if tid not in topic_ids:
@@ -730,25 +767,30 @@ def _selector_problems(s: dict, base: tuple, lines: dict, kind) -> list[str]:
     return out
 
 
-def _private_urls(user_sources: list, lines: dict) -> list[str]:
+def _private_urls(user_sources: list, lines: dict, allowed: list[str] | None = None) -> list[str]:
     """Sources whose URL names a private, loopback or link-local address (or localhost) while
     fetch.allow_private_networks is off: the fetch would refuse them, so `validate` says so now.
     Only literal addresses and localhost: a name is judged at fetch time, after its DNS lookup."""
     from urllib.parse import urlsplit
 
-    from spiders.netsafety import forbidden_reason, parse_ip_literal
+    from spiders.netsafety import Allowance, forbidden_reason, parse_ip_literal
 
+    allowance = Allowance(allowed) if allowed else None
     out = []
     for base, s in user_sources:
         url = s.get("url") if isinstance(s, dict) else None
         if not isinstance(url, str):
             continue
         try:
-            host = (urlsplit(url.strip()).hostname or "").lower()
+            parts = urlsplit(url.strip())
+            host = (parts.hostname or "").lower()
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
         except ValueError:
             continue
         ip = parse_ip_literal(host) if host else None
         reason = forbidden_reason(ip) if ip is not None else ("loopback" if host == "localhost" or host.endswith(".localhost") else None)
+        if reason and allowance is not None and allowance.allows(host, ip, port):
+            continue
         if reason:
             out.append(_problem(base + ("url",), f"host {host} is a {reason} address, which is refused unless "
                                 f"fetch.allow_private_networks is true (set it for local testing only)", lines))

@@ -8,9 +8,10 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from monitor import relevance
-from monitor.config import Config, SourceConfig
+from monitor.config import RENDERED_KINDS, Config, SourceConfig
 from monitor.extract import compile_ignore
 from spiders import source_kinds
+from spiders.browser import executable, missing_hint
 from spiders.kinds import FetchRequest
 from state.store import Store
 
@@ -75,6 +76,16 @@ class Context:
         self.kinds = {s.id: source_kinds.get(s.kind)() for s in config.sources}
         self.topics_for = {s.id: [t for t in config.topics if s.topics is None or t.id in s.topics] for s in config.sources}
         self.alert_on = {s.id: relevance.alert_on_topic(s.id, s.alert_on) for s in config.sources}
+        browser = config.fetch.browser.executable
+        self.browser = executable(browser) is not None  # Chromium installed: pages can be rendered
+        self.browser_hint = missing_hint(browser)
+
+    def renders(self, src: SourceConfig, rec) -> bool:
+        """Whether the source's own request goes through the browser: `render: browser`, or
+        `auto` once a JavaScript wall was met (the source record remembers it)."""
+        if not self.browser or src.kind not in RENDERED_KINDS:
+            return False
+        return src.render == "browser" or (src.render == "auto" and rec is not None and bool(rec.needs_browser))
 
     def classify(self, sid: str, added: str, removed: str = "", replaced=()):
         """The topics of a change: what was added, what disappeared (REMOVED) and what was reworded."""

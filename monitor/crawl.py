@@ -122,6 +122,9 @@ class Crawl:
         except BaseException:
             self._count(-1)
             raise
+        if outcome.outcome == "render":  # handed on to the browser: its answer is the source's outcome
+            self._count(len(follow) - 1)
+            return follow
         if not part_of(fetched.request):
             self.inflight.pop(fetched.request.source_id, None)
         self.on_outcome(outcome)

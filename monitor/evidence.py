@@ -162,6 +162,14 @@ def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO,
         )
         writer.write_record(rec)
         n += 1
+        shot = store.get_blob(snap.screenshot_sha256) if snap.screenshot_sha256 else None
+        if shot:  # a rendered page's screenshot, as browser crawlers archive it (a resource record)
+            writer.write_record(writer.create_warc_record(
+                f"urn:screenshot:{cap.snapshot.url}", "resource", payload=io.BytesIO(shot), length=len(shot),
+                warc_content_type="image/png",
+                warc_headers_dict={"WARC-Date": warc_date(cap.snapshot.fetched_at), "WARC-Payload-Digest": sha256_label(shot),
+                                   "WARC-Govwatch-Source": cap.snapshot.source_id,
+                                   "WARC-Govwatch-Snapshot": str(cap.snapshot.id)}))
     return n
 
 

@@ -5,12 +5,13 @@ response is judged and handed to the step that owns it (health, documents, items
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import Awaitable, Callable, Iterable
 
 from sqlalchemy import select
 
-from monitor.config import Config, SourceConfig
+from monitor.config import RENDERED_KINDS, Config, SourceConfig
 from monitor.crawl import Crawl
 from monitor.context import Context, CycleReport, Outcome, logger, part_of, utcnow
 from monitor.documents import Documents
@@ -74,7 +75,9 @@ class Monitor:
                 self._reread.add(src.id)
             else:
                 self._reread.discard(src.id)
-            out.append(FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=self.ctx.headers(src)))
+            render = "browser" if self.ctx.renders(src, rec) else ""
+            out.append(FetchRequest(source_id=src.id, url=url, etag=etag, last_modified=lm, headers=self.ctx.headers(src),
+                                    render=render))
             # what this run may skip, decided afresh each time a source is fed
             if rec is not None and healthy(rec) and not src.expect_update_within:
                 self.health.quiet_every[src.id] = float(rec.every_seconds)
@@ -129,6 +132,26 @@ class Monitor:
         self.flush_quiet()
         self.release_leases()
 
+    # -- pages behind a JavaScript wall (spiders/browser.py) ------------------------------
+    def _render_instead(self, fetched: Fetched, src: SourceConfig) -> FetchRequest | None:
+        """`render: auto`: a JavaScript challenge answered over plain HTTP is fetched again
+        through the browser (None when it cannot be: no browser, render: http, or it was)."""
+        req = fetched.request
+        if req.render == "browser" or src.render == "http" or src.kind not in RENDERED_KINDS or not self.ctx.browser:
+            return None
+        logger.info("source %s: a JavaScript challenge over HTTP; rendering it in the browser", src.id)
+        return replace(req, render="browser", etag="", last_modified="")
+
+    def _remember_browser(self, src: SourceConfig) -> None:
+        """A page the browser read for `render: auto` is rendered from now on (shown by `sources`)."""
+        if src.render != "auto":
+            return
+        with self.store.session() as s:
+            rec = s.get(SourceRecord, src.id)
+            if rec is not None and not rec.needs_browser:
+                rec.needs_browser = True
+                logger.info("source %s: needs the browser (a JavaScript wall over plain HTTP); remembered", src.id)
+
     # -- one response -------------------------------------------------------------------
     def process(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:
         """Store what one response means; returns the outcome and the follow-up requests."""
@@ -174,7 +197,15 @@ class Monitor:
                 last = self.store.latest_snapshot(s, sid, page_key)
         verdict = judge(fetched, seen_before=last is not None)
         if verdict is not None and verdict.kind == "blocked":
+            if verdict.challenge and not part:
+                again = self._render_instead(fetched, src)
+                if again is not None:
+                    return Outcome(sid, "render", part=part), [again]
+                if fetched.request.render != "browser" and src.render != "http" and src.kind in RENDERED_KINDS:
+                    return health.record_block(fetched, f"{verdict.reason}; {self.ctx.browser_hint}"), []
             return health.record_block(fetched, verdict.reason), []
+        if fetched.request.render == "browser" and not part:
+            self._remember_browser(src)
         if verdict is not None and verdict.kind == "removed":
             return self.documents.removed(fetched, src, verdict.reason, last), []
         if fetched.status == 304:

@@ -25,6 +25,7 @@ class Recorder:
         store = self.ctx.store
         store.put_blob(s, fetched.body, digest)
         text_sha = store.put_blob(s, text.encode("utf-8"))
+        shot_sha = store.put_blob(s, fetched.screenshot) if fetched.screenshot else ""
         snap = SnapshotRecord(
             source_id=fetched.request.source_id,
             url=fetched.url,
@@ -38,6 +39,7 @@ class Recorder:
             text_chars=len(text),
             title=title[:500],
             note=note,
+            screenshot_sha256=shot_sha,
             item_keys_json=json.dumps(item_keys) if item_keys is not None else "",
         )
         s.add(snap)

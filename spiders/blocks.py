@@ -28,10 +28,23 @@ _NOT_FOUND_TITLE = re.compile(r"\b(page not found|not found|404|page (does not|d
 _UNBLOCK_HOSTS = ("unblock.federalregister.gov",)
 
 
+# the markers of walls that a real browser gets through (a script that sets a cookie and reloads)
+_CHALLENGES = ("JavaScript challenge page", "Cloudflare challenge", "Akamai 'Access Denied' page")
+
+
 @dataclass(frozen=True)
 class Verdict:
     kind: str  # "blocked" | "removed"
     reason: str
+    challenge: bool = False  # a wall a browser may get through (render: auto tries it)
+
+
+def looks_like_challenge(body: bytes) -> bool:
+    """A short HTML page that is a JavaScript or bot challenge, not content."""
+    if not body or not little_text(body):
+        return False
+    head = body[:200_000]
+    return any(what in _CHALLENGES and rx.search(head) for rx, what in _BLOCK_MARKERS)
 
 
 def html_title(body: bytes) -> str:
@@ -65,14 +78,14 @@ def judge(fetched: Fetched, *, seen_before: bool) -> Verdict | None:
     if final.hostname in _UNBLOCK_HOSTS:
         return Verdict("blocked", f"redirected to the bot-check page at {final.hostname}")
     if fetched.headers.get("cf-mitigated", "").lower() == "challenge":
-        return Verdict("blocked", "Cloudflare challenge (cf-mitigated)")
+        return Verdict("blocked", "Cloudflare challenge (cf-mitigated)", challenge=True)
     body = fetched.body or b""
     ctype = fetched.headers.get("content-type", "").lower()
     looks_html = "html" in ctype or body[:200].lstrip().lower().startswith((b"<!doctype html", b"<html"))
     if looks_html and status != 304 and body and little_text(body):
         for rx, what in _BLOCK_MARKERS:
             if rx.search(body[:200_000]):
-                return Verdict("blocked", f"{what} (HTTP {status})")
+                return Verdict("blocked", f"{what} (HTTP {status})", challenge=what in _CHALLENGES)
     if status == 429:
         return Verdict("blocked", "HTTP 429 Too Many Requests (rate limited)")
     if status in (404, 410) and seen_before:

@@ -35,7 +35,7 @@ from scrapy.utils.misc import load_object
 from scrapy.utils.response import response_status_message
 
 from spiders.kinds import FetchRequest, Fetched
-from spiders.netsafety import check_url
+from spiders.netsafety import allowance, check_url
 from state.errors import UnsafeURLError
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class SafetyMiddleware:
     """Refuses every request (first hop and each redirect hop) to private or reserved addresses."""
 
     def __init__(self, crawler):
-        self.allow_private = crawler.settings.getbool("GOVWATCH_ALLOW_PRIVATE")
+        self.allow_private = allowance(crawler.settings.get("GOVWATCH_ALLOW_PRIVATE"))
         # the name resolver used for the check (socket.getaddrinfo); replaceable so that a test
         # can make a "public" name that in truth points at a local server
         resolver = crawler.settings.get("GOVWATCH_RESOLVER")
@@ -307,24 +307,22 @@ class FetchSpider(scrapy.Spider):
 
     def make_request(self, fr: FetchRequest) -> scrapy.Request:
         headers = dict(fr.headers)
-        if fr.etag:
+        browser = fr.render == "browser"
+        if fr.etag and not browser:  # a browser shown a 304 has nothing to render
             headers["If-None-Match"] = fr.etag
-        if fr.last_modified:
+        if fr.last_modified and not browser:
             headers["If-Modified-Since"] = fr.last_modified
-        return scrapy.Request(
-            fr.url,
-            headers=headers,
-            callback=self.on_response,
-            errback=self.on_failure,
-            dont_filter=True,
-            meta={
-                "gw": fr,
-                "gw_started": time.monotonic(),
-                "gw_started_at": datetime.now(timezone.utc),
-                "handle_httpstatus_list": HANDLED_STATUSES,
-                "download_maxsize": fr.max_bytes or self.max_bytes,
-            },
-        )
+        meta = {
+            "gw": fr,
+            "gw_started": time.monotonic(),
+            "gw_started_at": datetime.now(timezone.utc),
+            "handle_httpstatus_list": HANDLED_STATUSES,
+            "download_maxsize": fr.max_bytes or self.max_bytes,
+        }
+        if browser:
+            meta["playwright"] = True
+        return scrapy.Request(fr.url, headers=headers, callback=self.on_response, errback=self.on_failure,
+                              dont_filter=True, meta=meta)
 
     async def _hand_on(self, fetched: Fetched):
         try:
@@ -341,11 +339,13 @@ class FetchSpider(scrapy.Spider):
         fetched = Fetched(
             request=meta["gw"],
             url=response.url,
-            status=response.status,
+            # a rendered page: the status of the document shown at the end (after a challenge's reload)
+            status=meta.get("gw_rendered_status") or response.status,
             headers=headers,
             body=response.body,
             started_at=meta["gw_started_at"],
             duration_ms=int((time.monotonic() - meta["gw_started"]) * 1000),
+            screenshot=meta.get("gw_screenshot"),
         )
         async for r in self._hand_on(fetched):
             yield r
@@ -533,7 +533,10 @@ class Fetcher:
     def __init__(self, fetch_settings, extra_settings: dict[str, Any] | None = None):
         from scrapy.crawler import AsyncCrawlerRunner
 
-        self.settings = {**crawl_settings(fetch_settings), **(extra_settings or {})}
+        from spiders.browser import browser_settings
+
+        self.settings = {**crawl_settings(fetch_settings), **browser_settings(fetch_settings), **(extra_settings or {})}
+        self.browser = "DOWNLOAD_HANDLERS" in self.settings  # pages can be rendered (a browser is installed)
         self.runner = AsyncCrawlerRunner(self.settings)
         self.max_bytes = fetch_settings.max_bytes
 

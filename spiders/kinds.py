@@ -26,6 +26,7 @@ class FetchRequest:
     item_key: str = ""  # "#page-N" for page N of a listing; an item's key for its followed document
     headers: dict[str, str] = field(default_factory=dict)  # e.g. an API key: sent, never stored or logged
     meta: dict[str, Any] = field(default_factory=dict)
+    render: str = ""  # "browser": rendered by Chromium (spiders/browser.py); "" plain HTTP
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Fetched:
     started_at: Any
     duration_ms: int
     error: str = ""
+    screenshot: bytes | None = None  # a browser-rendered page: its full-page PNG
 
     @property
     def content_type(self) -> str:

@@ -110,10 +110,67 @@ def parse_ip_literal(host: str) -> IPAddress | None:
     return None
 
 
-def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddrinfo) -> list:
+class Allowance:
+    """`fetch.allow_private_networks` given as a list: the private targets that may be fetched.
+    Each entry is a network (`10.0.0.0/8`), an address (`127.0.0.1`, `::1`), an address with a port
+    (`127.0.0.1:8081`, `[::1]:8081`) or a host name with an optional port (`intranet.local:8080`,
+    matched on the URL's host as written). Everything else private stays refused."""
+
+    def __init__(self, entries: list[str]):
+        self.entries = list(entries)
+        self.networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int | None]] = []
+        self.names: list[tuple[str, int | None]] = []
+        for e in self.entries:
+            self._add(e)
+
+    def _add(self, entry: str) -> None:
+        text = entry.strip()
+        if not text:
+            raise ValueError("an empty entry")
+        try:                                             # a network or bare address (IPv6 without brackets)
+            self.networks.append((ipaddress.ip_network(text, strict=False), None))
+            return
+        except ValueError:
+            pass
+        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?|([^:/\s\[\]]+)(?::(\d{1,5}))?", text)
+        if not m:
+            raise ValueError(f"{entry!r} is not a network, an address or a host, with an optional :port")
+        host = m.group(1) or m.group(3)
+        port_text = m.group(2) or m.group(4)
+        port = int(port_text) if port_text else None
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"{entry!r}: port {port} is out of range")
+        ip = parse_ip_literal(host)
+        if ip is not None:
+            self.networks.append((ipaddress.ip_network(ip), port))
+        else:
+            self.names.append((host.lower().rstrip("."), port))
+
+    def allows(self, host: str, ip: IPAddress | None, port: int) -> bool:
+        h = host.lower().strip("[]").rstrip(".")
+        if any(name == h and p in (None, port) for name, p in self.names):
+            return True
+        return ip is not None and any(ip.version == net.version and ip in net and p in (None, port)
+                                      for net, p in self.networks)
+
+    def __repr__(self) -> str:
+        return f"Allowance({self.entries!r})"
+
+
+def allowance(value) -> bool | Allowance:
+    """What `fetch.allow_private_networks` means: True/False, or an Allowance from a list."""
+    if isinstance(value, Allowance) or isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return Allowance([str(v) for v in value])
+    return bool(value)
+
+
+def check_url(url: str, *, allow_private: bool | Allowance = False, resolver=socket.getaddrinfo) -> list:
     """Raise UnsafeURLError unless `url` is http(s) and its host resolves only to public addresses;
     return the addresses that were checked (empty with allow_private), so that the fetcher can
     connect to exactly those (no second lookup that a rebinding DNS server could answer differently).
+    With an Allowance, a private address (or host) it names passes, and every other stays refused.
 
     Messages name the host, never the whole URL: it may carry credentials.
     `resolver` has the signature of socket.getaddrinfo (tests inject one).
@@ -132,17 +189,19 @@ def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddri
         )
     if not host:
         raise UnsafeURLError("URL has no host", url=url)
-    if allow_private:
+    if allow_private is True:
         return []
+    allowed = allow_private if isinstance(allow_private, Allowance) else None
+    port_n = port or _DEFAULT_PORTS[scheme]
     ip = parse_ip_literal(host)
     if ip is not None:
         reason = forbidden_reason(ip)
-        if reason:
+        if reason and not (allowed is not None and allowed.allows(host, ip, port_n)):
             raise UnsafeURLError(f"refusing host {host}: {ip} is {reason}", url=url)
         return [ip]
     name = host.rstrip(".") or host
     try:
-        infos = resolver(name, port or _DEFAULT_PORTS[scheme], type=socket.SOCK_STREAM)
+        infos = resolver(name, port_n, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as e:                 # socket.gaierror is an OSError
         raise UnsafeURLError(f"cannot resolve host {host}: {e}", url=url) from e
     addresses = []
@@ -156,7 +215,7 @@ def check_url(url: str, *, allow_private: bool = False, resolver=socket.getaddri
     # ANY forbidden answer refuses the host: the fetcher may connect to whichever it likes.
     for addr in addresses:
         reason = forbidden_reason(addr)
-        if reason:
+        if reason and not (allowed is not None and allowed.allows(host, addr, port_n)):
             raise UnsafeURLError(
                 f"refusing host {host}: it resolves to {addr}, which is {reason}", url=url
             )

@@ -41,6 +41,7 @@ class SourceRecord(SQLModel, table=True):
     health_alerted: str = ""  # the health problem last alerted, so a recovery can be announced
     lease_owner: str = ""
     lease_until: datetime | None = None
+    needs_browser: bool = False  # render: auto met a JavaScript wall: the page is rendered from now on
 
 
 class FetchAttemptRecord(SQLModel, table=True):
@@ -91,6 +92,7 @@ class SnapshotRecord(SQLModel, table=True):
     text_chars: int = 0
     title: str = ""
     note: str = ""  # e.g. "PDF without a text layer"
+    screenshot_sha256: str = ""  # a page rendered by the browser: its full-page PNG (a blob)
     item_keys_json: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # listing/feed order
 
 

@@ -119,6 +119,21 @@ def ocr_tools():
         pytest.skip(msg)
 
 
+# -- a browser (Debian's chromium) for pages behind a JavaScript wall -------------------------
+@pytest.fixture
+def chromium():
+    """/usr/bin/chromium on this machine: skipped without it (failed under CI, where .ci/run
+    installs it and sets GOVWATCH_REQUIRE_BROWSER)."""
+    from spiders.browser import executable
+
+    if executable("/usr/bin/chromium") is None:
+        msg = "browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+        if os.environ.get("GOVWATCH_REQUIRE_BROWSER"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return "/usr/bin/chromium"
+
+
 # -- PostgreSQL ------------------------------------------------------------------------
 PG_URL = os.environ.get("GOVWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

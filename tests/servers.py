@@ -55,8 +55,8 @@ class Site:
                     route = site.routes.get(self.path)
                     if route is None:  # an API route matches whatever its query string is
                         route = site.routes.get(self.path.split("?", 1)[0] + "?*")
-                if callable(route):
-                    route = route()
+                if callable(route):  # a route made per request; given the request's headers if it asks
+                    route = route(headers) if getattr(route, "wants_headers", False) else route()
                 if route is None:
                     body = b"<html><head><title>Page not found</title></head><body>Not found</body></html>"
                     self.send_response(404)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from monitor.evidence import capture, export_warc
@@ -45,6 +45,22 @@ def snapshot_raw(request: Request, snapshot_id: int):
     resp.headers["X-Govwatch-Fetched-At"] = iso(cap.snapshot.fetched_at)
     resp.headers["X-Govwatch-Content-Type"] = _header_safe(cap.snapshot.content_type)
     return resp
+
+
+@router.get("/snapshots/{snapshot_id}/screenshot.png")
+def snapshot_screenshot(request: Request, snapshot_id: int):
+    """The full-page PNG the browser took of a rendered version (404 for a page fetched over HTTP)."""
+    require(request, "viewer")
+    store = web_of(request).store
+    with store.session() as s:
+        snap = s.get(SnapshotRecord, snapshot_id)
+        digest = snap.screenshot_sha256 if snap is not None else ""
+    png = store.get_blob(digest) if digest else None
+    if png is None:
+        raise HTTPException(404, "no screenshot of this capture (it was not rendered by the browser)")
+    return Response(png, media_type="image/png", headers={"Content-Security-Policy": DOWNLOAD_CSP,
+                                                          "X-Content-Type-Options": "nosniff",
+                                                          "Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/snapshots/{snapshot_id}/headers.json")

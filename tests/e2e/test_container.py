@@ -133,6 +133,11 @@ def test_dockerfile_structure():
     # Debian's OCR tools (scanned PDFs), from the distribution's packages
     apt = " ".join(r for r in img.runs if "apt-get install" in r).split()
     assert {"tesseract-ocr", "poppler-utils"} <= set(apt), apt
+    # ... and Debian's chromium for pages behind a JavaScript wall, at the path the settings default to
+    from monitor.config import BrowserSettings
+
+    assert "chromium" in apt and BrowserSettings().executable == "/usr/bin/chromium", apt
+    assert "playwright install" not in (REPO / "Dockerfile").read_text()  # never a browser download
     order = [w for w, _ in img.steps]
     assert order.index("USER") > max(i for i, w in enumerate(order) if w == "RUN"), "a RUN step after USER runs unprivileged"
 

@@ -1,0 +1,26 @@
+"""sources.needs_browser: a page or listing with `render: auto` that met a JavaScript wall over plain
+HTTP is rendered through the browser from then on (shown by `govwatch sources`);
+snapshots.screenshot_sha256: the full-page PNG of a rendered version (a blob, deduplicated by hash)
+
+Revision ID: 0006
+Revises: 0005
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # plain ADD COLUMN (SQLite has it): a batch copy of `sources` would drop a table that others reference
+    op.add_column("sources", sa.Column("needs_browser", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("snapshots", sa.Column("screenshot_sha256", sa.String(), nullable=False, server_default=""))
+
+
+def downgrade() -> None:
+    op.drop_column("snapshots", "screenshot_sha256")  # SQLite 3.35+ drops a column in place
+    op.drop_column("sources", "needs_browser")

@@ -1,0 +1,154 @@
+"""Pages behind a JavaScript wall, through Debian's chromium (issue 13): the real CLI against a local
+site. A page whose text a script writes (render: browser); a challenge page that sets a cookie with
+JavaScript and reloads to the real content, served only with the cookie (render: auto, remembered);
+a page whose script and images call a private address that must be refused. Each yields its
+change, matched and alerted once."""
+from __future__ import annotations
+
+import json
+
+from monitor.config import load_config
+from state.store import Store
+from tests.e2e.test_monitor import RELEVANT, db_rows
+from tests.servers import Route, Site
+
+OUTCOME = RELEVANT.removeprefix("<p>").removesuffix("</p>")
+
+
+def last_text(workdir, sid: str) -> str:
+    """The text of the source's newest snapshot, as govwatch stored it."""
+    cfg = load_config(workdir.config)
+    store = Store(cfg.database)
+    (digest,) = db_rows(workdir, f"select text_sha256 from snapshots where source_id = '{sid}' order by id desc limit 1")[0]
+    return store.get_text(digest)
+
+
+def scripted(sentences: list[str]) -> str:
+    """A page whose <main> is empty in the HTML and filled by a script (as ice.gov's pages are)."""
+    js = json.dumps("".join(f"<p>{s}</p>" for s in sentences))
+    return (f"<!doctype html><html><head><title>Office of Professional Responsibility | ICE</title></head><body>"
+            f"<nav><a href='/'>Home</a></nav><main id='main'></main>"
+            f"<script>document.getElementById('main').innerHTML = '<h1>Office of Professional Responsibility</h1>' + {js};</script>"
+            f"</body></html>")
+
+
+def test_a_page_written_by_script_is_read_through_the_browser(chromium, site, webhook, workdir):
+    text = ["The Office of Professional Responsibility investigates allegations of employee misconduct.",
+            "Reports are published each fiscal year on this page."]
+    site.set("/opr", scripted(text))
+    workdir.write(sources=[{"id": "ice-opr", "name": "ICE OPR", "url": site.url("/opr"), "render": "browser"}],
+                  notify=[{"url": webhook.url(), "name": "hook"}])
+    assert "1 baseline" in workdir.run("check").stdout
+    text_read = last_text(workdir, "ice-opr")
+    assert "investigates allegations of employee misconduct" in text_read, text_read
+    site.set("/opr", scripted(text + [OUTCOME]))
+    out = workdir.run("check", "--force").stdout
+    assert "1 changed" in out and "alerts sent 1" in out, out
+    assert len(webhook.received) == 1 and "opr-outcomes" in webhook.received[0]["title"]
+    assert "removed from federal service" in webhook.received[0]["message"]
+    # every request of the browser carried govwatch's User-Agent
+    assert all("govwatch/" in h.get("user-agent", "") for h in site.hits("/opr")), site.hits("/opr")
+    # a full-page screenshot of each version: on the change page (before and after), in the WARC
+    shots = db_rows(workdir, "select id, screenshot_sha256 from snapshots where source_id = 'ice-opr' order by id")
+    assert len(shots) == 2 and all(len(d) == 64 for _, d in shots) and shots[0][1] != shots[1][1], shots
+    change = json.loads(workdir.run("changes", "--format", "json").stdout)[0]
+    from fastapi.testclient import TestClient
+
+    from monitor.web import WebSettings, create_app
+
+    cfg = load_config(workdir.config)
+    client = TestClient(create_app(cfg, Store(cfg.database), settings=WebSettings()), base_url="http://127.0.0.1")
+    html = client.get(f"/changes/{change['id']}").text
+    for sid, _ in shots:
+        assert f'src="/snapshots/{sid}/screenshot.png"' in html, html[:3000]
+        png = client.get(f"/snapshots/{sid}/screenshot.png")
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n") and png.headers["content-type"] == "image/png"
+    warc = workdir.path / "opr.warc.gz"
+    workdir.run("export-warc", "--change", str(change["id"]), "-o", str(warc))
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(warc, "rb") as f:
+        kinds = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI")) for r in ArchiveIterator(f)]
+    assert kinds.count(("resource", f"urn:screenshot:{site.url('/opr')}")) == 2, kinds
+    assert "0 problem" in workdir.run("verify", str(warc), check=False).stdout or \
+        workdir.run("verify", str(warc), check=False).returncode == 0
+    assert "1 unchanged" in workdir.run("check", "--force").stdout
+    assert len(webhook.received) == 1
+
+
+def test_a_javascript_challenge_is_passed_and_remembered_with_render_auto(chromium, site, webhook, workdir):
+    content = {"html": ("<!doctype html><html><head><title>Newsroom | ICE</title></head><body><main>"
+                        "<h1>Newsroom</h1><p>ICE announces the opening of a new field office in Dallas.</p></main></body></html>")}
+    wall = ("<!doctype html><html><head><title>ice.gov</title></head><body>"
+            "<noscript>Sorry, you need to enable JavaScript to visit this website.</noscript>"
+            "<script>document.cookie = 'gw_js=1; path=/'; location.reload();</script></body></html>")
+
+    def newsroom(headers):
+        if "gw_js=1" in headers.get("cookie", ""):
+            return Route(body=content["html"].encode(), etag=False)
+        return Route(body=wall.encode(), etag=False)
+
+    newsroom.wants_headers = True
+    site.routes["/news"] = newsroom
+    workdir.write(sources=[{"id": "ice-news", "name": "ICE newsroom", "url": site.url("/news")}],
+                  notify=[{"url": webhook.url(), "name": "hook"}], health_notify=[{"url": webhook.url(), "name": "ops"}])
+    out = workdir.run("check").stdout
+    assert "1 baseline" in out and "blocked" not in out, out
+    assert db_rows(workdir, "select needs_browser, health from sources where id = 'ice-news'") == [(1, "ok")]
+    listed = workdir.run("sources").stdout
+    assert "browser" in listed, listed
+    text_read = last_text(workdir, "ice-news")
+    assert "new field office in Dallas" in text_read and "enable JavaScript" not in text_read, text_read
+    plain_hits = len(site.hits("/news"))
+    content["html"] = content["html"].replace("</main>", RELEVANT + "</main>")
+    out = workdir.run("check", "--force").stdout
+    assert "1 changed" in out and "alerts sent 1" in out, out
+    assert len(webhook.received) == 1 and "opr-outcomes" in webhook.received[0]["title"]
+    # remembered: the second check went to the browser at once (the wall, then the reload with the cookie)
+    assert len(site.hits("/news")) - plain_hits == 2, site.hits("/news")[plain_hits:]
+
+
+def test_a_wall_without_a_browser_says_how_to_enable_it(site, workdir):
+    wall = ("<!doctype html><html><head><title>ice.gov</title></head><body>"
+            "<noscript>Sorry, you need to enable JavaScript to visit this website.</noscript></body></html>")
+    site.set("/news", wall)
+    workdir.write(sources=[{"id": "ice-news", "url": site.url("/news")}],
+                  fetch={"browser": {"executable": "/nonexistent/chromium"}})
+    out = workdir.run("check").stdout
+    assert "1 blocked" in out, out
+    (err,) = db_rows(workdir, "select last_error from sources where id = 'ice-news'")[0]
+    assert "JavaScript challenge page" in err and "install Debian's chromium" in err, err
+
+
+def test_the_browser_refuses_private_addresses_a_page_calls(chromium, site, webhook, workdir):
+    inside = Site().start()  # an internal service on another port: never to be reached
+    try:
+        inside.set("/secret.js", "document.title = 'leaked';", content_type="application/javascript")
+        inside.set("/api", '{"secret": "internal"}', content_type="application/json")
+        inside.set("/pixel.png", b"\x89PNG", content_type="image/png")
+        inside.set("/frame", "<p>internal admin page</p>")
+        base = inside.url("")
+
+        def leaky(extra: str = "") -> str:
+            return ("<!doctype html><html><head><title>Leaky page</title>"
+                    f"<script src='{base}/secret.js'></script></head><body><main>"
+                    "<h1>Discipline overview</h1><p>Statistics are published each quarter.</p>" + extra +
+                    f"<img src='{base}/pixel.png'><iframe src='{base}/frame'></iframe>"
+                    f"<script>fetch('{base}/api').catch(() => null); new Image().src = '{base}/pixel.png?2';"
+                    f"location.hash = 'x';</script></main></body></html>")
+
+        site.set("/leaky", leaky())
+        port = site.url("").rsplit(":", 1)[1].split("/")[0]
+        workdir.write(sources=[{"id": "leaky", "url": site.url("/leaky"), "render": "browser"}],
+                      notify=[{"url": webhook.url(), "name": "hook"}],
+                      fetch={"allow_private_networks": [f"127.0.0.1:{port}"]})
+        assert "1 baseline" in workdir.run("check").stdout
+        site.set("/leaky", leaky(RELEVANT))
+        out = workdir.run("check", "--force").stdout
+        assert "1 changed" in out and "alerts sent 1" in out, out
+        assert len(webhook.received) == 1
+        assert inside.requests == [], inside.requests
+        text_read = last_text(workdir, "leaky")
+        assert "Statistics are published" in text_read and "internal admin page" not in text_read, text_read
+    finally:
+        inside.stop()
