@@ -216,6 +216,10 @@ def _print_cycle(report) -> None:
     docs = report.documents
     if docs:
         parts.append(f"{len(docs)} new document(s) fetched" + (f" ({sum(1 for d in docs if d.outcome == 'error')} failed)" if any(d.outcome == "error" for d in docs) else ""))
+    kept = report.archived
+    if kept:
+        failed = sum(1 for d in kept if d.outcome == "error")
+        parts.append(f"{len(kept)} listed document(s) archived or checked again" + (f" ({failed} failed)" if failed else ""))
     print(f"checked {n} source(s) in {secs:.1f}s: {', '.join(parts) or 'nothing due'}; "
           f"{report.changes} change(s), {report.matched} matched; alerts sent {report.sent}, "
           f"retrying {report.retrying}, failed {report.failed_deliveries}" + ("; interrupted" if report.interrupted else ""))

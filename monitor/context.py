@@ -55,6 +55,11 @@ class CycleReport:
         return [o for o in self.outcomes if o.part == "document"]
 
     @property
+    def archived(self) -> list[Outcome]:
+        """Listed documents archived (first copy) or fetched again to see whether they were replaced."""
+        return [o for o in self.outcomes if o.part == "archive"]
+
+    @property
     def changes(self) -> int:
         return sum(o.changes for o in self.outcomes)
 

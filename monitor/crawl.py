@@ -66,14 +66,23 @@ class Crawl:
                        progress=None) -> int:
         """Lease the sources due now that are not in flight here, and feed their first requests."""
         mon = self.mon
-        # what is queued of the quiet outcomes first: their next due time is in those rows
-        await self._on_writer(mon.flush_quiet)
         await self._on_writer(mon.sync_sources)
         stale = [sid for sid, t in self.inflight.items() if time.monotonic() - t > mon.leases.seconds]
         for sid in stale:  # its response never came back (its lease has run out too): due again
             logger.warning("source %s: no response within the lease (%gs); it is due again", sid, mon.leases.seconds)
             del self.inflight[sid]
-        due = await self._on_writer(mon.due_sources, force=force, only=only, exclude=set(self.inflight))
+        exclude = set(self.inflight)
+
+        def due_now() -> list:
+            # One writer job: the quiet outcomes queued so far are written (their next due time and
+            # the lease given back) and only then is the database asked what is due. A response
+            # stored after `exclude` was taken is written by this flush; one stored before this job
+            # ran is in `exclude`. As two jobs, a response stored between the flush and the query
+            # left its source due (and leased to us) in the database: it was fetched twice.
+            mon.flush_quiet()
+            return mon.due_sources(force=force, only=only, exclude=exclude)
+
+        due = await self._on_writer(due_now)
         requests = await self._on_writer(mon.requests_for, due)
         if progress:
             progress.start(len(requests))

@@ -43,13 +43,18 @@ def _is_chrome(el) -> bool:
     return any(_CHROME_CLASS.search(c) for c in (el.get("class") or "").split())
 
 
+_HUGE_HTML = lxml.html.HTMLParser(huge_tree=True)
+
+
 def strip_site_chrome(fragment: str) -> str:
     """An entry's HTML without the site's navigation, menus, search forms, page header and the
     WordPress "The post ... appeared first on ..." line; the fragment unchanged if it is not HTML."""
     if "<" not in (fragment or ""):
         return fragment or ""
     try:
-        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+        # huge_tree: a text node over libxml2's 10 MB limit is read, not silently cut (the response
+        # itself is bounded by fetch.max_bytes)
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div", parser=_HUGE_HTML)
     except (ParserError, ValueError):
         return fragment
     for el in [el for el in root.iterdescendants() if _is_chrome(el)]:

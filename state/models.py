@@ -114,9 +114,12 @@ class ItemRecord(SQLModel, table=True):
     snapshot_id: int | None = None
     extra_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # provenance
     doc_url: str = ""  # the document to fetch for full text ("" = none)
-    doc_status: str = ""  # "" (nothing to fetch) | pending | fetched | failed
+    # "" (nothing to fetch) | pending (a new item's document, alerted) | fetched | failed |
+    # backfill (listed at the baseline: archived, never alerted) | archived
+    doc_status: str = ""
     doc_attempts: int = 0
     doc_error: str = ""
+    doc_checked_at: datetime | None = None  # the document last fetched again (its bytes compared: replaced?)
 
 
 class ChangeRecord(SQLModel, table=True):

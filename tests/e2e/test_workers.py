@@ -1,6 +1,7 @@
 """Several `govwatch run` workers on one PostgreSQL schema share the work through source leases:
 every page checked once per interval (never twice), each change alerted once, and a SIGKILLed
-worker's leased sources taken over by the others once its leases expire."""
+worker's leased sources taken over by the others at once (it ran on this host: its pid is gone),
+before its leases would expire."""
 from __future__ import annotations
 
 import signal
@@ -19,7 +20,10 @@ pytestmark = pytest.mark.postgres
 PAGES = 200
 WORKERS = 4
 EVERY = 4.0
-LEASE = 3.0
+# Longer than a response can take to be stored on a loaded 2-core machine: a 3 s lease ran out
+# under load and its source was fed again while in flight (fetched twice within an interval).
+# The dead worker's leases are taken over at once anyway: it ran on this host (its pid is gone).
+LEASE = 10.0
 TICK = 0.5
 CHANGED = [7, 42, 99, 150, 188]
 
@@ -69,7 +73,7 @@ def share_and_take_over(site, webhook, workdir, engine) -> None:
         time.sleep(1.0)
         for i in CHANGED:
             site.set(f"/p/{i:03d}", body(i, RELEVANT))
-        wait_until(lambda: len(webhook.received) >= len(CHANGED), 3 * EVERY, interval=0.2, what="the alerts of the changes")
+        wait_until(lambda: len(webhook.received) >= len(CHANGED), 5 * EVERY, interval=0.2, what="the alerts of the changes")
         time.sleep(max(0.0, t_base + 2.5 * EVERY - time.monotonic()))  # two and a half intervals in all
 
         # kill one worker while it holds leases
@@ -100,7 +104,8 @@ def share_and_take_over(site, webhook, workdir, engine) -> None:
             w.kill()
 
     assert left == [], f"the dead worker still holds {left} after the take-over"
-    assert took <= LEASE + EVERY * 1.1 + 3, f"take-over took {took:.1f}s"
+    # taken over at once (a dead local worker's leases are freed without waiting for them to run out)
+    assert took <= EVERY * 1.1 + TICK + 3 < LEASE, f"take-over took {took:.1f}s"
     hits = times()
     t_first = min(min(v) for v in hits.values())
     # every page once per interval: never twice within one interval (jitter is +-10%) ...
@@ -109,7 +114,10 @@ def share_and_take_over(site, webhook, workdir, engine) -> None:
         ts = hits[p]
         for a, b in zip(ts, ts[1:]):
             crashed = p[3:] in {h[1:] for h in held} and a < t_kill < b + 0.5
-            if b - a < EVERY * 0.9 - 0.3 and not crashed:
+            # (the server sees a request some time after its fetch started, and the interval counts
+            # from the start: under load that delay varies by up to ~1 s; a page fed twice by mistake
+            # is seen again within a fraction of a second)
+            if b - a < EVERY * 0.9 - 1.0 and not crashed:
                 too_close[p] = (round(b - a, 2), round(a - t_first, 1))  # (gap, seconds since the first request)
     worst = sorted(too_close.items(), key=lambda x: -x[1][1])[:12]
     assert too_close == {}, f"{len(too_close)} page(s) fetched twice within an interval (gap, at): latest {worst}"

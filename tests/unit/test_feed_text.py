@@ -29,3 +29,17 @@ def test_entry_text_without_site_chrome(html, text):
 
 def test_stray_angle_brackets_are_text():
     assert html_to_text(strip_site_chrome("5 < 6 and <b>bold</b> > 4")) == "5 < 6 and bold > 4"
+
+
+def test_an_entry_with_a_text_node_over_libxml2s_10_mb_limit_keeps_its_text():
+    """Issue 16.9 for feeds: libxml2 cuts a text node over 10 MB without huge_tree, and the entry's
+    summary was read as its intro alone, silently."""
+    from spiders.feed import parse_feed
+
+    giant = ("word " * 10 + "\n") * 200_000                        # 11 MB in one text node
+    summary = f"<p>Intro.</p><p>{giant}</p>".replace("<", "&lt;").replace(">", "&gt;")
+    rss = (f"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title><item><title>Big</title>"
+           f"<link>https://example.gov/big</link><description>{summary}</description></item></channel></rss>").encode()
+    _title, items = parse_feed(rss, "https://example.gov/feed", {"content-type": "application/rss+xml"}, 10)
+    assert len(items) == 1 and len(items[0].summary) > 10_000_000, len(items[0].summary)
+    assert items[0].summary.rstrip().endswith("word word")
