@@ -623,17 +623,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
                 notify.append((len(f.notify) + i, NotifyTarget.model_validate(t)))
             except ValidationError as e:
                 problems += [f"GOVWATCH_NOTIFY[{i}]: {x['ctx']['error'] if x.get('ctx') else x['msg']}" for x in e.errors()]
-    names: set[str] = set()  # one namespace: deliveries name their target
-    for group, targets in (("notify", notify), ("health_notify", health_notify)):
-        for i, t in targets:
-            if not t.name:
-                t.name = f"{'health-' if group == 'health_notify' else ''}target-{i + 1}"
-            if t.name in names:
-                problems.append(_problem((group, i, "name"), f"duplicate target name '{t.name}'", lines))
-            names.add(t.name)
-            for tid in t.topics or []:
-                if tid not in topic_ids | {ALERT_ON}:
-                    problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
+    _name_targets(notify, health_notify, topic_ids | {ALERT_ON}, lines, problems)
 
     if problems:
         raise ConfigError(str(cfg_path), problems + advisories)
@@ -659,6 +649,23 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         environment=env,
         advisories=advisories,
     )
+
+
+def _name_targets(notify: list, health_notify: list, topic_ids: set[str], lines: dict, problems: list[str]) -> None:
+    """Every target named (deliveries name their target: one namespace for both lists), each name
+    once, each topic filter naming a known topic."""
+    names: set[str] = set()
+    for group, targets in (("notify", notify), ("health_notify", health_notify)):
+        for i, t in targets:
+            if not t.name:
+                t.name = f"{'health-' if group == 'health_notify' else ''}target-{i + 1}"
+            if t.name in names:
+                problems.append(_problem((group, i, "name"), f"duplicate target name '{t.name}'", lines))
+            names.add(t.name)
+            for tid in t.topics or []:
+                if tid not in topic_ids:
+                    known = ", ".join(sorted(topic_ids - {"alert-on"}))
+                    problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {known}", lines))
 
 
 def _targets(raw: list, base: tuple, lines: dict, problems: list[str]) -> list[tuple[int, NotifyTarget]]:

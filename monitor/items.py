@@ -3,14 +3,14 @@ each new item's own document (followed, at most max_follow a run, the rest pendi
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select, update
 
 from monitor.config import SourceConfig
 from monitor.context import Context, Outcome, log_outcome, logger, part_of
-from monitor.diff import diff
-from monitor.documents import NO_TEXT_LAYER, Doc, Documents
+from monitor.documents import Doc, Documents
+from monitor.listed import DOC_ATTEMPTS, ListedDocuments, as_utc
 from monitor.health import Health
 from monitor.recorder import Recorder
 from spiders.blocks import judge
@@ -20,9 +20,6 @@ from state.models import ChangeRecord, ItemRecord, SnapshotRecord, SourceRecord
 from state.store import sha256
 
 FALLBACK_NOTE = "found without the configured selectors (they are blind): a document link of the listing's region"
-REPLACED_NOTE = "the listed document was replaced at the same URL"
-DOC_ATTEMPTS = 3  # a new item's document is tried on this many runs (it is recorded at the first failure)
-ARCHIVE_PER_RUN = 20  # listed documents archived (baseline) or fetched again (replaced?) per run, at most max_follow
 MAX_KEY = 2000
 
 
@@ -33,13 +30,13 @@ class Items:
         # once a run), and when the run began (items seen since moved pages rather than vanished)
         self.requested: dict[str, set[str]] = {}
         self.started: dict[str, datetime] = {}
-        self.archiving: dict[str, int] = {}  # per source, listed documents archived or checked again this run
+        self.listed = ListedDocuments(ctx, health, recorder, documents, self)
 
     def begin(self, sid: str, now: datetime) -> None:
         """A new run of a source: its first request is being fed."""
         self.requested[sid] = set()
         self.started[sid] = now
-        self.archiving[sid] = 0
+        self.listed.begin(sid)
 
     # -- follow-ups ---------------------------------------------------------------------
     def max_follow(self, src: SourceConfig) -> int:
@@ -68,46 +65,7 @@ class Items:
             out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key, headers=self.doc_headers(src, r.doc_url)))
         if asked + len(out) >= limit:
             self._record_waiting(src, limit)
-        return out + self.archive_docs(src)
-
-    def archive_docs(self, src: SourceConfig) -> list[FetchRequest]:
-        """Every listed document gets a stored copy, politely: per run at most ARCHIVE_PER_RUN (and
-        max_follow) of them, first those listed at the baseline and never fetched (archived, never
-        alerted), then those fetched longest ago, again with their validators: a document replaced
-        at the same URL is then a change of that document. API records (read_document) are not
-        documents: they are left out."""
-        kind = self.ctx.kinds[src.id]
-        budget = min(ARCHIVE_PER_RUN, self.max_follow(src)) - self.archiving.get(src.id, 0)
-        if budget <= 0 or hasattr(kind, "read_document"):
-            return []
-        requested = self.requested.setdefault(src.id, set())
-        started = self.started.get(src.id)
-        with self.ctx.store.session() as s:
-            rows = list(s.scalars(
-                select(ItemRecord).where(ItemRecord.source_id == src.id, ItemRecord.removed_at.is_(None), ItemRecord.doc_url != "",
-                                         ItemRecord.doc_status.in_(("backfill", "archived", "fetched")))
-                .order_by((ItemRecord.doc_status != "backfill"), ItemRecord.doc_checked_at.is_not(None),
-                          ItemRecord.doc_checked_at, ItemRecord.id)
-                .limit(budget + len(requested))))
-            validators = {}
-            for r in rows:
-                if r.doc_status != "backfill" and r.snapshot_id:
-                    snap = s.get(SnapshotRecord, r.snapshot_id)
-                    validators[r.key] = json.loads(snap.headers_json or "{}") if snap is not None else {}
-        out = []
-        for r in rows:
-            if r.key in requested or len(out) >= budget:
-                continue
-            checked = r.doc_checked_at
-            if r.doc_status != "backfill" and checked is not None and started is not None and _utc(checked) >= started:
-                continue  # checked in this run already
-            requested.add(r.key)
-            v = validators.get(r.key, {})
-            out.append(FetchRequest(source_id=src.id, url=r.doc_url, item_key=r.key, headers=self.doc_headers(src, r.doc_url),
-                                    etag=v.get("etag", ""), last_modified=v.get("last-modified", ""),
-                                    meta={"doc": "backfill" if r.doc_status == "backfill" else "recheck"}))
-        self.archiving[src.id] = self.archiving.get(src.id, 0) + len(out)
-        return out
+        return out + self.listed.requests(src)
 
     def doc_headers(self, src: SourceConfig, url: str) -> dict[str, str]:
         """Headers of a followed document's request: only what its kind says that URL may get (the
@@ -123,7 +81,7 @@ class Items:
         started, requested = self.started.get(sid), self.requested.get(sid, set())
         with self.ctx.store.session() as s:
             rows = [r for r in s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.doc_status == "pending"))
-                    if (started is None or _utc(r.first_seen_at) >= started) and r.key not in requested]
+                    if (started is None or as_utc(r.first_seen_at) >= started) and r.key not in requested]
             for item in rows:
                 if _item_change(s, sid, item.key) is not None:
                     continue
@@ -249,7 +207,7 @@ class Items:
                 continue
             row = s.merge(row)
             started = self.started.get(sid)
-            if row.removed_at is not None or (started is not None and _utc(row.last_seen_at) >= started):
+            if row.removed_at is not None or (started is not None and as_utc(row.last_seen_at) >= started):
                 continue  # already recorded, or it moved to another page of this listing in this run
             row.removed_at = now
             doc = s.get(SnapshotRecord, row.snapshot_id) if row.snapshot_id else None
@@ -271,8 +229,8 @@ class Items:
         sid, key = src.id, fetched.request.item_key
         with self.ctx.store.session() as s:
             item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
-        if item is not None and fetched.request.meta.get("doc") and item.doc_status in ("backfill", "archived", "fetched"):
-            return self._archive_doc(fetched, src, item)
+        if item is not None and self.listed.owns(fetched, item):
+            return self.listed.process(fetched, src, item)
         if item is None or item.doc_status != "pending":
             return Outcome(sid, "unchanged", part="document")
         error = fetched.error
@@ -326,49 +284,6 @@ class Items:
         logger.info("source %s: new document %s (%s)", sid, fetched.url, ", ".join(m.topic for m in matches) or "no topic matched")
         return Outcome(sid, "changed", changes=int(earlier is None), matched=int(earlier is None and bool(matches)), part="document")
 
-    def _archive_doc(self, fetched: Fetched, src: SourceConfig, item: ItemRecord) -> Outcome:
-        """A listed document fetched to be archived (its first copy: a baseline, never alerted) or
-        fetched again: the same bytes (or a 304) change nothing; other bytes are a new version,
-        recorded as a `changed` change of that document when its text differs (or when a scan
-        without text was replaced), classified and alerted like any change."""
-        sid, key, now = src.id, item.key, self.ctx.clock()
-        error = fetched.error
-        if not error and fetched.status != 304:
-            verdict = judge(fetched, seen_before=item.doc_status != "backfill")
-            error = verdict.reason if verdict is not None else (f"HTTP {fetched.status}" if (fetched.status or 0) >= 400 else "")
-        if error:
-            return self.doc_failed(fetched, error)
-        digest = sha256(fetched.body)
-        with self.ctx.store.session() as s:
-            last = s.get(SnapshotRecord, item.snapshot_id) if item.snapshot_id else None
-            if fetched.status == 304 or (last is not None and last.body_sha256 == digest):
-                s.execute(update(ItemRecord).where(ItemRecord.id == item.id).values(doc_checked_at=now, doc_error=""))
-                s.add(self.health.attempt(fetched, "not_modified" if fetched.status == 304 else "unchanged"))
-                return Outcome(sid, "unchanged", part="archive")
-        doc = self.documents.extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
-        d = diff(self.ctx.store.get_text(last.text_sha256), doc.text) if last is not None else None
-        replaced_scan = d is not None and not d.changed and not doc.text and doc.note.startswith(NO_TEXT_LAYER)
-        matches = self.ctx.classify(sid, d.added_text, d.removed_text, d.replaced) if d is not None and d.changed else []
-        outcome = "baseline" if last is None else ("changed" if (d.changed or replaced_scan) else "unchanged")
-        with self.ctx.store.session() as s:
-            row = s.merge(item)
-            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note)
-            if outcome == "changed":
-                note = "; ".join(n for n in (REPLACED_NOTE, doc.note) if n)
-                self.recorder.change(s, ChangeRecord(
-                    source_id=sid, url=item.url or fetched.url, detected_at=now, kind="changed", title=(item.title or doc.title)[:500],
-                    item_key=key, item_published=item.published, prev_snapshot_id=last.id, new_snapshot_id=snap.id,
-                    added_text=d.added_text, removed_text=d.removed_text, diff_text=d.unified(), note=note, meta_json=item.extra_json,
-                ), matches)
-                s.get(SourceRecord, sid).last_change_at = now
-            row.snapshot_id, row.doc_checked_at, row.doc_error = snap.id, now, ""
-            row.doc_status = "archived" if row.doc_status == "backfill" else row.doc_status
-            s.add(self.health.attempt(fetched, outcome))
-        if outcome == "changed":
-            logger.info("source %s: listed document replaced at %s (%s)", sid, fetched.url,
-                        ", ".join(m.topic for m in matches) or "no topic matched")
-        return Outcome(sid, outcome, changes=int(outcome == "changed"), matched=int(bool(matches)), part="archive")
-
     def doc_failed(self, fetched: Fetched, reason: str) -> Outcome:
         """A new item's document could not be fetched: the item is recorded and classified at once
         on what the listing, feed or API says (alerted in the cycle that saw it, the full text
@@ -381,14 +296,8 @@ class Items:
         with self.ctx.store.session() as s:
             item = s.scalars(select(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key == key)).first()
             s.add(self.health.attempt(fetched, "error", reason))
-            if item is not None and fetched.request.meta.get("doc") and item.doc_status in ("backfill", "archived", "fetched"):
-                # archiving is best effort: tried again on later runs (a baseline copy at most DOC_ATTEMPTS times)
-                item.doc_checked_at, item.doc_error = now, reason[:500]
-                if item.doc_status == "backfill":
-                    item.doc_attempts += 1
-                    if item.doc_attempts >= DOC_ATTEMPTS:
-                        item.doc_status = "failed"
-                return Outcome(sid, "error", error=reason, part="archive")
+            if item is not None and self.listed.owns(fetched, item):
+                return self.listed.failed(item, reason, now)
             if item is None or item.doc_status != "pending":
                 return Outcome(sid, "error", error=reason, part="document")
             item.doc_attempts += 1
@@ -442,10 +351,6 @@ def item_key(key: str) -> str:
     if len(key) <= MAX_KEY:
         return key
     return key[: MAX_KEY - 65] + "#" + sha256(key.encode("utf-8"))
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
 
 
 def _plus(text: str) -> str:
