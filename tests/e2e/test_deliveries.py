@@ -57,5 +57,21 @@ def test_list_retry_and_audit_a_given_up_delivery(site, webhook, workdir):
         assert "queued again" in trail[0][3] and "error=500" in trail[0][3]
         assert query(sqlite_path(workdir), "select count(*) from triage_states") == [(0,)]
         assert workdir.run("deliveries", "retry", "--all-failed").stdout.strip() == "no failed deliveries"
+
+        # two more alerts given up while the target is down again, then all of them queued at once
+        broken.fail_next = 10**6
+        site.set("/opr", page(extra=RELEVANT + "<p>ICE OPR also substantiated a second allegation; the employee resigned.</p>"))
+        assert "failed 1" in workdir.run("check", "--force").stdout
+        site.set("/opr", page(extra=RELEVANT + "<p>In fiscal year 2026 ICE OPR substantiated 4 allegations of extremist ties.</p>"))
+        assert "failed 1" in workdir.run("check", "--force").stdout
+        failed = json.loads(workdir.run("deliveries", "--state", "failed", "--format", "json").stdout)
+        assert len(failed) == 2 and {d["target"] for d in failed} == {"broken"}, failed
+        broken.fail_next = 0
+        out = workdir.run("deliveries", "retry", "--all-failed").stdout
+        assert out.startswith("queued again: 2 deliveries"), out
+        assert "alerts sent 2" in workdir.run("check").stdout
+        assert len(broken.received) == 3 and json.loads(workdir.run("deliveries", "--state", "failed", "--format", "json").stdout) == []
+        trail = query(sqlite_path(workdir), "select action from triage_actions")
+        assert [a for (a,) in trail] == ["delivery_retried"] * 3, trail
     finally:
         broken.stop()

@@ -245,3 +245,18 @@ def test_the_days_chain_head_is_time_stamped_rfc3161(site, workdir, tmp_path):
         assert p.returncode == 1 and p.stdout.startswith("MISMATCH: time-stamp of ") and "the token stamps another hash" in p.stdout
     finally:
         tsa.stop()
+
+
+def test_changes_every_captures_an_unmatched_change_too_and_matched_only_does_not(site, webhook, workdir, spn):
+    """`save_page_now.changes`: `matched` (the default) leaves a change no topic matched alone;
+    `every` asks for a capture of it as well."""
+    for mode, expected in (("matched", 0), ("every", 1)):
+        site.set("/q", page())
+        workdir.write(sources=[{"id": "q", "url": site.url("/q")}], notify=[{"url": webhook.url(), "name": "hook"}],
+                      archive=spn_config(spn, changes=mode))
+        workdir.run("check", "--force", env=KEYS)
+        before = len(spn.submissions())
+        site.set("/q", page(extra=f"<p>The field office in Dallas moved to a new building ({mode}).</p>"))
+        out = workdir.run("check", "--force", env=KEYS).stdout
+        assert "1 changed" in out and "0 matched" in out, out
+        assert len(spn.submissions()) - before == expected, (mode, spn.submissions())
