@@ -142,6 +142,7 @@ def cmd_doctor(args) -> int:
             status = f"HTTP {r.status}" if r.status is not None else "no response"
             read = (f"{r.items} item(s)" if r.items is not None else
                     f"{r.text_chars:,} characters of text" if r.text_chars is not None else "nothing read")
+            read += "; rendered by the browser" if r.rendered else ""
             print(terminal_text(f"{r.source_id}: {r.outcome.upper() if r.outcome != 'ok' else 'ok'} ({status}; {read})", newlines=False))
             for t in r.titles:
                 print(terminal_text(f"    - {t[:120]}", newlines=False))

@@ -4,9 +4,9 @@ looks wrong (blind selectors, the fallback used, one title for every item, navig
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-from monitor.config import Config, SourceConfig
+from monitor.config import RENDERED_KINDS, Config, SourceConfig
 from monitor.context import Context, utcnow
 from monitor.extract import extract
 from spiders.blocks import judge
@@ -29,6 +29,7 @@ class Reading:
     titles: list[str] = field(default_factory=list)
     text_chars: int | None = None
     problems: list[str] = field(default_factory=list)
+    rendered: bool = False  # read through the browser (render: browser, or auto past a JavaScript wall)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -39,9 +40,12 @@ def diagnose(ctx: Context, src: SourceConfig, fetched: Fetched) -> Reading:
     r = Reading(src.id, fetched.url, status=fetched.status)
     if fetched.error:
         return _bad(r, "error", fetched.error)
+    r.rendered = fetched.request.render == "browser"
     verdict = judge(fetched, seen_before=False)
     if verdict is not None:
-        return _bad(r, "blocked" if verdict.kind == "blocked" else "error", verdict.reason)
+        walled = verdict.challenge and not r.rendered and src.render != "http" and src.kind in RENDERED_KINDS
+        return _bad(r, "blocked" if verdict.kind == "blocked" else "error",
+                    verdict.reason + (f"; {ctx.browser_hint}" if walled and not ctx.browser else ""))
     if fetched.status is not None and fetched.status >= 400:
         return _bad(r, "error", f"HTTP {fetched.status}")
     try:
@@ -121,10 +125,15 @@ def run_doctor(cfg: Config, only: list[str] | None = None, *, on_reading=None) -
             readings[src.id] = Reading(src.id, src.url, outcome="disabled", problems=[reason or "disabled in the configuration"])
             continue
         url = kind.request_url(src) if hasattr(kind, "request_url") else src.url
-        requests.append(FetchRequest(source_id=src.id, url=url, headers=ctx.headers(src)))
+        render = "browser" if ctx.renders(src, None) else ""
+        requests.append(FetchRequest(source_id=src.id, url=url, headers=ctx.headers(src), render=render))
 
     async def on_result(fetched: Fetched):
         src = cfg.source(fetched.request.source_id)
+        verdict = judge(fetched, seen_before=False) if not fetched.error else None
+        if (verdict is not None and verdict.challenge and ctx.browser and src.render == "auto" and src.kind in RENDERED_KINDS
+                and fetched.request.render != "browser"):
+            return [replace(fetched.request, render="browser")]  # what `check` does: read it through the browser
         reading = diagnose(ctx, src, fetched)
         readings[src.id] = reading
         if on_reading:

@@ -152,3 +152,29 @@ def test_the_browser_refuses_private_addresses_a_page_calls(chromium, site, webh
         assert "Statistics are published" in text_read and "internal admin page" not in text_read, text_read
     finally:
         inside.stop()
+
+
+def test_doctor_reads_a_walled_page_through_the_browser(chromium, site, workdir):
+    """`govwatch doctor` does what `check` would: a JavaScript wall (render: auto) is read through the
+    browser and the page's text counted; without a browser the wall is named with the fix."""
+    wall = ("<!doctype html><html><head><title>ice.gov</title></head><body>"
+            "<noscript>Sorry, you need to enable JavaScript to visit this website.</noscript>"
+            "<script>document.cookie = 'gw_js=1; path=/'; location.reload();</script></body></html>")
+
+    def opr(headers):
+        if "gw_js=1" in headers.get("cookie", ""):
+            return Route(body=scripted([f"The Office of Professional Responsibility investigates allegations of "
+                                        f"employee misconduct and publishes its findings for fiscal year {y}." for y in range(2015, 2026)]
+                                       ).encode(), etag=False)
+        return Route(body=wall.encode(), etag=False)
+
+    opr.wants_headers = True
+    site.routes["/opr"] = opr
+    workdir.write(sources=[{"id": "ice-opr", "url": site.url("/opr")}])
+    p = workdir.run("doctor", "--format", "json")
+    (r,) = json.loads(p.stdout)
+    assert r["outcome"] == "ok" and r["rendered"] and r["text_chars"] > 80, r
+    assert "rendered by the browser" in workdir.run("doctor").stdout
+    workdir.write(sources=[{"id": "ice-opr", "url": site.url("/opr")}], fetch={"browser": {"executable": "/nonexistent/chromium"}})
+    p = workdir.run("doctor", check=False)
+    assert p.returncode == 1 and "BLOCKED" in p.stdout and "install Debian's chromium" in p.stdout, p.stdout
