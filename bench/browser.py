@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -81,12 +82,15 @@ def run_check(workdir: Path, args: list[str]) -> dict:
     """One `govwatch check`, its process tree sampled every 100 ms (proportional set size: the
     memory chromium's processes share is counted once, not once per process)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVWATCH_")}
+    # CPU: what the finished process tree used (each parent reaps its children, so the rusage of
+    # our reaped children holds every descendant once); summing live per-process times counts twice
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
+    log = open(workdir / "check.log", "w+")  # a file, not a pipe: a full pipe would stop the check
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "check", *args], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=log, text=True)
     me = psutil.Process(proc.pid)
     peak_self = peak_tree = 0
-    cpu: dict[int, float] = {}
     while proc.poll() is None:
         try:
             tree = [me] + me.children(recursive=True)
@@ -94,8 +98,6 @@ def run_check(workdir: Path, args: list[str]) -> dict:
             for p in tree:
                 try:
                     rss += p.memory_full_info().pss
-                    t = p.cpu_times()
-                    cpu[p.pid] = t.user + t.system + getattr(t, "children_user", 0) + getattr(t, "children_system", 0)
                 except psutil.Error:
                     pass
             peak_self = max(peak_self, me.memory_info().rss)
@@ -104,8 +106,14 @@ def run_check(workdir: Path, args: list[str]) -> dict:
             pass
         time.sleep(0.1)
     wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     out = proc.stdout.read()
-    return {"wall": wall, "cpu": sum(cpu.values()), "self_mb": peak_self / 2**20, "tree_mb": peak_tree / 2**20,
+    log.seek(0)
+    err = log.read()
+    log.close()
+    errors = [line for line in err.splitlines() if "fetch failed" in line or "ERROR" in line][:3]
+    return {"wall": wall, "cpu": cpu, "errors": errors, "self_mb": peak_self / 2**20, "tree_mb": peak_tree / 2**20,
             "summary": out.strip().splitlines()[0] if out.strip() else "", "rc": proc.returncode}
 
 
@@ -134,6 +142,8 @@ def main() -> int:
                 r = run_check(work, ["--force"])
                 print(f"{render:<8} {run:<10} {r['wall']:7.1f} {a.pages / r['wall']:8.2f} {r['cpu']:7.1f} "
                       f"{r['self_mb']:12.0f} {r['tree_mb']:8.0f}  {r['summary'][:90]}")
+                for line in r["errors"]:
+                    print(f"    {line[:200]}")
     return 0
 
 

@@ -268,6 +268,11 @@ class BrowserHandler(_handler_base()):
         self._start_lock = asyncio.Lock()
         self._started = False
         self._rendered = 0
+        # pages rendered at once (PLAYWRIGHT_MAX_CONTEXTS is the same number): a page waits for its
+        # turn here, outside its time limit, instead of timing out in the queue
+        self._turns = asyncio.Semaphore(max(1, crawler.settings.getint("PLAYWRIGHT_MAX_CONTEXTS", 2)))
+        self._gate = asyncio.Lock()  # a restart happens behind it, while no page is being rendered
+        self._active = 0
 
     # the browser starts with the first rendered page, not with every crawl
     async def _maybe_launch_in_thread(self) -> None:
@@ -303,31 +308,39 @@ class BrowserHandler(_handler_base()):
         if self.screenshots:
             methods.append(PageMethod("screenshot", full_page=True, type="png", timeout=self.page_timeout * 1000))
         request.meta["playwright_page_methods"] = methods
-        try:
-            response = await asyncio.wait_for(super()._download_request(request, spider),
-                                              self.page_timeout + self.settle_seconds + 15)
-        except asyncio.TimeoutError as e:
-            raise TimeoutError(f"the browser did not render the page within {self.page_timeout + self.settle_seconds:g}s") from e
-        finally:
-            wrapper = self.context_wrappers.get(name)
-            if wrapper is not None:
-                try:
-                    await wrapper.context.close()
-                except Exception:
-                    pass
-            self._rendered += 1
-            await self._maybe_restart()
+        limit = self.page_timeout + self.settle_seconds + 15
+        async with self._turns:
+            async with self._gate:
+                self._active += 1
+            try:
+                response = await asyncio.wait_for(super()._download_request(request, spider), limit)
+            except asyncio.TimeoutError as e:
+                raise TimeoutError(f"the browser did not render the page within {limit:g}s") from e
+            finally:
+                self._active -= 1
+                wrapper = self.context_wrappers.get(name)
+                if wrapper is not None:
+                    try:
+                        await wrapper.context.close()
+                    except Exception:
+                        pass
+                self._rendered += 1
+                if self._rendered >= self.restart_after and self._active == 0:
+                    async with self._gate:
+                        if self._active == 0:
+                            await self._restart()
         settled = methods[0].result or {}
         request.meta["gw_rendered_status"] = settled.get("status")
         if self.screenshots and isinstance(methods[1].result, bytes):
             request.meta["gw_screenshot"] = methods[1].result
         return response
 
-    async def _maybe_restart(self) -> None:
-        """Every `restart_after` pages, once no page is open, the browser is closed (the next
-        page launches a new one): what a long-running Chromium accumulates is given back."""
-        if self._rendered >= self.restart_after and not self.context_wrappers and hasattr(self, "browser"):
-            self._rendered = 0
+    async def _restart(self) -> None:
+        """Every `restart_after` pages, while no page is rendered (behind the gate), the browser is
+        closed (the next page launches a new one): what a long-running Chromium accumulates is
+        given back."""
+        self._rendered = 0
+        if hasattr(self, "browser"):
             logger.info("restarting the browser after %d pages", self.restart_after)
             try:
                 await self.browser.close()
