@@ -109,8 +109,11 @@ class Items:
         with self.ctx.store.session() as s:
             last = self.ctx.store.latest_snapshot(s, src.id, key)
         validators = json.loads(last.headers_json) if last is not None else {}
+        browser = fetched.request.render == "browser"  # a rendered listing's later pages are rendered too
         return [FetchRequest(source_id=src.id, url=parsed.next_pages[0], item_key=key, headers=self.ctx.headers(src),
-                             etag=validators.get("etag", ""), last_modified=validators.get("last-modified", ""))]
+                             etag="" if browser else validators.get("etag", ""),
+                             last_modified="" if browser else validators.get("last-modified", ""),
+                             render=fetched.request.render)]
 
     # -- a page of items ----------------------------------------------------------------
     def process(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, digest: str,

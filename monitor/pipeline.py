@@ -204,8 +204,8 @@ class Monitor:
                 if fetched.request.render != "browser" and src.render != "http" and src.kind in RENDERED_KINDS:
                     return health.record_block(fetched, f"{verdict.reason}; {self.ctx.browser_hint}"), []
             return health.record_block(fetched, verdict.reason), []
-        if fetched.request.render == "browser" and not part:
-            self._remember_browser(src)
+        if fetched.request.render == "browser" and not part and verdict is None and (fetched.status or 0) < 400:
+            self._remember_browser(src)  # the browser read the page itself: not an error, not a removal
         if verdict is not None and verdict.kind == "removed":
             return self.documents.removed(fetched, src, verdict.reason, last), []
         if fetched.status == 304:

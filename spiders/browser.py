@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 # what a page may not load: heavy, and never what govwatch reads
 SKIPPED_RESOURCES = frozenset({"image", "media", "font"})
+CHALLENGE_HEADERS = (b"cf-mitigated",)  # the wall's marks on the first response, not the page shown after it
+VIEWPORT_WIDTH = 1280
+MAX_SCREENSHOT_HEIGHT = 16_384  # pixels: a longer page is shot from the top (bounded PNG size and memory)
 INLINE_SCHEMES = ("data:", "blob:", "about:")
 _HEAD_LIMIT = 64 * 1024
 _IO_TIMEOUT = 60.0
@@ -179,7 +182,10 @@ def launch_args() -> list[str]:
     no updates, no sync, no WebRTC outside the proxy."""
     return ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--disable-default-apps", "--no-first-run", "--mute-audio",
-            "--disable-dev-shm-usage", "--disable-extensions",
+            "--disable-dev-shm-usage", "--disable-extensions", "--no-pings", "--disable-domain-reliability",
+            "--disable-client-side-phishing-detection", "--disable-breakpad", "--metrics-recording-only",
+            "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,"
+            "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
             "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
             "--webrtc-ip-handling-policy=disable_non_proxied_udp"]
 
@@ -197,12 +203,13 @@ def browser_settings(fetch) -> dict[str, Any]:
         "PLAYWRIGHT_BROWSER_TYPE": "chromium",
         "PLAYWRIGHT_LAUNCH_OPTIONS": {"executable_path": path, "headless": True, "chromium_sandbox": sandbox,
                                       "args": launch_args(), "timeout": 30_000},
-        "PLAYWRIGHT_MAX_CONTEXTS": b.max_pages,
+        # not PLAYWRIGHT_MAX_CONTEXTS: its semaphore leaks a place when a page's time limit cancels
+        # the creation of its context; BrowserHandler bounds the pages at once itself
         "PLAYWRIGHT_MAX_PAGES_PER_CONTEXT": 1,
         "PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT": b.page_timeout * 1000,
         "PLAYWRIGHT_ABORT_REQUEST": skip_request,
         "GOVWATCH_BROWSER": {"page_timeout": b.page_timeout, "settle": b.settle, "restart_after": b.restart_after,
-                             "screenshots": b.screenshots},
+                             "screenshots": b.screenshots, "max_pages": b.max_pages},
     }
 
 
@@ -246,6 +253,18 @@ async def settle(page, seconds: float) -> dict[str, Any]:
     return {"status": status}
 
 
+async def screenshot(page, timeout: float) -> bytes:
+    """A full-page PNG, at most MAX_SCREENSHOT_HEIGHT pixels from the top."""
+    try:
+        height = int(await page.evaluate("() => document.documentElement.scrollHeight") or 0)
+    except Exception:
+        height = 0
+    if height > MAX_SCREENSHOT_HEIGHT:
+        return await page.screenshot(full_page=True, type="png", timeout=timeout * 1000,
+                                     clip={"x": 0, "y": 0, "width": VIEWPORT_WIDTH, "height": MAX_SCREENSHOT_HEIGHT})
+    return await page.screenshot(full_page=True, type="png", timeout=timeout * 1000)
+
+
 def _handler_base():
     from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
@@ -270,9 +289,11 @@ class BrowserHandler(_handler_base()):
         self._rendered = 0
         # pages rendered at once (PLAYWRIGHT_MAX_CONTEXTS is the same number): a page waits for its
         # turn here, outside its time limit, instead of timing out in the queue
-        self._turns = asyncio.Semaphore(max(1, crawler.settings.getint("PLAYWRIGHT_MAX_CONTEXTS", 2)))
+        self._turns = asyncio.Semaphore(int(opts.get("max_pages", 2)))
         self._gate = asyncio.Lock()  # a restart happens behind it, while no page is being rendered
         self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # the browser starts with the first rendered page, not with every crawl
     async def _maybe_launch_in_thread(self) -> None:
@@ -287,9 +308,11 @@ class BrowserHandler(_handler_base()):
         async with self._start_lock:
             if self._started:
                 return
-            await self.proxy.start()
-            # Playwright sends loopback through the proxy too (its `<-loopback>` bypass rule)
-            self.config.launch_options["proxy"] = {"server": f"http://127.0.0.1:{self.proxy.port}"}
+            if self.proxy.server is None:  # (a failed launch is tried again with the same proxy)
+                await self.proxy.start()
+            # `<-loopback>`: loopback goes through the proxy too (Chromium would go direct; Playwright
+            # adds the rule itself unless an environment variable says not to: say it here)
+            self.config.launch_options["proxy"] = {"server": f"http://127.0.0.1:{self.proxy.port}", "bypass": "<-loopback>"}
             await self._launch()
             self._started = True
 
@@ -302,22 +325,28 @@ class BrowserHandler(_handler_base()):
         request.meta["playwright_context_kwargs"] = {
             "user_agent": request.headers.get("User-Agent", b"").decode("latin-1") or None,
             "service_workers": "block", "accept_downloads": False, "java_script_enabled": True,
-            "viewport": {"width": 1280, "height": 1024},
+            "viewport": {"width": VIEWPORT_WIDTH, "height": 1024},
         }
         methods = [PageMethod(settle, self.settle_seconds)]
         if self.screenshots:
-            methods.append(PageMethod("screenshot", full_page=True, type="png", timeout=self.page_timeout * 1000))
+            methods.append(PageMethod(screenshot, self.page_timeout))
         request.meta["playwright_page_methods"] = methods
         limit = self.page_timeout + self.settle_seconds + 15
-        async with self._turns:
-            async with self._gate:
+        async with self._turns:  # the wait for a turn is not the page's time
+            async with self._gate:  # a due restart happens here, once the pages in the browser are done
+                if self._rendered >= self.restart_after:
+                    await self._idle.wait()
+                    await self._restart()
                 self._active += 1
+                self._idle.clear()
             try:
                 response = await asyncio.wait_for(super()._download_request(request, spider), limit)
             except asyncio.TimeoutError as e:
-                raise TimeoutError(f"the browser did not render the page within {limit:g}s") from e
+                raise TimeoutError(f"timed out: the browser did not render the page within {limit:g}s") from e
             finally:
                 self._active -= 1
+                if not self._active:
+                    self._idle.set()
                 wrapper = self.context_wrappers.get(name)
                 if wrapper is not None:
                     try:
@@ -325,20 +354,20 @@ class BrowserHandler(_handler_base()):
                     except Exception:
                         pass
                 self._rendered += 1
-                if self._rendered >= self.restart_after and self._active == 0:
-                    async with self._gate:
-                        if self._active == 0:
-                            await self._restart()
         settled = methods[0].result or {}
-        request.meta["gw_rendered_status"] = settled.get("status")
         if self.screenshots and isinstance(methods[1].result, bytes):
             request.meta["gw_screenshot"] = methods[1].result
-        return response
+        # What the rest of the crawl sees is the document shown at the end: its status (after a
+        # challenge's reload; retries and error handling judge that one), without the wall's marks.
+        headers = response.headers.copy()
+        for h in CHALLENGE_HEADERS:
+            headers.pop(h, None)
+        return response.replace(status=settled.get("status") or response.status, headers=headers)
 
     async def _restart(self) -> None:
-        """Every `restart_after` pages, while no page is rendered (behind the gate), the browser is
-        closed (the next page launches a new one): what a long-running Chromium accumulates is
-        given back."""
+        """Every `restart_after` pages the browser is closed (the next page launches a new one):
+        what a long-running Chromium accumulates is given back. Called behind the gate with no
+        page in the browser: pages that want a turn wait for it."""
         self._rendered = 0
         if hasattr(self, "browser"):
             logger.info("restarting the browser after %d pages", self.restart_after)

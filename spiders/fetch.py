@@ -339,8 +339,7 @@ class FetchSpider(scrapy.Spider):
         fetched = Fetched(
             request=meta["gw"],
             url=response.url,
-            # a rendered page: the status of the document shown at the end (after a challenge's reload)
-            status=meta.get("gw_rendered_status") or response.status,
+            status=response.status,  # a rendered page: the document shown at the end (spiders/browser.py)
             headers=headers,
             body=response.body,
             started_at=meta["gw_started_at"],

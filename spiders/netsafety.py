@@ -128,10 +128,16 @@ class Allowance:
         if not text:
             raise ValueError("an empty entry")
         try:                                             # a network or bare address (IPv6 without brackets)
-            self.networks.append((ipaddress.ip_network(text, strict=False), None))
-            return
+            net = ipaddress.ip_network(text, strict=False)
         except ValueError:
-            pass
+            net = None
+        if net is not None:
+            if net.prefixlen < (8 if net.version == 4 else 16):  # 127.0.0.1/0 is every address
+                raise ValueError(f"{entry!r} is too wide (/{net.prefixlen}): it would allow "
+                                 f"{'every address' if net.prefixlen == 0 else 'far more than a private network'}; "
+                                 "name the networks, or use true for local testing")
+            self.networks.append((net, None))
+            return
         m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?|([^:/\s\[\]]+)(?::(\d{1,5}))?", text)
         if not m:
             raise ValueError(f"{entry!r} is not a network, an address or a host, with an optional :port")

@@ -178,3 +178,40 @@ def test_doctor_reads_a_walled_page_through_the_browser(chromium, site, workdir)
     workdir.write(sources=[{"id": "ice-opr", "url": site.url("/opr")}], fetch={"browser": {"executable": "/nonexistent/chromium"}})
     p = workdir.run("doctor", check=False)
     assert p.returncode == 1 and "BLOCKED" in p.stdout and "install Debian's chromium" in p.stdout, p.stdout
+
+
+def test_a_cloudflare_wall_answering_503_is_rendered_once_and_read(chromium, site, workdir):
+    """A Cloudflare-style wall (503, `cf-mitigated: challenge`, a script that sets a cookie and
+    reloads): over plain HTTP it is a challenge (retried as a 503, then rendered); in the browser
+    the page shown at the end is judged, not the wall's first answer (no retry of the rendered
+    page, no 'blocked' from the wall's header)."""
+    wall = ("<!doctype html><html><head><title>Just a moment...</title></head><body>"
+            "<script>document.cookie = 'cf_clearance=1; path=/'; location.reload();</script></body></html>")
+
+    def page(headers):
+        if "cf_clearance=1" in headers.get("cookie", ""):
+            return Route(body=scripted(["Statement on the Office of Professional Responsibility's annual report.",
+                                        "The report covers fiscal year 2025 and is published in full."]).encode(), etag=False)
+        return Route(body=wall.encode(), status=503, etag=False, headers={"cf-mitigated": "challenge"})
+
+    page.wants_headers = True
+    site.routes["/cf"] = page
+    workdir.write(sources=[{"id": "cf", "url": site.url("/cf")}])
+    out = workdir.run("check").stdout
+    assert "1 baseline" in out and "blocked" not in out, out
+    assert db_rows(workdir, "select needs_browser, health from sources where id = 'cf'") == [(1, "ok")]
+    assert "annual report" in last_text(workdir, "cf")
+    # over HTTP: the 503 and its one retry (retries: 1); in the browser: the wall, then the page
+    statuses = [h.get("cookie", "") for h in site.hits("/cf")]
+    assert len(statuses) == 4 and statuses.count("cf_clearance=1") == 1, site.hits("/cf")
+
+
+def test_the_browser_is_restarted_after_restart_after_pages_and_reads_every_page(chromium, site, workdir):
+    for i in range(5):
+        site.set(f"/r{i}", scripted([f"Bulletin {i} of the Office of Professional Responsibility, fiscal year 2025."]))
+    workdir.write(sources=[{"id": f"r{i}", "url": site.url(f"/r{i}"), "render": "browser"} for i in range(5)],
+                  fetch={"browser": {"restart_after": 2, "max_pages": 2}})
+    p = workdir.run("check")
+    assert "5 baseline" in p.stdout, p.stdout + p.stderr[-3000:]
+    assert p.stderr.count("restarting the browser after 2 pages") >= 1, p.stderr[-3000:]
+    assert all(f"Bulletin {i} " in last_text(workdir, f"r{i}") for i in range(5))

@@ -217,3 +217,24 @@ def test_credentials_are_never_echoed():
 def test_malformed_urls(url, fragment):
     with pytest.raises(UnsafeURLError, match=fragment):
         check_url(url, resolver=no_dns)
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1/0", "0.0.0.0/0", "10.0.0.0/7", "::/0", "fc00::/8"])
+def test_an_allowance_wider_than_a_private_network_is_refused(entry):
+    from spiders.netsafety import Allowance
+
+    with pytest.raises(ValueError, match="too wide"):
+        Allowance([entry])
+
+
+def test_an_allowance_lets_through_exactly_what_it_names():
+    from spiders.netsafety import Allowance
+
+    a = Allowance(["127.0.0.1:8081", "10.1.0.0/16", "[::1]:99", "intranet.local"])
+    check_url("http://127.0.0.1:8081/x", allow_private=a, resolver=no_dns)
+    check_url("http://10.1.2.3/", allow_private=a, resolver=no_dns)
+    check_url("http://[::1]:99/", allow_private=a, resolver=no_dns)
+    for url in ("http://127.0.0.1:8082/", "http://127.0.0.2:8081/", "http://10.2.0.1/", "http://[::1]:98/",
+                "http://169.254.169.254/"):
+        with pytest.raises(UnsafeURLError):
+            check_url(url, allow_private=a, resolver=no_dns)
