@@ -162,6 +162,14 @@ def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO,
         )
         writer.write_record(rec)
         n += 1
+        raw = store.get_blob(snap.raw_sha256) if snap.raw_sha256 else None
+        if raw is not None:  # a rendered page: the HTML its server sent, beside the rendered DOM above
+            writer.write_record(writer.create_warc_record(
+                f"urn:server-html:{cap.snapshot.url}", "resource", payload=io.BytesIO(raw), length=len(raw),
+                warc_content_type="text/html",
+                warc_headers_dict={"WARC-Date": warc_date(cap.snapshot.fetched_at), "WARC-Payload-Digest": sha256_label(raw),
+                                   "WARC-Govwatch-Source": cap.snapshot.source_id,
+                                   "WARC-Govwatch-Snapshot": str(cap.snapshot.id)}))
         shot = store.get_blob(snap.screenshot_sha256) if snap.screenshot_sha256 else None
         if shot:  # a rendered page's screenshot, as browser crawlers archive it (a resource record)
             writer.write_record(writer.create_warc_record(

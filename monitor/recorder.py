@@ -26,6 +26,7 @@ class Recorder:
         store.put_blob(s, fetched.body, digest)
         text_sha = store.put_blob(s, text.encode("utf-8"))
         shot_sha = store.put_blob(s, fetched.screenshot) if fetched.screenshot else ""
+        raw_sha = store.put_blob(s, fetched.raw_body) if fetched.raw_body is not None else ""
         snap = SnapshotRecord(
             source_id=fetched.request.source_id,
             url=fetched.url,
@@ -40,6 +41,7 @@ class Recorder:
             title=title[:500],
             note=note,
             screenshot_sha256=shot_sha,
+            raw_sha256=raw_sha,
             item_keys_json=json.dumps(item_keys) if item_keys is not None else "",
         )
         s.add(snap)

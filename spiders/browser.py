@@ -223,10 +223,26 @@ def skip_request(request) -> bool:
 
 
 # -- the page, rendered -----------------------------------------------------------------------
-async def settle(page, seconds: float) -> dict[str, Any]:
+async def watch_documents(page, request) -> None:
+    """Before the page loads (scrapy-playwright's page init callback): remember each response that
+    is a document of the main frame, so that the raw answer of the page shown at the end is kept."""
+    seen = request.meta.setdefault("gw_documents", [])
+
+    def on_response(response) -> None:
+        try:
+            if response.request.is_navigation_request() and response.frame == page.main_frame:
+                seen.append(response)
+        except Exception:
+            pass
+
+    page.on("response", on_response)
+
+
+async def settle(page, seconds: float, documents: list | None = None, max_bytes: int = 0) -> dict[str, Any]:
     """After the load event: wait (at most `seconds`) for the network to go quiet and for a
     JavaScript challenge to hand over to the real page (a script that sets a cookie and reloads);
-    then the final document's HTTP status."""
+    then the final document's HTTP status and its raw answer (the HTML as the server sent it,
+    at most `max_bytes`; None when it cannot be read)."""
     from spiders.blocks import looks_like_challenge
 
     loop = asyncio.get_running_loop()
@@ -244,13 +260,22 @@ async def settle(page, seconds: float) -> dict[str, Any]:
         if (html and not looks_like_challenge(html.encode("utf-8", "replace"))) or loop.time() >= deadline:
             break
         await asyncio.sleep(0.25)
-    status = None
+    status = raw = None
     try:
         status = await page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
                                      " return n && n.responseStatus ? n.responseStatus : null; }")
     except Exception:
         pass
-    return {"status": status}
+    for response in reversed(documents or []):
+        try:
+            if 300 <= response.status < 400:
+                continue  # a redirect hop: the document is the one it led to
+            body = await response.body()
+            raw = body if not max_bytes or len(body) <= max_bytes else None
+        except Exception:
+            raw = None
+        break
+    return {"status": status, "raw": raw}
 
 
 async def screenshot(page, timeout: float) -> bytes:
@@ -327,7 +352,10 @@ class BrowserHandler(_handler_base()):
             "service_workers": "block", "accept_downloads": False, "java_script_enabled": True,
             "viewport": {"width": VIEWPORT_WIDTH, "height": 1024},
         }
-        methods = [PageMethod(settle, self.settle_seconds)]
+        documents: list = []
+        request.meta["gw_documents"] = documents
+        request.meta["playwright_page_init_callback"] = watch_documents
+        methods = [PageMethod(settle, self.settle_seconds, documents, int(request.meta.get("download_maxsize") or 0))]
         if self.screenshots:
             methods.append(PageMethod(screenshot, self.page_timeout))
         request.meta["playwright_page_methods"] = methods
@@ -355,6 +383,9 @@ class BrowserHandler(_handler_base()):
                         pass
                 self._rendered += 1
         settled = methods[0].result or {}
+        request.meta.pop("gw_documents", None)
+        if isinstance(settled.get("raw"), bytes):
+            request.meta["gw_raw_body"] = settled["raw"]
         if self.screenshots and isinstance(methods[1].result, bytes):
             request.meta["gw_screenshot"] = methods[1].result
         # What the rest of the crawl sees is the document shown at the end: its status (after a

@@ -345,6 +345,7 @@ class FetchSpider(scrapy.Spider):
             started_at=meta["gw_started_at"],
             duration_ms=int((time.monotonic() - meta["gw_started"]) * 1000),
             screenshot=meta.get("gw_screenshot"),
+            raw_body=meta.get("gw_raw_body"),
         )
         async for r in self._hand_on(fetched):
             yield r

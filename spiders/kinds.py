@@ -42,6 +42,7 @@ class Fetched:
     duration_ms: int
     error: str = ""
     screenshot: bytes | None = None  # a browser-rendered page: its full-page PNG
+    raw_body: bytes | None = None  # a browser-rendered page: the HTML the server sent (`body` is the rendered DOM)
 
     @property
     def content_type(self) -> str:

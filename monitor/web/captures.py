@@ -63,6 +63,21 @@ def snapshot_screenshot(request: Request, snapshot_id: int):
                                                           "Cache-Control": "private, max-age=86400"})
 
 
+@router.get("/snapshots/{snapshot_id}/server-html")
+def snapshot_server_html(request: Request, snapshot_id: int):
+    """A rendered version's HTML as its server sent it (the capture itself is the rendered DOM), as
+    an inert download."""
+    require(request, "viewer")
+    store = web_of(request).store
+    with store.session() as s:
+        snap = s.get(SnapshotRecord, snapshot_id)
+        digest = snap.raw_sha256 if snap is not None else ""
+    raw = store.get_blob(digest) if digest else None
+    if raw is None:
+        raise HTTPException(404, "this capture was not rendered by the browser: its raw bytes are the server's answer")
+    return _download(raw, "application/octet-stream", f"snapshot-{snapshot_id}-server.html")
+
+
 @router.get("/snapshots/{snapshot_id}/headers.json")
 def snapshot_headers(request: Request, snapshot_id: int):
     require(request, "viewer")

@@ -70,6 +70,13 @@ def test_a_page_written_by_script_is_read_through_the_browser(chromium, site, we
     with open(warc, "rb") as f:
         kinds = [(r.rec_type, r.rec_headers.get_header("WARC-Target-URI")) for r in ArchiveIterator(f)]
     assert kinds.count(("resource", f"urn:screenshot:{site.url('/opr')}")) == 2, kinds
+    assert kinds.count(("resource", f"urn:server-html:{site.url('/opr')}")) == 2, kinds
+    # the capture is the rendered DOM; the HTML the server sent is kept beside it
+    new_id = shots[1][0]
+    dom = client.get(f"/snapshots/{new_id}/raw").content
+    server = client.get(f"/snapshots/{new_id}/server-html").content
+    assert b"removed from federal service" in dom and b"<main id='main'></main>" in server and b"innerHTML" in server, server[:500]
+    assert f'href="/snapshots/{new_id}/server-html"' in html
     assert "0 problem" in workdir.run("verify", str(warc), check=False).stdout or \
         workdir.run("verify", str(warc), check=False).returncode == 0
     assert "1 unchanged" in workdir.run("check", "--force").stdout
