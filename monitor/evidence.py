@@ -162,22 +162,17 @@ def write_warc(store: Store, snapshots: Iterable[SnapshotRecord], out: BinaryIO,
         )
         writer.write_record(rec)
         n += 1
-        raw = store.get_blob(snap.raw_sha256) if snap.raw_sha256 else None
-        if raw is not None:  # a rendered page: the HTML its server sent, beside the rendered DOM above
-            writer.write_record(writer.create_warc_record(
-                f"urn:server-html:{cap.snapshot.url}", "resource", payload=io.BytesIO(raw), length=len(raw),
-                warc_content_type="text/html",
-                warc_headers_dict={"WARC-Date": warc_date(cap.snapshot.fetched_at), "WARC-Payload-Digest": sha256_label(raw),
-                                   "WARC-Govwatch-Source": cap.snapshot.source_id,
-                                   "WARC-Govwatch-Snapshot": str(cap.snapshot.id)}))
-        shot = store.get_blob(snap.screenshot_sha256) if snap.screenshot_sha256 else None
-        if shot:  # a rendered page's screenshot, as browser crawlers archive it (a resource record)
-            writer.write_record(writer.create_warc_record(
-                f"urn:screenshot:{cap.snapshot.url}", "resource", payload=io.BytesIO(shot), length=len(shot),
-                warc_content_type="image/png",
-                warc_headers_dict={"WARC-Date": warc_date(cap.snapshot.fetched_at), "WARC-Payload-Digest": sha256_label(shot),
-                                   "WARC-Govwatch-Source": cap.snapshot.source_id,
-                                   "WARC-Govwatch-Snapshot": str(cap.snapshot.id)}))
+        # a rendered page: the HTML its server sent (beside the rendered DOM above) and its
+        # screenshot, as browser crawlers archive them (resource records)
+        for digest, scheme, ctype in ((snap.raw_sha256, "server-html", "text/html"), (snap.screenshot_sha256, "screenshot", "image/png")):
+            data = store.get_blob(digest) if digest else None
+            if data is not None:
+                writer.write_record(writer.create_warc_record(
+                    f"urn:{scheme}:{cap.snapshot.url}", "resource", payload=io.BytesIO(data), length=len(data),
+                    warc_content_type=ctype,
+                    warc_headers_dict={"WARC-Date": warc_date(cap.snapshot.fetched_at), "WARC-Payload-Digest": sha256_label(data),
+                                       "WARC-Govwatch-Source": cap.snapshot.source_id,
+                                       "WARC-Govwatch-Snapshot": str(cap.snapshot.id)}))
     return n
 
 

@@ -47,17 +47,23 @@ def snapshot_raw(request: Request, snapshot_id: int):
     return resp
 
 
+def _rendered_blob(request: Request, snapshot_id: int, column: str, missing: str) -> bytes:
+    """A blob a rendered version keeps beside its capture (screenshot, the server's HTML); 404 without."""
+    store = web_of(request).store
+    with store.session() as s:
+        snap = s.get(SnapshotRecord, snapshot_id)
+        digest = getattr(snap, column) if snap is not None else ""
+    data = store.get_blob(digest) if digest else None
+    if data is None:
+        raise HTTPException(404, missing)
+    return data
+
+
 @router.get("/snapshots/{snapshot_id}/screenshot.png")
 def snapshot_screenshot(request: Request, snapshot_id: int):
     """The full-page PNG the browser took of a rendered version (404 for a page fetched over HTTP)."""
     require(request, "viewer")
-    store = web_of(request).store
-    with store.session() as s:
-        snap = s.get(SnapshotRecord, snapshot_id)
-        digest = snap.screenshot_sha256 if snap is not None else ""
-    png = store.get_blob(digest) if digest else None
-    if png is None:
-        raise HTTPException(404, "no screenshot of this capture (it was not rendered by the browser)")
+    png = _rendered_blob(request, snapshot_id, "screenshot_sha256", "no screenshot of this capture (it was not rendered by the browser)")
     return Response(png, media_type="image/png", headers={"Content-Security-Policy": DOWNLOAD_CSP,
                                                           "X-Content-Type-Options": "nosniff",
                                                           "Cache-Control": "private, max-age=86400"})
@@ -68,13 +74,7 @@ def snapshot_server_html(request: Request, snapshot_id: int):
     """A rendered version's HTML as its server sent it (the capture itself is the rendered DOM), as
     an inert download."""
     require(request, "viewer")
-    store = web_of(request).store
-    with store.session() as s:
-        snap = s.get(SnapshotRecord, snapshot_id)
-        digest = snap.raw_sha256 if snap is not None else ""
-    raw = store.get_blob(digest) if digest else None
-    if raw is None:
-        raise HTTPException(404, "this capture was not rendered by the browser: its raw bytes are the server's answer")
+    raw = _rendered_blob(request, snapshot_id, "raw_sha256", "this capture was not rendered by the browser: its raw bytes are the server's answer")
     return _download(raw, "application/octet-stream", f"snapshot-{snapshot_id}-server.html")
 
 
