@@ -364,7 +364,7 @@ def cmd_sources(args) -> int:
             "last_change": iso(r.last_change_at) if r else "", "consecutive_failures": r.consecutive_failures if r else 0,
             "last_error": r.last_error if r else "", "next_due": iso(r.next_due_at) if r else "",
             # how it is fetched: "browser" (render: browser, or auto after a JavaScript wall) or "http"
-            "render": "browser" if s.render == "browser" or (s.render == "auto" and r is not None and r.needs_browser) else "http",
+            "render": "browser" if s.renders(r is not None and r.needs_browser) else "http",
         })
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))

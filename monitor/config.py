@@ -303,6 +303,16 @@ class SourceConfig(_Strict):
     def display_name(self) -> str:
         return self.name or self.id
 
+    def renders(self, remembered: bool) -> bool:
+        """Its own request goes through the browser (when one is installed): `render: browser`, or
+        `auto` once a JavaScript wall was met (`remembered`, the source record's needs_browser)."""
+        return self.kind in RENDERED_KINDS and (self.render == "browser" or (self.render == "auto" and remembered))
+
+    def may_render(self, request_render: str) -> bool:
+        """A JavaScript wall met by this request could be passed by rendering it: a page or listing
+        not set to `render: http`, and a request that did not go through the browser already."""
+        return request_render != "browser" and self.render != "http" and self.kind in RENDERED_KINDS
+
 
 _COMMON_SOURCE_KEYS = set(SourceConfig.model_fields) - {"options"}
 
@@ -623,7 +633,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
                 notify.append((len(f.notify) + i, NotifyTarget.model_validate(t)))
             except ValidationError as e:
                 problems += [f"GOVWATCH_NOTIFY[{i}]: {x['ctx']['error'] if x.get('ctx') else x['msg']}" for x in e.errors()]
-    _name_targets(notify, health_notify, topic_ids | {ALERT_ON}, lines, problems)
+    _name_targets(notify, health_notify, topic_ids, {ALERT_ON}, lines, problems)
 
     if problems:
         raise ConfigError(str(cfg_path), problems + advisories)
@@ -651,9 +661,10 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     )
 
 
-def _name_targets(notify: list, health_notify: list, topic_ids: set[str], lines: dict, problems: list[str]) -> None:
+def _name_targets(notify: list, health_notify: list, topic_ids: set[str], also: set[str], lines: dict,
+                  problems: list[str]) -> None:
     """Every target named (deliveries name their target: one namespace for both lists), each name
-    once, each topic filter naming a known topic."""
+    once, each topic filter naming a known topic (or one of `also`, e.g. alert-on)."""
     names: set[str] = set()
     for group, targets in (("notify", notify), ("health_notify", health_notify)):
         for i, t in targets:
@@ -663,9 +674,8 @@ def _name_targets(notify: list, health_notify: list, topic_ids: set[str], lines:
                 problems.append(_problem((group, i, "name"), f"duplicate target name '{t.name}'", lines))
             names.add(t.name)
             for tid in t.topics or []:
-                if tid not in topic_ids:
-                    known = ", ".join(sorted(topic_ids - {"alert-on"}))
-                    problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {known}", lines))
+                if tid not in topic_ids and tid not in also:
+                    problems.append(_problem((group, i, "topics"), f"unknown topic '{tid}'; known: {', '.join(sorted(topic_ids))}", lines))
 
 
 def _targets(raw: list, base: tuple, lines: dict, problems: list[str]) -> list[tuple[int, NotifyTarget]]:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from monitor import relevance
-from monitor.config import RENDERED_KINDS, Config, SourceConfig
+from monitor.config import Config, SourceConfig
 from monitor.extract import compile_ignore
 from spiders import source_kinds
 from spiders.browser import executable, missing_hint
@@ -86,11 +86,9 @@ class Context:
         self.browser_hint = missing_hint(browser)
 
     def renders(self, src: SourceConfig, rec) -> bool:
-        """Whether the source's own request goes through the browser: `render: browser`, or
-        `auto` once a JavaScript wall was met (the source record remembers it)."""
-        if not self.browser or src.kind not in RENDERED_KINDS:
-            return False
-        return src.render == "browser" or (src.render == "auto" and rec is not None and bool(rec.needs_browser))
+        """Whether the source's own request goes through the browser (see SourceConfig.renders):
+        only when a browser is installed."""
+        return self.browser and src.renders(rec is not None and bool(rec.needs_browser))
 
     def classify(self, sid: str, added: str, removed: str = "", replaced=()):
         """The topics of a change: what was added, what disappeared (REMOVED) and what was reworded."""

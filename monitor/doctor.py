@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, replace
 
-from monitor.config import RENDERED_KINDS, Config, SourceConfig
+from monitor.config import Config, SourceConfig
 from monitor.context import Context, utcnow
 from monitor.extract import extract
 from spiders.blocks import judge
@@ -43,9 +43,9 @@ def diagnose(ctx: Context, src: SourceConfig, fetched: Fetched) -> Reading:
     r.rendered = fetched.request.render == "browser"
     verdict = judge(fetched, seen_before=False)
     if verdict is not None:
-        walled = verdict.challenge and not r.rendered and src.render != "http" and src.kind in RENDERED_KINDS
+        hint = verdict.challenge and not ctx.browser and src.may_render(fetched.request.render)
         return _bad(r, "blocked" if verdict.kind == "blocked" else "error",
-                    verdict.reason + (f"; {ctx.browser_hint}" if walled and not ctx.browser else ""))
+                    verdict.reason + (f"; {ctx.browser_hint}" if hint else ""))
     if fetched.status is not None and fetched.status >= 400:
         return _bad(r, "error", f"HTTP {fetched.status}")
     try:
@@ -131,8 +131,7 @@ def run_doctor(cfg: Config, only: list[str] | None = None, *, on_reading=None) -
     async def on_result(fetched: Fetched):
         src = cfg.source(fetched.request.source_id)
         verdict = judge(fetched, seen_before=False) if not fetched.error else None
-        if (verdict is not None and verdict.challenge and ctx.browser and src.render == "auto" and src.kind in RENDERED_KINDS
-                and fetched.request.render != "browser"):
+        if verdict is not None and verdict.challenge and ctx.browser and src.may_render(fetched.request.render):
             return [replace(fetched.request, render="browser")]  # what `check` does: read it through the browser
         reading = diagnose(ctx, src, fetched)
         readings[src.id] = reading

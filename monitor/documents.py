@@ -51,11 +51,8 @@ class Documents:
         if shrunk:
             return self.health.record_block(fetched, shrunk)
         now = self.ctx.clock()
-        prev_text = self.previous_text(fetched, src, last, doc.text) if last else ""
-        d = diff(prev_text, doc.text) if last is not None else None
-        matches = self.ctx.classify(sid, d.added_text, d.removed_text, d.replaced) if d is not None and d.changed else []
-        replaced_pdf = (last is not None and not (d and d.changed) and not doc.text and doc.note.startswith(NO_TEXT_LAYER)
-                        and last.body_sha256 != digest)
+        d, replaced_pdf, matches = (self.compare(sid, self.previous_text(fetched, src, last, doc.text), doc, last, digest)
+                                    if last is not None else (None, False, []))
         with self.ctx.store.session() as s:
             rec = s.get(SourceRecord, sid)
             snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note)
@@ -79,6 +76,14 @@ class Documents:
             self.health.success(s, rec, fetched, now)
         log_outcome(sid, outcome, matches)
         return Outcome(sid, outcome, changes=int(outcome == "changed"), matched=int(bool(matches)), part=part)
+
+    def compare(self, sid: str, prev_text: str, doc: Doc, last: SnapshotRecord, digest: str):
+        """A new version against the last: the sentence diff, whether a scan without a text layer
+        was replaced by other bytes (no text on either side to diff), and the topics of the change."""
+        d = diff(prev_text, doc.text)
+        replaced_scan = not d.changed and not doc.text and doc.note.startswith(NO_TEXT_LAYER) and last.body_sha256 != digest
+        matches = self.ctx.classify(sid, d.added_text, d.removed_text, d.replaced) if d.changed else []
+        return d, replaced_scan, matches
 
     def previous_text(self, fetched: Fetched, src: SourceConfig, last: SnapshotRecord, new_text: str) -> str:
         """The last version's text as this extraction reads it. When the new text differs from the

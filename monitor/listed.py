@@ -12,8 +12,7 @@ from sqlalchemy import select, update
 
 from monitor.config import SourceConfig
 from monitor.context import Context, Outcome, logger
-from monitor.diff import diff
-from monitor.documents import NO_TEXT_LAYER, Documents
+from monitor.documents import Documents
 from monitor.health import Health
 from monitor.recorder import Recorder
 from spiders.blocks import judge
@@ -56,7 +55,7 @@ class ListedDocuments:
         with self.ctx.store.session() as s:
             rows = list(s.scalars(
                 select(ItemRecord).where(ItemRecord.source_id == src.id, ItemRecord.removed_at.is_(None), ItemRecord.doc_url != "",
-                                         ItemRecord.doc_status.in_(("backfill", "archived", "fetched")))
+                                         ItemRecord.doc_status.in_(KEPT))
                 .order_by((ItemRecord.doc_status != "backfill"), ItemRecord.doc_checked_at.is_not(None),
                           ItemRecord.doc_checked_at, ItemRecord.id)
                 .limit(budget + len(requested))))
@@ -100,9 +99,8 @@ class ListedDocuments:
                 s.add(self.health.attempt(fetched, "not_modified" if fetched.status == 304 else "unchanged"))
                 return Outcome(sid, "unchanged", part="archive")
         doc = self.documents.extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
-        d = diff(self.ctx.store.get_text(last.text_sha256), doc.text) if last is not None else None
-        replaced_scan = d is not None and not d.changed and not doc.text and doc.note.startswith(NO_TEXT_LAYER)
-        matches = self.ctx.classify(sid, d.added_text, d.removed_text, d.replaced) if d is not None and d.changed else []
+        d, replaced_scan, matches = (self.documents.compare(sid, self.ctx.store.get_text(last.text_sha256), doc, last, digest)
+                                     if last is not None else (None, False, []))
         outcome = "baseline" if last is None else ("changed" if (d.changed or replaced_scan) else "unchanged")
         with self.ctx.store.session() as s:
             row = s.merge(item)

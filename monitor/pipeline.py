@@ -11,7 +11,7 @@ from typing import Awaitable, Callable, Iterable
 
 from sqlalchemy import select
 
-from monitor.config import RENDERED_KINDS, Config, SourceConfig
+from monitor.config import Config, SourceConfig
 from monitor.crawl import Crawl
 from monitor.context import Context, CycleReport, Outcome, logger, part_of, utcnow
 from monitor.documents import Documents
@@ -137,7 +137,7 @@ class Monitor:
         """`render: auto`: a JavaScript challenge answered over plain HTTP is fetched again
         through the browser (None when it cannot be: no browser, render: http, or it was)."""
         req = fetched.request
-        if req.render == "browser" or src.render == "http" or src.kind not in RENDERED_KINDS or not self.ctx.browser:
+        if not (self.ctx.browser and src.may_render(req.render)):
             return None
         logger.info("source %s: a JavaScript challenge over HTTP; rendering it in the browser", src.id)
         return replace(req, render="browser", etag="", last_modified="")
@@ -201,7 +201,7 @@ class Monitor:
                 again = self._render_instead(fetched, src)
                 if again is not None:
                     return Outcome(sid, "render", part=part), [again]
-                if fetched.request.render != "browser" and src.render != "http" and src.kind in RENDERED_KINDS:
+                if src.may_render(fetched.request.render):  # no browser: say how to get one
                     return health.record_block(fetched, f"{verdict.reason}; {self.ctx.browser_hint}"), []
             return health.record_block(fetched, verdict.reason), []
         if fetched.request.render == "browser" and not part and verdict is None and (fetched.status or 0) < 400:

@@ -39,12 +39,17 @@ class Verdict:
     challenge: bool = False  # a wall a browser may get through (render: auto tries it)
 
 
-def looks_like_challenge(body: bytes) -> bool:
-    """A short HTML page that is a JavaScript or bot challenge, not content."""
+def wall_marker(body: bytes) -> str | None:
+    """What wall a short page is ("JavaScript challenge page", "CAPTCHA page", ...), or None."""
     if not body or not little_text(body):
-        return False
+        return None
     head = body[:200_000]
-    return any(what in _CHALLENGES and rx.search(head) for rx, what in _BLOCK_MARKERS)
+    return next((what for rx, what in _BLOCK_MARKERS if rx.search(head)), None)
+
+
+def looks_like_challenge(body: bytes) -> bool:
+    """A short HTML page that is a JavaScript or bot challenge a browser gets through, not content."""
+    return wall_marker(body) in _CHALLENGES
 
 
 def html_title(body: bytes) -> str:
@@ -82,10 +87,9 @@ def judge(fetched: Fetched, *, seen_before: bool) -> Verdict | None:
     body = fetched.body or b""
     ctype = fetched.headers.get("content-type", "").lower()
     looks_html = "html" in ctype or body[:200].lstrip().lower().startswith((b"<!doctype html", b"<html"))
-    if looks_html and status != 304 and body and little_text(body):
-        for rx, what in _BLOCK_MARKERS:
-            if rx.search(body[:200_000]):
-                return Verdict("blocked", f"{what} (HTTP {status})", challenge=what in _CHALLENGES)
+    what = wall_marker(body) if looks_html and status != 304 else None
+    if what:
+        return Verdict("blocked", f"{what} (HTTP {status})", challenge=what in _CHALLENGES)
     if status == 429:
         return Verdict("blocked", "HTTP 429 Too Many Requests (rate limited)")
     if status in (404, 410) and seen_before:

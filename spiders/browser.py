@@ -35,6 +35,7 @@ VIEWPORT_WIDTH = 1280
 MAX_SCREENSHOT_HEIGHT = 16_384  # pixels: a longer page is shot from the top (bounded PNG size and memory)
 INLINE_SCHEMES = ("data:", "blob:", "about:")
 _HEAD_LIMIT = 64 * 1024
+_BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"
 _IO_TIMEOUT = 60.0
 
 
@@ -54,12 +55,11 @@ class SafeProxy:
     """An HTTP proxy on 127.0.0.1 for the browser: CONNECT for https, absolute-form requests for
     http. Each target is checked with `check_url` (private, loopback, link-local and metadata
     addresses refused unless allowed) and the connection goes to an address the check returned,
-    never to a second lookup. Refusals answer 403 and are counted in `refused`."""
+    never to a second lookup. Refusals answer 403 and are logged."""
 
     def __init__(self, allow_private: Any = False, resolver=socket.getaddrinfo):
         self.allow_private = allowance(allow_private)
         self.resolver = resolver
-        self.refused: list[tuple[str, str]] = []  # (host, reason), newest last, at most 100
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
 
@@ -82,11 +82,6 @@ class SafeProxy:
                 last = e
         raise ConnectionError(f"cannot connect to {host}:{port}: {last}")
 
-    def _refuse(self, host: str, reason: str) -> None:
-        self.refused.append((host, reason))
-        del self.refused[:-100]
-        logger.info("browser request refused: %s", reason)
-
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream = None
         try:
@@ -98,13 +93,13 @@ class SafeProxy:
             try:
                 method, target, version = line.decode("latin-1").split(" ", 2)
             except ValueError:
-                writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                writer.write(_BAD_REQUEST)
                 return
             if method.upper() == "CONNECT":
                 host, _, port_s = target.rpartition(":")
                 host = host.strip("[]")
                 if not host or not port_s.isdigit():
-                    writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                    writer.write(_BAD_REQUEST)
                     return
                 port = int(port_s)
                 url = f"https://{'[' + host + ']' if ':' in host else host}:{port}/"
@@ -112,7 +107,7 @@ class SafeProxy:
             else:
                 parts = urlsplit(target)
                 if parts.scheme.lower() != "http" or not parts.hostname:
-                    writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                    writer.write(_BAD_REQUEST)
                     return
                 host, port, url = parts.hostname, parts.port or 80, target
                 path = parts.path or "/"
@@ -126,7 +121,7 @@ class SafeProxy:
             try:
                 upstream = await self._open(url, host, port)
             except UnsafeURLError as e:
-                self._refuse(host, str(e))
+                logger.info("browser request refused: %s", e)
                 body = f"govwatch refused this request: {e}".encode()
                 writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                              + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -226,10 +221,10 @@ def skip_request(request) -> bool:
 
 
 # -- the page, rendered -----------------------------------------------------------------------
-async def watch_documents(page, request) -> None:
-    """Before the page loads (scrapy-playwright's page init callback): remember each response that
-    is a document of the main frame, so that the raw answer of the page shown at the end is kept."""
-    seen = request.meta.setdefault("gw_documents", [])
+async def watch_documents(seen: list, page, request) -> None:
+    """Before the page loads (scrapy-playwright's page init callback, `seen` bound with partial):
+    remember each response that is a document of the main frame, so that the raw answer of the
+    page shown at the end is kept."""
 
     def on_response(response) -> None:
         try:
@@ -291,10 +286,3 @@ async def screenshot(page, timeout: float) -> bytes:
         return await page.screenshot(full_page=True, type="png", timeout=timeout * 1000,
                                      clip={"x": 0, "y": 0, "width": VIEWPORT_WIDTH, "height": MAX_SCREENSHOT_HEIGHT})
     return await page.screenshot(full_page=True, type="png", timeout=timeout * 1000)
-
-
-def resolver_of(settings):
-    from scrapy.utils.misc import load_object
-
-    resolver = settings.get("GOVWATCH_RESOLVER")
-    return load_object(resolver) if isinstance(resolver, str) else (resolver or socket.getaddrinfo)

@@ -133,15 +133,20 @@ def install_pinned_resolvers(reactor) -> None:
     reactor.installNameResolver(PinnedNameResolver(reactor.nameResolver))
 
 
+def resolver_of(settings):
+    """The name resolver of the safety check (socket.getaddrinfo; GOVWATCH_RESOLVER replaces it, so
+    that a test can make a "public" name that in truth points at a local server), for the fetcher
+    and the browser's proxy alike."""
+    resolver = settings.get("GOVWATCH_RESOLVER")
+    return load_object(resolver) if isinstance(resolver, str) else (resolver or socket.getaddrinfo)
+
+
 class SafetyMiddleware:
     """Refuses every request (first hop and each redirect hop) to private or reserved addresses."""
 
     def __init__(self, crawler):
         self.allow_private = allowance(crawler.settings.get("GOVWATCH_ALLOW_PRIVATE"))
-        # the name resolver used for the check (socket.getaddrinfo); replaceable so that a test
-        # can make a "public" name that in truth points at a local server
-        resolver = crawler.settings.get("GOVWATCH_RESOLVER")
-        self.resolver = load_object(resolver) if isinstance(resolver, str) else (resolver or socket.getaddrinfo)
+        self.resolver = resolver_of(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -536,7 +541,6 @@ class Fetcher:
         from spiders.browser import browser_settings
 
         self.settings = {**crawl_settings(fetch_settings), **browser_settings(fetch_settings), **(extra_settings or {})}
-        self.browser = "DOWNLOAD_HANDLERS" in self.settings  # pages can be rendered (a browser is installed)
         self.runner = AsyncCrawlerRunner(self.settings)
         self.max_bytes = fetch_settings.max_bytes
 

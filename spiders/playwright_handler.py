@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from functools import partial
 
 from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
 
-from spiders.browser import CHALLENGE_HEADERS, VIEWPORT_WIDTH, SafeProxy, resolver_of, screenshot, settle, watch_documents
+from spiders.browser import CHALLENGE_HEADERS, VIEWPORT_WIDTH, SafeProxy, screenshot, settle, watch_documents
+from spiders.fetch import resolver_of
 
 logger = logging.getLogger("spiders.browser")
 
@@ -29,8 +31,8 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
         self._start_lock = asyncio.Lock()
         self._started = False
         self._rendered = 0
-        # pages rendered at once (PLAYWRIGHT_MAX_CONTEXTS is the same number): a page waits for its
-        # turn here, outside its time limit, instead of timing out in the queue
+        # pages rendered at once (fetch.browser.max_pages): a page waits for its turn here, outside
+        # its time limit, instead of timing out in the queue
         self._turns = asyncio.Semaphore(int(opts.get("max_pages", 2)))
         self._gate = asyncio.Lock()  # a restart happens behind it, while no page is being rendered
         self._active = 0
@@ -69,9 +71,8 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
             "service_workers": "block", "accept_downloads": False, "java_script_enabled": True,
             "viewport": {"width": VIEWPORT_WIDTH, "height": 1024},
         }
-        documents: list = []
-        request.meta["gw_documents"] = documents
-        request.meta["playwright_page_init_callback"] = watch_documents
+        documents: list = []  # the main frame's document responses, filled as the page loads
+        request.meta["playwright_page_init_callback"] = partial(watch_documents, documents)
         methods = [PageMethod(settle, self.settle_seconds, documents, int(request.meta.get("download_maxsize") or 0))]
         if self.screenshots:
             methods.append(PageMethod(screenshot, self.page_timeout))
@@ -100,7 +101,6 @@ class BrowserHandler(ScrapyPlaywrightDownloadHandler):
                         pass
                 self._rendered += 1
         settled = methods[0].result or {}
-        request.meta.pop("gw_documents", None)
         if isinstance(settled.get("raw"), bytes):
             request.meta["gw_raw_body"] = settled["raw"]
         if self.screenshots and isinstance(methods[1].result, bytes):
