@@ -10,7 +10,7 @@ import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
-from monitor import evidence_commands, web_commands
+from monitor import analyst_commands, evidence_commands, web_commands
 from monitor.config import config_path_given
 from monitor.escaping import terminal_text
 from monitor.records import change_dict, changes_csv, iso
@@ -74,10 +74,7 @@ def _cell(value: str):
 
 
 def _console():
-    from rich.console import Console
-
-    # in a pipe or a container log, don't squeeze tables into 80 columns
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    return console()
 
 
 class _Progress:
@@ -645,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("kinds", cmd_kinds)
     web_commands.register(add)
     evidence_commands.register(add)
+    analyst_commands.register(add)
     return p
 
 

@@ -3,6 +3,7 @@ terminal text whose control characters are shown, never obeyed (one helper for t
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 _CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -30,3 +31,10 @@ def terminal_text(value: Any, *, newlines: bool = True) -> str:
     s = "" if value is None else str(value)
     s = _TERMINAL_UNSAFE.sub(_visible, s)
     return s if newlines else s.replace("\n", "\\n")
+
+
+def console():
+    """The CLI's rich console: in a pipe or a container log, tables are not squeezed into 80 columns."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)

@@ -9,7 +9,7 @@ from monitor.web.captures import DOWNLOAD_CSP, PREVIEW_CSP
 from monitor.web.login import _safe_next
 from monitor.web.presentation import (TEMPLATES, _templates, csv_cell, human_time, inline_rows, marked_segments, safe_url,
                                       side_by_side)
-from monitor.web.queries import BadRequest, Filters
+from monitor.queries import BadRequest, Filters
 from monitor.web.triage import feedback_csv, not_relevant_feedback
 
 __all__ = [

@@ -24,7 +24,7 @@ from monitor.web.login import router as login_router
 from monitor.web.sources import router as sources_router
 from monitor.web.triage import router as triage_router
 from monitor.web.context import WebContext, error_page, web_of
-from monitor.web.queries import BadRequest
+from monitor.queries import BadRequest
 from state.errors import GovwatchError
 from state.store import Store
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from sqlalchemy import select
 
 from monitor.web.auth import Denied, require
 from monitor.web.context import render, web_of
 from monitor.web.presentation import inline_rows, side_by_side
-from monitor.web.queries import REVIEW_STATES, SEVERITIES, Filters, page_of_changes
+from monitor.queries import REVIEW_STATES, SEVERITIES, Filters, page_of_changes
+from state import search
 from state.custody import archives_of
 from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, SourceRecord
 from state.store import evidence_of
@@ -28,10 +30,12 @@ def change_log(request: Request):
     total, rows, counts, agencies = page_of_changes(w.store, f, PAGE_SIZE, (f.page - 1) * PAGE_SIZE)
     names = w.source_names()
     items = []
-    for c, ms, st in rows:
+    for row in rows:
+        c, ms = row.change, row.matches
         ev = next((e for m in ms for e in evidence_of(m)["evidence"]), None)
-        items.append({"change": c, "matches": ms, "state": st, "source_name": names.get(c.source_id, c.source_id),
-                      "evidence": ev, "excerpt": " ".join(c.added_text.split())[:240]})
+        items.append({"change": c, "matches": ms, "state": row.state, "source_name": names.get(c.source_id, c.source_id),
+                      "evidence": ev, "excerpt": " ".join(c.added_text.split())[:240],
+                      "snippet": Markup(search.snippet_html(row.snippet)) if row.snippet else ""})
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render(request, "changes.html", f=f, items=items, total=total, pages=pages, counts=counts,
                   sources=sorted(names.items(), key=lambda kv: kv[1].lower()), agencies=agencies,

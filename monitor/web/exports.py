@@ -14,7 +14,7 @@ from monitor.records import change_dict, iso
 from monitor.web.auth import Denied, require
 from monitor.web.context import web_of
 from monitor.web.presentation import _aware, safe_url
-from monitor.web.queries import Filters, page_of_changes
+from monitor.queries import Filters, page_of_changes
 from state.store import evidence_of
 
 EXPORT_LIMIT = 5000

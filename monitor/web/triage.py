@@ -13,7 +13,7 @@ from monitor.records import change_dict, iso
 from monitor.web.auth import Denied, form_with_csrf, require
 from monitor.web.context import web_of
 from monitor.web.presentation import csv_cell
-from monitor.web.queries import BadRequest
+from monitor.queries import BadRequest
 from state.models import ChangeRecord, DeliveryRecord
 from state.store import Store
 from state.triage import ACTIONS, MAX_NOTE_CHARS, not_relevant_actions, record_action

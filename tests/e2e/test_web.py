@@ -170,7 +170,9 @@ def test_change_log_newest_first_with_filters_and_topic_counts(world, client):
     high = {d["id"] for d in client.get("/changes.json").json() if d["severity"] == "high"}
     assert world.changes["gao"] in high and ids_for("?severity=high") == high
     assert ids_for("?q=white+supremacist") == {world.changes["ice-opr"]}
-    assert ids_for("?q=%25") == set()  # LIKE wildcards are searched for literally
+    assert ids_for("?q=%25+supremacist") == {world.changes["ice-opr"]}  # punctuation is no search syntax
+    bad = client.get("/?q=%25")
+    assert bad.status_code == 400 and "the search is empty" in bad.text
     assert ids_for("?since=2000-01-01&until=2000-12-31") == set()
     assert ids_for("?since=2000-01-01") == set(world.changes.values())
     assert ids_for("?matched=1") == set(world.changes.values())

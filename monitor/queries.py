@@ -1,5 +1,5 @@
-"""The change log's filters (topic, severity, source, agency, dates, review state, text) and the
-one query behind its pages, exports and the Atom feed."""
+"""The change log's filters (topic, severity, source, agency, dates, review state, full-text search)
+and the one query behind its pages, exports, the Atom feed and `govwatch search`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 
+from state import search
 from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
 from state.store import Store
 from state.triage import ACTIONS, TriageStateRecord, states_of
@@ -47,6 +48,7 @@ class Filters:
     page: int = 1
     _since: datetime | None = None
     _until: datetime | None = None
+    _search: search.Query | None = None
 
     KEYS = ("topic", "severity", "source", "agency", "since", "until", "state", "q", "matched")
 
@@ -62,6 +64,11 @@ class Filters:
             raise BadRequest(f"state: '{f.state}' is not one of {', '.join(REVIEW_STATES)}")
         f._since = _parse_day("since", f.since, end=False) if f.since else None
         f._until = _parse_day("until", f.until, end=True) if f.until else None
+        if f.q:
+            try:
+                f._search = search.parse(f.q)
+            except search.QueryError as e:
+                raise BadRequest(f"q: {e}") from None
         page = get("page") or "1"
         if not page.isdigit() or not 1 <= int(page) <= 100_000:
             raise BadRequest(f"page: '{page}' is not a page number")
@@ -82,7 +89,15 @@ class Filters:
     def active(self) -> bool:
         return bool(self.items())
 
-    def apply(self, q, *, skip_topic: bool = False):
+    @property
+    def searching(self) -> search.Query | None:
+        if self.q and self._search is None:
+            self._search = search.parse(self.q)
+        return self._search if self.q else None
+
+    def apply(self, q, dialect: str, *, skip_topic: bool = False):
+        """The statement restricted to the changes these filters keep, and the search's rank
+        (ascending is best first; None without a search)."""
         # A topic or a severity is only ever on a matched change: saying so lets the index
         # (matched, detected_at) give the newest first instead of a scan or a sort of the log.
         if self.topic and not skip_topic:
@@ -105,27 +120,41 @@ class Filters:
             q = q.where(ChangeRecord.id.not_in(select(TriageStateRecord.change_id)))
         elif self.state:
             q = q.where(ChangeRecord.id.in_(select(TriageStateRecord.change_id).where(TriageStateRecord.state == self.state)))
-        if self.q:
-            needle = self.q.lower()
-            q = q.where(func.lower(ChangeRecord.added_text).contains(needle, autoescape=True)
-                        | func.lower(ChangeRecord.title).contains(needle, autoescape=True))
-        return q
+        query = self.searching
+        if query is None:
+            return q, None
+        return search.matching(q, dialect, query)
+
+
+@dataclass
+class Row:
+    change: ChangeRecord
+    matches: list
+    state: object  # the triage state, None when unreviewed
+    snippet: str = ""  # with a search: the passage found, its words between search.MARK_START/END
+
+    def __iter__(self):
+        return iter((self.change, self.matches, self.state))
 
 
 def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
-    """(total, [(change, matches, triage state)], matched changes per topic, agencies) of one page."""
+    """(total, [Row], matched changes per topic, agencies) of one page: newest first, or with a
+    search best first (then newest)."""
     with store.session() as s:
-        total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord))) or 0
-        q = f.apply(select(ChangeRecord)).order_by(ChangeRecord.detected_at.desc(), ChangeRecord.id.desc())
-        changes = list(s.scalars(q.offset(offset).limit(limit)))
+        total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
+        q, rank = f.apply(select(ChangeRecord), store.dialect)
+        order = [ChangeRecord.detected_at.desc(), ChangeRecord.id.desc()]
+        changes = list(s.scalars(q.order_by(*([rank] if rank is not None else []), *order).offset(offset).limit(limit)))
         ids = [c.id for c in changes]
         matches = store.matches_by_change(s, ids)
         states = states_of(s, ids)
+        snippets = search.snippets(s, store.dialect, f.searching, ids) if f.searching else {}
         # A join, not "change_id IN (the filtered changes)": SQLite would walk every change of
         # the log for that; this walks the topic matches and looks each change up by its key.
         counts_q = (f.apply(select(TopicMatchRecord.topic, func.count(func.distinct(TopicMatchRecord.change_id)))
-                            .join(ChangeRecord, ChangeRecord.id == TopicMatchRecord.change_id), skip_topic=True)
+                            .join(ChangeRecord, ChangeRecord.id == TopicMatchRecord.change_id), store.dialect, skip_topic=True)[0]
                     .group_by(TopicMatchRecord.topic))
         counts = dict(s.execute(counts_q).all())
         agencies = sorted({a for (a,) in s.execute(select(SourceRecord.agency).distinct()) if a})
-    return total, [(c, matches[c.id], states.get(c.id)) for c in changes], counts, agencies
+    rows = [Row(c, matches[c.id], states.get(c.id), snippets.get(c.id, "")) for c in changes]
+    return total, rows, counts, agencies

@@ -1,0 +1,94 @@
+"""CLI commands an analyst reaches for beside `changes`: `search` (the web list's search box, in a
+terminal); `register(add)` adds them to the `govwatch` parser (monitor/cli.py imports this module,
+never the reverse: each command opens its configuration and store itself)."""
+from __future__ import annotations
+
+import json
+
+from state.errors import GovwatchError
+
+SEARCH_LIMIT = 20
+
+
+def known_topic(cfg, topic: str | None) -> None:
+    """An unknown topic is an error naming the known ones, never an empty result."""
+    ids = [t.id for t in cfg.topics]
+    if topic and topic not in ids:
+        raise GovwatchError(f"no topic '{topic}'; known topics: {', '.join(ids)}")
+
+
+def cmd_search(args) -> int:
+    """Full-text search of the change log, best matches first: titles, added and removed text, and
+    new documents' full text. Every word must occur (in any form: "report" finds "reports");
+    "a phrase"; a OR b; -word or -"a phrase" excludes.
+
+    Example: govwatch search '"domestic terrorism" definition -sports' --since 2026-01-01 --format json
+    """
+    from monitor.config import load_config
+    from monitor.queries import BadRequest, Filters, page_of_changes
+    from monitor.records import change_dict
+    from state import search
+    from state.store import Store
+
+    cfg = load_config(args.config)
+    known_topic(cfg, args.topic)
+    try:
+        f = Filters.parse({"q": args.query, "topic": args.topic or "", "source": args.source or "",
+                           "since": args.since or "", "severity": args.severity or ""})
+    except BadRequest as e:
+        raise GovwatchError(str(e).removeprefix("q: ")) from None
+    store = Store(cfg.database)
+    limit = args.limit if args.limit is not None else (SEARCH_LIMIT if args.format == "table" else 0)
+    total, rows, _, _ = page_of_changes(store, f, limit or 1_000_000_000, 0)
+    names = {r.id: r.name for r in store.sources()} | {s.id: s.display_name for s in cfg.sources}
+    data = []
+    for row in rows:
+        d = change_dict(row.change, row.matches, row.state, names.get(row.change.source_id, row.change.source_id))
+        d["snippet"] = search.snippet_text(row.snippet)
+        data.append(d)
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    _print_table(data, rows, total, limit, f)
+    return 0
+
+
+def _print_table(data: list[dict], rows, total: int, limit: int, f) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from monitor.escaping import console, terminal_text
+    from state import search
+
+    con = console()
+    if not data:
+        con.print(f"nothing found for {str(f.searching)!r}" + (" with these filters" if f.topic or f.source or f.since or f.severity else ""))
+        return
+    t = Table(show_lines=True)
+    for col in ("id", "detected (UTC)", "source", "kind", "topics", "title and what was found"):
+        t.add_column(col, overflow="fold")
+    for d, row in zip(data, rows):
+        cell = Text(terminal_text(d["title"] or d["url"], newlines=False), style="bold")
+        cell.append("\n")
+        # the found words in reverse video: the text itself is never read as markup
+        for i, part in enumerate(terminal_text(row.snippet, newlines=False).replace(search.MARK_END, search.MARK_START)
+                                 .split(search.MARK_START)):
+            cell.append(part, style="reverse" if i % 2 else "")
+        t.add_row(str(d["id"]), d["detected_at"].replace("T", " ").rstrip("Z"), d["source_name"] or d["source_id"],
+                  d["kind"], " ".join(d["topics"]) or "-", cell)
+    con.print(t)
+    if limit and total > len(data):
+        con.print(f"the best {len(data)} of {total} shown; --limit N for more, --limit 0 for all")
+    else:
+        con.print(f"{total} change{'s' if total != 1 else ''} found")
+
+
+def register(add) -> None:
+    sp = add("search", cmd_search)
+    sp.add_argument("query", metavar="QUERY", help='words, "a phrase", a OR b, -excluded')
+    sp.add_argument("--topic", metavar="T", help="only changes that matched this topic")
+    sp.add_argument("--source", metavar="ID", help="only this source")
+    sp.add_argument("--since", metavar="ISO", help="from this date or time (UTC when no offset)")
+    sp.add_argument("--severity", choices=["low", "medium", "high"], help="only matched changes of at least this severity")
+    sp.add_argument("--limit", type=int, default=None, help=f"at most this many, best first (0: all; default {SEARCH_LIMIT} for the table, all for json)")
+    sp.add_argument("--format", choices=["table", "json"], default="table")

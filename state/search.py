@@ -1,0 +1,208 @@
+"""Full-text search of the change log: one query syntax, two engines.
+
+What is searched: a change's title, its added text and its removed text. A new document's change
+carries the document's whole text as its added text, so a document is searched in full; a page's
+change carries what its new version added and removed (the unchanged rest of the page is not
+indexed again with every change). The first MAX_INDEXED_CHARS of each text are indexed.
+
+- SQLite: an FTS5 table over `changes` (external content: no second copy of the texts), kept in
+  step by triggers on `changes`, Porter stemming; ranked by bm25.
+- PostgreSQL: a stored generated tsvector column `changes.search_vector` (English stemming, the
+  title weighted above added text above removed text) with a GIN index; ranked by ts_rank_cd.
+
+Both are made by Alembic (migration 0007) and maintained by the database itself, whichever code
+writes a change. The syntax (as on most search boxes): words (all must occur, any form: "report"
+finds "reports"), "a phrase", `a OR b`, `-word` or `-"a phrase"` to exclude.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from functools import reduce
+
+from sqlalchemy import Float, Integer, func, literal_column, select, text
+
+from state.errors import StateError
+from state.models import ChangeRecord
+
+MAX_INDEXED_CHARS = 200_000
+FTS_TABLE = "changes_fts"
+PG_COLUMN = "search_vector"
+PG_INDEX = "ix_changes_search_vector"
+PG_CONFIG = "english"
+# The database objects of the search index: not in the models (SQLite's FTS5 table and its shadow
+# tables, PostgreSQL's generated column and its index), so schema comparisons leave them out.
+SEARCH_TABLES = {FTS_TABLE, *(f"{FTS_TABLE}_{s}" for s in ("data", "idx", "content", "docsize", "config"))}
+SEARCH_COLUMNS = {PG_COLUMN}
+SEARCH_INDEXES = {PG_INDEX}
+# Column weights: the title counts most, then what was added, then what was removed.
+_BM25 = f"bm25({FTS_TABLE}, 10.0, 4.0, 2.0)"
+# Marks of a matched word in a snippet: characters no government page uses, replaced on output.
+MARK_START, MARK_END = "\ue000", "\ue001"
+SNIPPET_WORDS = 24
+
+
+class QueryError(StateError):
+    """A search that cannot be run; the message says why and how to write it."""
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    phrase: bool = False
+
+    def __str__(self) -> str:
+        return f'"{self.text}"' if self.phrase else self.text
+
+
+@dataclass
+class Query:
+    """Every group must match (a group is one term or several joined by OR); no excluded term may."""
+
+    groups: list[list[Term]] = field(default_factory=list)
+    excluded: list[Term] = field(default_factory=list)
+    raw: str = ""
+
+    def __str__(self) -> str:
+        parts = [" OR ".join(map(str, g)) for g in self.groups] + [f"-{t}" for t in self.excluded]
+        return " ".join(parts)
+
+
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORDY = re.compile(r"\w")
+
+
+def parse(query: str) -> Query:
+    """The query as groups of terms; a QueryError for a search with nothing to look for."""
+    q = Query(raw=query)
+    pending_or = after_term = False  # an OR joins the terms either side of it; both must be wanted
+    for m in _TOKEN.finditer(query):
+        minus, phrase, word = m.group(1), m.group(2), m.group(3)
+        if word is not None:
+            if word == "OR":
+                pending_or = after_term
+                continue
+            minus, word = ("-", word[1:]) if word.startswith("-") else ("", word)
+            term = Term(word)
+        else:
+            term = Term(" ".join(phrase.split()), phrase=True)
+        if not _WORDY.search(term.text):  # punctuation alone finds nothing in either engine
+            pending_or = after_term = False
+            continue
+        if minus:
+            q.excluded.append(term)
+        elif pending_or:
+            q.groups[-1].append(term)
+        else:
+            q.groups.append([term])
+        pending_or, after_term = False, not minus
+    if not q.groups:
+        raise QueryError("a search needs at least one word or \"phrase\" to look for (-word only excludes)"
+                         if q.excluded else "the search is empty: give words, \"a phrase\", a OR b, -excluded")
+    return q
+
+
+def fts5_expression(q: Query) -> str:
+    """The FTS5 MATCH expression: every term quoted, so no user text is read as FTS5 syntax."""
+    def quoted(t: Term) -> str:
+        return '"' + t.text.replace('"', '""') + '"'
+
+    expr = " AND ".join("(" + " OR ".join(map(quoted, g)) + ")" for g in q.groups)
+    for t in q.excluded:
+        expr = f"({expr}) NOT {quoted(t)}"
+    return expr
+
+
+def pg_tsquery(q: Query):
+    """The tsquery as SQL: phraseto_tsquery per term (a word is a one-word phrase), combined."""
+    def one(t: Term):
+        return func.phraseto_tsquery(PG_CONFIG, t.text)
+
+    groups = [reduce(func.tsquery_or, map(one, g)) for g in q.groups]
+    expr = reduce(func.tsquery_and, groups)
+    for t in q.excluded:
+        expr = func.tsquery_and(expr, func.tsquery_not(one(t)))
+    return expr
+
+
+def matching(stmt, dialect: str, q: Query):
+    """`stmt` (a select over `changes`) restricted to the changes the query finds, and the rank
+    expression: ascending is best first on both engines."""
+    if dialect == "postgresql":
+        tsq = pg_tsquery(q)
+        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+        return stmt.where(vector.op("@@")(tsq)), -func.ts_rank_cd(vector, tsq)
+    hits = (text(f"SELECT rowid AS change_id, {_BM25} AS rank FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
+            .bindparams(fts=fts5_expression(q)).columns(change_id=Integer, rank=Float).subquery("hits"))
+    return stmt.join(hits, hits.c.change_id == ChangeRecord.id), hits.c.rank
+
+
+def snippets(session, dialect: str, q: Query, change_ids: list[int]) -> dict[int, str]:
+    """A short passage of each change around what the query found, its words between MARK_START
+    and MARK_END (snippet_html and snippet_text turn them into <mark> or **)."""
+    if not change_ids:
+        return {}
+    if dialect == "postgresql":
+        tsq = pg_tsquery(q)
+        body = func.concat_ws(" … ", ChangeRecord.title, func.left(ChangeRecord.added_text, 20_000),
+                              func.left(ChangeRecord.removed_text, 5_000))
+        opts = f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords={SNIPPET_WORDS}, MinWords=8, MaxFragments=2, FragmentDelimiter=\" … \""
+        rows = session.execute(select(ChangeRecord.id, func.ts_headline(PG_CONFIG, body, tsq, opts))
+                               .where(ChangeRecord.id.in_(change_ids)))
+    else:
+        stmt = text(f"SELECT rowid, snippet({FTS_TABLE}, -1, :a, :b, ' … ', {SNIPPET_WORDS}) FROM {FTS_TABLE} "
+                    f"WHERE {FTS_TABLE} MATCH :fts AND rowid IN ({','.join(str(int(i)) for i in change_ids)})")
+        rows = session.execute(stmt, {"a": MARK_START, "b": MARK_END, "fts": fts5_expression(q)})
+    return {cid: " ".join((snip or "").split()) for cid, snip in rows}
+
+
+def snippet_html(snippet: str) -> str:
+    """The snippet as safe HTML: its text escaped, its matched words in <mark>."""
+    return html.escape(snippet).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
+def snippet_text(snippet: str, start: str = "**", end: str = "**") -> str:
+    return snippet.replace(MARK_START, start).replace(MARK_END, end)
+
+
+# -- the index: made by migration 0007 ------------------------------------------------------------
+_COLS = "title, added_text, removed_text"
+
+
+def _fts_values(prefix: str) -> str:
+    return (f"{prefix}.title, substr({prefix}.added_text, 1, {MAX_INDEXED_CHARS}), "
+            f"substr({prefix}.removed_text, 1, {MAX_INDEXED_CHARS})")
+
+
+def sqlite_ddl() -> list[str]:
+    """FTS5 over `changes` (external content) and the triggers that keep it in step."""
+    delete = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {_COLS}) VALUES ('delete', old.id, {_fts_values('old')});"
+    insert = f"INSERT INTO {FTS_TABLE}(rowid, {_COLS}) VALUES (new.id, {_fts_values('new')});"
+    return [
+        f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5({_COLS}, content='changes', content_rowid='id', "
+        "tokenize='porter unicode61 remove_diacritics 2')",
+        f"CREATE TRIGGER changes_fts_insert AFTER INSERT ON changes BEGIN {insert} END",
+        f"CREATE TRIGGER changes_fts_delete AFTER DELETE ON changes BEGIN {delete} END",
+        f"CREATE TRIGGER changes_fts_update AFTER UPDATE OF {_COLS} ON changes BEGIN {delete} {insert} END",
+        # the changes recorded before the index existed
+        f"INSERT INTO {FTS_TABLE}(rowid, {_COLS}) SELECT id, {_fts_values('changes')} FROM changes",
+    ]
+
+
+def sqlite_drop_ddl() -> list[str]:
+    return [*(f"DROP TRIGGER IF EXISTS changes_fts_{op}" for op in ("insert", "delete", "update")),
+            f"DROP TABLE IF EXISTS {FTS_TABLE}"]
+
+
+def postgres_ddl() -> list[str]:
+    def weighted(col: str, weight: str) -> str:
+        return f"setweight(to_tsvector('{PG_CONFIG}'::regconfig, left(coalesce({col}, ''), {MAX_INDEXED_CHARS})), '{weight}')"
+
+    vector = " || ".join([weighted("title", "A"), weighted("added_text", "B"), weighted("removed_text", "C")])
+    return [f"ALTER TABLE changes ADD COLUMN {PG_COLUMN} tsvector GENERATED ALWAYS AS ({vector}) STORED",
+            f"CREATE INDEX {PG_INDEX} ON changes USING gin ({PG_COLUMN})"]
+
+
+def postgres_drop_ddl() -> list[str]:
+    return [f"DROP INDEX IF EXISTS {PG_INDEX}", f"ALTER TABLE changes DROP COLUMN IF EXISTS {PG_COLUMN}"]

@@ -1,0 +1,157 @@
+"""Full-text search (state/search.py) on SQLite and PostgreSQL: words in any form, phrases, OR,
+exclusion, ranking, snippets, the index kept in step by the database, and `govwatch search` agreeing
+with the web list's search box and /changes.json."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete
+
+from monitor import cli
+from monitor.config import load_config
+from monitor.queries import Filters, page_of_changes
+from monitor.web import create_app
+from state import search
+from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
+from state.store import Store
+
+T0 = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)
+CHANGES = {
+    "opr": ("ICE OPR closes investigations", "The investigation was substantiated and the officer was removed for ties to an extremist group.", ""),
+    "definition": ("Domestic terrorism definition revised", "DHS revised the definition of domestic terrorism to include anti-ICE violence.",
+                   "The old definition of domestic violent extremism."),
+    "sports": ("League news", "The terrorism of the football season: nothing domestic about it.", ""),
+    "referred": ("Misconduct reports", "Reports of misconduct were referred to the Inspector General.", ""),
+    "title-only": ("Substantiated allegations: annual figures", "Figures for the year, in a table.", ""),
+    "body-only": ("Annual figures", "Of the allegations, 12 were substantiated in the year.", ""),
+    "hostile": ("<script>alert(1)</script> page", 'Budget <img src=x onerror="alert(2)"> of the program.', ""),
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'gw.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = Store(url)
+    ids = {}
+    with store.session() as s:
+        s.add(SourceRecord(id="ice", name="ICE newsroom", kind="page"))
+        s.add(SourceRecord(id="oig", name="OIG reports", kind="listing"))
+        s.flush()
+        for i, (key, (title, added, removed)) in enumerate(CHANGES.items()):
+            c = ChangeRecord(source_id="oig" if key == "referred" else "ice", url=f"https://www.ice.gov/{key}", kind="changed",
+                             detected_at=T0 + timedelta(hours=i), title=title, added_text=added, removed_text=removed,
+                             matched=key == "opr", topics="opr-outcomes" if key == "opr" else "", severity="high" if key == "opr" else "")
+            s.add(c)
+            s.flush()
+            ids[key] = c.id
+        s.add(TopicMatchRecord(change_id=ids["opr"], topic="opr-outcomes", score=5, severity="high"))
+    cfg_path = tmp_path / "govwatch.yaml"
+    cfg_path.write_text(f"database: '{url}'\ninclude_defaults: false\nsources:\n"
+                        "  - {id: ice, url: 'https://www.ice.gov/news', name: ICE newsroom}\n"
+                        "  - {id: oig, url: 'https://www.oig.dhs.gov/reports', kind: listing, name: OIG reports}\n")
+    yield store, ids, str(cfg_path)
+    store.engine.dispose()
+
+
+def found(store, q: str, **filters) -> list[int]:
+    _, rows, _, _ = page_of_changes(store, Filters(q=q, **filters), 50, 0)
+    return [r.change.id for r in rows]
+
+
+def keys(ids: dict, found_ids: list[int]) -> list[str]:
+    by_id = {v: k for k, v in ids.items()}
+    return [by_id[i] for i in found_ids]
+
+
+def test_words_phrases_or_and_exclusion(world):
+    store, ids, _ = world
+    # every word must occur, in any order and any form (stemming: "investigated" finds "investigation"? no:
+    # Porter and Snowball share "investig"); "removed" finds "removal"-free text by its stem "remov"
+    assert keys(ids, found(store, "substantiated removed")) == ["opr"]
+    assert set(keys(ids, found(store, "domestic terrorism"))) == {"definition", "sports"}
+    assert keys(ids, found(store, '"domestic terrorism"')) == ["definition"]  # a phrase: adjacent, in order
+    assert set(keys(ids, found(store, "referred OR extremist"))) == {"referred", "opr"}
+    assert set(keys(ids, found(store, "terrorism -football"))) == {"definition"}
+    assert keys(ids, found(store, 'terrorism -"domestic terrorism"')) == ["sports"]
+    assert set(keys(ids, found(store, "report"))) == {"referred"}  # "Reports" by its stem
+    assert keys(ids, found(store, "anti-ICE")) == ["definition"]
+    assert keys(ids, found(store, "violent extremism")) == ["definition"]  # removed text is searched too
+    assert found(store, "nowhere") == []
+    # the search together with the other filters
+    assert keys(ids, found(store, "referred OR extremist", source="oig")) == ["referred"]
+    assert keys(ids, found(store, "referred OR extremist", topic="opr-outcomes")) == ["opr"]
+
+
+def test_ranking_puts_a_title_match_first(world):
+    store, ids, _ = world
+    assert keys(ids, found(store, "substantiated"))[0] == "title-only"
+    assert set(keys(ids, found(store, "substantiated"))) == {"title-only", "body-only", "opr"}
+
+
+def test_snippet_marks_the_words_found_and_is_escaped(world):
+    store, ids, _ = world
+    _, rows, _, _ = page_of_changes(store, Filters(q='"domestic terrorism"'), 50, 0)
+    snip = rows[0].snippet
+    assert search.MARK_START in snip and search.MARK_END in snip
+    assert "domestic terrorism" in search.snippet_text(snip, "", "").lower()
+    assert "<mark>" in search.snippet_html(snip) and "**" in search.snippet_text(snip)
+    _, rows, _, _ = page_of_changes(store, Filters(q="budget"), 50, 0)
+    html = search.snippet_html(rows[0].snippet)
+    assert "<img" not in html and "<script" not in html and "<mark>Budget</mark>" in html  # escaped (SQLite) or dropped (PostgreSQL)
+
+
+def test_the_index_follows_new_updated_and_deleted_changes(world):
+    store, ids, _ = world
+    with store.session() as s:
+        c = ChangeRecord(source_id="ice", kind="new_item", title="Semiannual report", added_text="Nihilistic violent extremism category added.")
+        s.add(c)
+        s.flush()
+        new_id = c.id
+    assert found(store, "nihilistic") == [new_id]
+    with store.session() as s:  # the full text came later (Recorder.attach updates the change)
+        c = s.get(ChangeRecord, new_id)
+        c.added_text = "The full text: 40 allegations were unsubstantiated."
+    assert found(store, "nihilistic") == []
+    assert found(store, "unsubstantiated") == [new_id]
+    with store.session() as s:
+        s.execute(delete(ChangeRecord).where(ChangeRecord.id == new_id))
+    assert found(store, "unsubstantiated") == []
+
+
+def test_a_query_with_nothing_to_find_is_an_error():
+    with pytest.raises(search.QueryError, match="at least one word"):
+        search.parse("-football")
+    with pytest.raises(search.QueryError, match="empty"):
+        search.parse(' "" -- ')
+    q = search.parse('a OR "b  c" -d OR e')
+    assert str(q) == 'a OR "b c" e -d'  # an OR next to an excluded term joins nothing
+    assert search.fts5_expression(search.parse('say "no" OR x')) == '("say") AND ("no" OR "x")'
+
+
+def test_cli_and_web_agree(world, capsys):
+    store, ids, cfg_path = world
+    cfg = load_config(cfg_path)
+    client = TestClient(create_app(cfg, store), base_url="http://127.0.0.1")
+    for q in ("substantiated", "domestic terrorism", "referred OR extremist", "terrorism -football"):
+        assert cli.main(["search", "-c", cfg_path, q, "--format", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        web = client.get("/changes.json", params={"q": q}).json()
+        assert [d["id"] for d in out] == [d["id"] for d in web] == found(store, q)
+        assert all(d["snippet"] for d in out)
+        assert {k for k in web[0]} <= set(out[0])  # the records of `changes --format json`, plus snippet
+        page = client.get("/", params={"q": q})
+        assert page.status_code == 200
+        for d in out:
+            assert f'href="/changes/{d["id"]}"' in page.text
+        assert "<mark>" in page.text and "best first" in page.text
+    # the table lists the same changes; a bad query or topic is one line
+    assert cli.main(["search", "-c", cfg_path, "substantiated"]) == 0
+    assert "3 changes found" in capsys.readouterr().out
+    assert cli.main(["search", "-c", cfg_path, "--topic", "nope", "x"]) == 1
+    assert "no topic 'nope'; known topics: extremism-definitions, opr-outcomes" in capsys.readouterr().err
+    assert cli.main(["search", "-c", cfg_path, '""']) == 1
+    assert "the search is empty" in capsys.readouterr().err
+    assert client.get("/", params={"q": '""'}).status_code == 400
