@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +23,9 @@ import yaml
 from fastapi import Request
 
 from monitor.config import web_environment
+from state import websessions
 from state.errors import GovwatchError
+from state.store import Store
 
 logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
 
@@ -137,7 +140,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# -- sessions (server-side, in memory: a restart logs everyone out, nothing to forge) ---------
+# -- sessions (server-side, in the database: shared by every `serve` process, kept across restarts) --
 @dataclass
 class WebSession:
     csrf: str
@@ -147,19 +150,19 @@ class WebSession:
 
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+_ANONYMOUS_KEY = "anonymous-csrf"
 
 
 class Sessions:
-    """Signed-in users' sessions, stored; nobody else's. An anonymous browser (or a probe, or an
-    attacker) gets a session that is never stored: a random id in its cookie, and as CSRF token
-    an HMAC of that id with this server's key. So anonymous traffic can neither fill the table
-    nor evict a signed-in analyst, and only signing in adds an entry."""
+    """Signed-in users' sessions, stored in the database (state/websessions.py); nobody else's. An
+    anonymous browser (or a probe, or an attacker) gets a session that is never stored: a random
+    id in its cookie, and as CSRF token an HMAC of that id with the key the web processes of this
+    database share. So anonymous traffic can neither fill the table nor evict a signed-in
+    analyst, and only signing in adds a row."""
 
-    def __init__(self, limit: int = 10_000):
-        self._data: dict[str, WebSession] = {}
-        self._lock = threading.Lock()
-        self._key = secrets.token_bytes(32)
-        self.limit = limit
+    def __init__(self, store: Store):
+        self.store = store
+        self._key = websessions.shared_secret(store, _ANONYMOUS_KEY)
 
     def anonymous(self, sid: str | None) -> tuple[str, WebSession]:
         """The unstored session of the cookie `sid` (a new id when it has none, or a malformed one)."""
@@ -170,31 +173,29 @@ class Sessions:
         return sid, WebSession(csrf=csrf, expires=time.time() + SESSION_TTL)
 
     def get(self, sid: str | None) -> WebSession | None:
-        if not sid:
+        if not sid or not _SESSION_ID.fullmatch(sid):
             return None
-        with self._lock:
-            s = self._data.get(sid)
-            if s is None or s.expires < time.time():
-                self._data.pop(sid, None)
-                return None
-            return s
+        rec = websessions.find_session(self.store, sid)
+        if rec is None:
+            return None
+        return WebSession(csrf=rec.csrf, expires=rec.expires_at.timestamp(), user=rec.user, role=rec.role)
 
     def new(self, user: str = "", role: str = "") -> tuple[str, WebSession]:
         sid = secrets.token_urlsafe(32)
         s = WebSession(csrf=secrets.token_urlsafe(32), expires=time.time() + SESSION_TTL, user=user, role=role)
-        with self._lock:
-            if len(self._data) >= self.limit:  # drop the oldest rather than grow without bound
-                for k in sorted(self._data, key=lambda k: self._data[k].expires)[: self.limit // 10]:
-                    del self._data[k]
-            self._data[sid] = s
+        websessions.open_session(self.store, sid, user=user, role=role, csrf=s.csrf, ttl=timedelta(seconds=SESSION_TTL))
         return sid, s
 
     def drop(self, sid: str | None) -> None:
-        with self._lock:
-            self._data.pop(sid or "", None)
+        if sid and _SESSION_ID.fullmatch(sid):
+            websessions.close_session(self.store, sid)
+
+    def drop_user(self, user: str) -> int:
+        """Sign `user` out everywhere (every browser, every `serve` process)."""
+        return websessions.close_sessions_of(self.store, user)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return websessions.count_sessions(self.store)
 
 
 class Throttle:

@@ -18,11 +18,12 @@ class WebContext:
     cfg: object
     store: Store
     settings: WebSettings
-    sessions: Sessions = field(default_factory=Sessions)
+    sessions: Sessions | None = None  # in the database (made from the store)
     throttle: Throttle = field(default_factory=Throttle)
     templates: jinja2.Environment = field(default_factory=_templates)
 
     def __post_init__(self):
+        self.sessions = self.sessions or Sessions(self.store)
         self.topics = [(t.id, t.title) for t in self.cfg.topics]
         self.topic_title = dict(self.topics)
         self.cfg_names = {s.id: s.display_name for s in self.cfg.sources}

@@ -63,9 +63,13 @@ async def login(request: Request):
 
 @router.post("/logout")
 async def logout(request: Request):
-    await form_with_csrf(request)
+    data = await form_with_csrf(request)
     w = web_of(request)
     w.sessions.drop(request.state.sid)
+    principal = request.state.principal
+    if data.get("everywhere") and principal is not None and principal.via == "session":
+        n = w.sessions.drop_user(principal.name)
+        logger.info("web: %s signed out everywhere (%d other session(s) ended)", principal.name, n)
     sid, _ = w.sessions.anonymous(None)  # a new id, so the old page's CSRF token is void too
     request.state.new_sid = sid
     return RedirectResponse("/login" if w.settings.auth_required else "/", status_code=303)

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import state.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import state.triage  # noqa: F401
 import state.custody  # noqa: F401
+import state.websessions  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata
