@@ -12,7 +12,7 @@ from typing import Any
 
 from monitor import analyst_commands, evidence_commands, web_commands
 from monitor.config import config_path_given
-from monitor.escaping import terminal_text
+from monitor.escaping import console, terminal_text
 from monitor.records import change_dict, changes_csv, iso
 from monitor.records import parse_since as _parse_since
 from state.errors import ConfigError, GovwatchError
