@@ -73,10 +73,6 @@ def _cell(value: str):
     return Text(terminal_text(value, newlines=False))
 
 
-def _console():
-    return console()
-
-
 class _Progress:
     """A rich progress bar on a terminal; nothing extra in a container log (lines are logged)."""
 
@@ -265,7 +261,7 @@ def cmd_changes(args) -> int:
         for d in data:
             t.add_row(str(d["id"]), d["detected_at"].replace("T", " ").rstrip("Z"), d["source_id"], d["kind"],
                       " ".join(d["topics"]) or "-", _cell((d["title"] or d["added_text"])[:100].replace("\n", " ")))
-        con = _console()
+        con = console()
         con.print(t) if data else con.print("no changes recorded" + (" matching the filters" if any([args.topic, args.source, args.since, args.matched]) else ""))
         if limit and len(data) == limit:
             con.print(f"the newest {limit} shown; --limit N for more, --limit 0 for all")
@@ -374,7 +370,7 @@ def cmd_sources(args) -> int:
     for d in data:
         t.add_row(d["id"], d["kind"] + (" (browser)" if d["render"] == "browser" else ""), d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
                   str(d["consecutive_failures"]), _cell(d["disabled_reason"] or d["last_error"][:80] or d["url"]))
-    _console().print(t)
+    console().print(t)
     return 0
 
 
@@ -529,7 +525,7 @@ def cmd_deliveries(args) -> int:
         return 0
     from rich.table import Table
 
-    con = _console()
+    con = console()
     if not data:
         con.print("no deliveries" + (f" in state {args.state}" if args.state else ""))
         return 0

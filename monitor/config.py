@@ -330,6 +330,18 @@ class _File(_Strict):
     topics: list[dict[str, Any]] = []
     public_url: str = ""
     archive: ArchiveSettings = ArchiveSettings()
+    display_timezone: str = "UTC"  # the web change log's times (UTC stays in the tooltip)
+
+    @field_validator("display_timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{v}' is not a time zone name (e.g. America/New_York, UTC)") from None
+        return v
 
 
 @dataclass
@@ -344,6 +356,7 @@ class Config:
     sources: list[SourceConfig]
     topics: list[Any]  # monitor.classify.Topic, built-ins first
     public_url: str = ""
+    display_timezone: str = "UTC"
     from_file: bool = False
     # problems `validate` reports that do not stop a run (e.g. a private URL, which the fetch refuses)
     advisories: list[str] = field(default_factory=list)
@@ -654,6 +667,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         sources=sources,
         topics=topics,
         public_url=f.public_url.rstrip("/"),
+        display_timezone=f.display_timezone,
         from_file=cfg_path.exists(),
         archive=f.archive,
         environment=env,

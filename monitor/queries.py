@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from state import search
 from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
 from state.store import Store
-from state.triage import ACTIONS, TriageStateRecord, states_of
+from state.triage import ACTIONS, AssignmentRecord, TriageStateRecord, assignees_of, states_of
 
 SEVERITIES = ("low", "medium", "high")
 REVIEW_STATES = ("unreviewed",) + ACTIONS
@@ -44,19 +44,20 @@ class Filters:
     until: str = ""
     state: str = ""
     q: str = ""
+    assignee: str = ""
     matched: bool = False
     page: int = 1
     _since: datetime | None = None
     _until: datetime | None = None
     _search: search.Query | None = None
 
-    KEYS = ("topic", "severity", "source", "agency", "since", "until", "state", "q", "matched")
+    KEYS = ("topic", "severity", "source", "agency", "since", "until", "state", "q", "assignee", "matched")
 
     @classmethod
     def parse(cls, params) -> "Filters":
         get = lambda k: (params.get(k) or "").strip()[:500]  # noqa: E731
         f = cls(topic=get("topic"), severity=get("severity"), source=get("source"), agency=get("agency"),
-                since=get("since"), until=get("until"), state=get("state"), q=get("q"),
+                since=get("since"), until=get("until"), state=get("state"), q=get("q"), assignee=get("assignee"),
                 matched=get("matched") in ("1", "true", "on", "yes"))
         if f.severity and f.severity not in SEVERITIES:
             raise BadRequest(f"severity: '{f.severity}' is not one of {', '.join(SEVERITIES)}")
@@ -120,6 +121,8 @@ class Filters:
             q = q.where(ChangeRecord.id.not_in(select(TriageStateRecord.change_id)))
         elif self.state:
             q = q.where(ChangeRecord.id.in_(select(TriageStateRecord.change_id).where(TriageStateRecord.state == self.state)))
+        if self.assignee:
+            q = q.where(ChangeRecord.id.in_(select(AssignmentRecord.change_id).where(AssignmentRecord.assignee == self.assignee)))
         query = self.searching
         if query is None:
             return q, None
@@ -132,6 +135,7 @@ class Row:
     matches: list
     state: object  # the triage state, None when unreviewed
     snippet: str = ""  # with a search: the passage found, its words between search.MARK_START/END
+    assignee: str = ""
 
     def __iter__(self):
         return iter((self.change, self.matches, self.state))
@@ -148,6 +152,7 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
         ids = [c.id for c in changes]
         matches = store.matches_by_change(s, ids)
         states = states_of(s, ids)
+        assignees = assignees_of(s, ids)
         snippets = search.snippets(s, store.dialect, f.searching, ids) if f.searching else {}
         # A join, not "change_id IN (the filtered changes)": SQLite would walk every change of
         # the log for that; this walks the topic matches and looks each change up by its key.
@@ -156,5 +161,5 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
                     .group_by(TopicMatchRecord.topic))
         counts = dict(s.execute(counts_q).all())
         agencies = sorted({a for (a,) in s.execute(select(SourceRecord.agency).distinct()) if a})
-    rows = [Row(c, matches[c.id], states.get(c.id), snippets.get(c.id, "")) for c in changes]
+    rows = [Row(c, matches[c.id], states.get(c.id), snippets.get(c.id, ""), assignees.get(c.id, "")) for c in changes]
     return total, rows, counts, agencies

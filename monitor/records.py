@@ -21,6 +21,25 @@ def iso(dt: datetime | None) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+HEADLINE_CHARS = 200
+
+
+def headline(change: ChangeRecord) -> str:
+    """What a change is about, in a line: a page's change by its first added sentence (its first
+    removed one when it only removed text), since every change of a page shares the page's title;
+    an item or a document by its own title."""
+    from monitor.diff import split_units
+
+    if change.kind in ("changed", "removed") and not change.item_key:
+        for text, prefix in ((change.added_text, ""), (change.removed_text, "Removed: ")):
+            units = split_units(text[:20_000]) if text else []
+            if units:
+                first = " ".join(units[0].split())
+                cut = first if len(first) <= HEADLINE_CHARS else first[:HEADLINE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+                return prefix + cut
+    return change.title or change.url
+
+
 def change_dict(change: ChangeRecord, matches: list[TopicMatchRecord], state: Any = None,
                 source_name: str = "", excerpt: int | None = 2000) -> dict:
     evidence = []

@@ -13,9 +13,9 @@ from state.models import ChangeRecord, utcnow
 # The review states an analyst can set; "unreviewed" is the absence of a state row.
 ACTIONS = ("reviewed", "significant", "not_relevant")
 ACTION_LABELS = {"reviewed": "Reviewed", "significant": "Significant", "not_relevant": "Not relevant",
-                 "delivery_retried": "Alert queued again"}
+                 "delivery_retried": "Alert queued again", "assigned": "Assigned", "unassigned": "Unassigned"}
 # Events in the same audit trail that are not a review state (the change's state stays as it was).
-EVENTS = ("delivery_retried",)
+EVENTS = ("delivery_retried", "assigned", "unassigned")
 MAX_NOTE_CHARS = 4000
 
 
@@ -41,6 +41,16 @@ class TriageStateRecord(SQLModel, table=True):
     actor: str = ""
     updated_at: datetime = Field(default_factory=utcnow)
     action_id: int | None = None
+
+
+class AssignmentRecord(SQLModel, table=True):
+    """Who a change is assigned to (one analyst at a time); every assignment is also in the trail."""
+
+    __tablename__ = "assignments"
+    change_id: int = Field(foreign_key="changes.id", primary_key=True)
+    assignee: str = Field(index=True)
+    assigned_by: str = ""
+    assigned_at: datetime = Field(default_factory=utcnow)
 
 
 def record_action(session: Session, change_id: int, action: str, actor: str, note: str = "",
@@ -99,3 +109,32 @@ def not_relevant_actions(session: Session) -> list[tuple[TriageActionRecord, Cha
          .where(TriageStateRecord.state == "not_relevant")
          .order_by(TriageActionRecord.created_at.desc(), TriageActionRecord.id.desc()))
     return [(a, c) for a, c in session.execute(q).all()]
+
+
+def assign(session: Session, change_id: int, assignee: str, actor: str, at: datetime | None = None) -> None:
+    """Assign the change to `assignee` ("" takes the assignment away), in the audit trail."""
+    if session.get(ChangeRecord, change_id) is None:
+        raise StateError(f"no change with id {change_id}")
+    at = at or utcnow()
+    rec = session.get(AssignmentRecord, change_id)
+    if not assignee:
+        if rec is not None:
+            record_event(session, change_id, "unassigned", actor, note=f"was assigned to {rec.assignee}", at=at)
+            session.delete(rec)
+        return
+    if rec is not None and rec.assignee == assignee:
+        return
+    record_event(session, change_id, "assigned", actor, note=f"to {assignee}", at=at)
+    if rec is None:
+        session.add(AssignmentRecord(change_id=change_id, assignee=assignee, assigned_by=actor[:200], assigned_at=at))
+    else:
+        rec.assignee, rec.assigned_by, rec.assigned_at = assignee, actor[:200], at
+    session.flush()
+
+
+def assignees_of(session: Session, change_ids: list[int]) -> dict[int, str]:
+    if not change_ids:
+        return {}
+    q = select(AssignmentRecord.change_id, AssignmentRecord.assignee).where(AssignmentRecord.change_id.in_(change_ids))
+    return dict(session.execute(q).all())
+

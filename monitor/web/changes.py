@@ -11,11 +11,12 @@ from monitor.web.auth import Denied, require
 from monitor.web.context import render, web_of
 from monitor.web.presentation import inline_rows, side_by_side
 from monitor.queries import REVIEW_STATES, SEVERITIES, Filters, page_of_changes
+from monitor.records import headline
 from state import search
 from state.custody import archives_of
 from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, SourceRecord
 from state.store import evidence_of
-from state.triage import ACTIONS, MAX_NOTE_CHARS, actions_of, states_of
+from state.triage import ACTIONS, MAX_NOTE_CHARS, actions_of, assignees_of, states_of
 
 PAGE_SIZE = 50
 
@@ -35,7 +36,8 @@ def change_log(request: Request):
         ev = next((e for m in ms for e in evidence_of(m)["evidence"]), None)
         items.append({"change": c, "matches": ms, "state": row.state, "source_name": names.get(c.source_id, c.source_id),
                       "evidence": ev, "excerpt": " ".join(c.added_text.split())[:240],
-                      "snippet": Markup(search.snippet_html(row.snippet)) if row.snippet else ""})
+                      "snippet": Markup(search.snippet_html(row.snippet)) if row.snippet else "",
+                      "headline": headline(c), "assignee": row.assignee})
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render(request, "changes.html", f=f, items=items, total=total, pages=pages, counts=counts,
                   sources=sorted(names.items(), key=lambda kv: kv[1].lower()), agencies=agencies,
@@ -56,6 +58,7 @@ def change_page(request: Request, change_id: int):
         new = s.get(SnapshotRecord, c.new_snapshot_id) if c.new_snapshot_id else None
         trail = actions_of(s, c.id)
         state = states_of(s, [c.id]).get(c.id)
+        assignee = assignees_of(s, [c.id]).get(c.id, "")
         deliveries = list(s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == c.id).order_by(DeliveryRecord.id)))
         archived = archives_of(s, [c.id])[c.id]
         prev_text = store.get_text(prev.text_sha256, s) if prev else ""
@@ -66,4 +69,5 @@ def change_page(request: Request, change_id: int):
     return render(request, "change.html", c=c, src=src, source_name=web_of(request).source_names().get(c.source_id, c.source_id),
                   shown=shown, prev=prev, new=new, prev_text=prev_text, new_text=new_text, trail=trail, state=state,
                   inline=inline_rows(c.diff_text), sbs=sbs, sbs_too_large=sbs is None and c.kind in ("changed", "removed"),
-                  deliveries=deliveries, archived=archived, actions=ACTIONS, max_note=MAX_NOTE_CHARS)
+                  deliveries=deliveries, archived=archived, actions=ACTIONS, max_note=MAX_NOTE_CHARS,
+                  assignee=assignee, assignable=web_of(request).assignable(), headline=headline(c))

@@ -20,10 +20,11 @@ class WebContext:
     settings: WebSettings
     sessions: Sessions | None = None  # in the database (made from the store)
     throttle: Throttle = field(default_factory=Throttle)
-    templates: jinja2.Environment = field(default_factory=_templates)
+    templates: jinja2.Environment | None = None  # made for the configuration's display_timezone
 
     def __post_init__(self):
         self.sessions = self.sessions or Sessions(self.store)
+        self.templates = self.templates or _templates(getattr(self.cfg, "display_timezone", "UTC") or "UTC")
         self.topics = [(t.id, t.title) for t in self.cfg.topics]
         self.topic_title = dict(self.topics)
         self.cfg_names = {s.id: s.display_name for s in self.cfg.sources}
@@ -33,6 +34,11 @@ class WebContext:
         names = {r.id: (r.name or r.id) for r in self.store.sources()}
         names.update(self.cfg_names)
         return names
+
+    def assignable(self) -> list[str]:
+        """Who a change can be assigned to: the analysts and admins of the users file (none without
+        one: then any name, see triage.assign_route)."""
+        return sorted(u.name for u in self.settings.users.values() if u.role in ("analyst", "admin"))
 
     def source_config(self, source_id: str):
         return next((x for x in self.cfg.sources if x.id == source_id), None)

@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
+from markupsafe import Markup
+from zoneinfo import ZoneInfo
 
 from monitor.escaping import csv_cell  # noqa: F401  (one escaping for the CLI and the web)
 from monitor.diff import highlight
@@ -20,11 +22,13 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 SIDE_BY_SIDE_MAX_CHARS = 400_000  # larger texts: inline diff only (the side-by-side table would be huge)
 
 
-def _templates() -> jinja2.Environment:
+def _templates(display_timezone: str = "UTC") -> jinja2.Environment:
     # Autoescape on for every template: jinja2.Environment() alone defaults to OFF.
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["when"] = human_time
+    tz = ZoneInfo(display_timezone)
+    env.filters["when"] = lambda dt: time_element(dt, tz)
+    env.filters["when_text"] = lambda dt: local_time(dt, tz)
     env.filters["iso"] = iso
     env.globals.update(safe_url=safe_url, marked_segments=marked_segments, action_labels=ACTION_LABELS)
     return env
@@ -32,6 +36,21 @@ def _templates() -> jinja2.Environment:
 
 def human_time(dt: datetime | None) -> str:
     return iso(dt).replace("T", " ").replace("Z", " UTC") if dt else "never"
+
+
+def local_time(dt: datetime | None, tz: ZoneInfo) -> str:
+    """The time in the display time zone, named by its abbreviation (EST, EDT, UTC)."""
+    if dt is None:
+        return "never"
+    local = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(tz)
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
+
+
+def time_element(dt: datetime | None, tz: ZoneInfo) -> Markup:
+    """<time> in the display time zone, with the machine-readable instant and UTC in its tooltip."""
+    if dt is None:
+        return Markup("never")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso(dt), human_time(dt), local_time(dt, tz))
 
 
 def safe_url(url: str | None) -> str | None:

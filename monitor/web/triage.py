@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -16,7 +17,7 @@ from monitor.web.presentation import csv_cell
 from monitor.queries import BadRequest
 from state.models import ChangeRecord, DeliveryRecord
 from state.store import Store
-from state.triage import ACTIONS, MAX_NOTE_CHARS, not_relevant_actions, record_action
+from state.triage import ACTIONS, MAX_NOTE_CHARS, assign, not_relevant_actions, record_action
 
 logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
 
@@ -38,6 +39,31 @@ async def triage(request: Request, change_id: int):
             raise Denied(404, f"no change with id {change_id}")
         record_action(s, change_id, action, who.name, note)
     logger.info("web: change %s marked %s by %s", change_id, action, who.name)
+    return RedirectResponse(f"/changes/{change_id}#triage", status_code=303)
+
+
+_ASSIGNEE = re.compile(r"[\w.@+-]{1,64}")
+
+
+@router.post("/changes/{change_id}/assign")
+async def assign_route(request: Request, change_id: int):
+    """Assign a change to an analyst (or take the assignment away), in the audit trail. With a
+    users file the assignee is one of its analysts or admins; without one, any plain name."""
+    data = await form_with_csrf(request)
+    who = require(request, "analyst")
+    w = web_of(request)
+    assignee = who.name if data.get("me") else data.get("assignee", "").strip()
+    if assignee:
+        allowed = w.assignable()
+        if allowed and assignee not in allowed:
+            raise BadRequest(f"assignee: '{assignee}' is not an analyst or admin of the users file ({', '.join(allowed)})")
+        if not _ASSIGNEE.fullmatch(assignee):
+            raise BadRequest("assignee: a name of at most 64 letters, digits and . @ + - _")
+    with w.store.session() as s:
+        if s.get(ChangeRecord, change_id) is None:
+            raise Denied(404, f"no change with id {change_id}")
+        assign(s, change_id, assignee, who.name)
+    logger.info("web: change %s assigned to %s by %s", change_id, assignee or "nobody", who.name)
     return RedirectResponse(f"/changes/{change_id}#triage", status_code=303)
 
 

@@ -159,7 +159,8 @@ def test_every_post_route_requires_the_csrf_token(hostile):
     c.get("/")  # a session exists, so only the token is missing
     # Every route of every router: FastAPI lists an included router as one entry in app.routes.
     posts = [path for path, ops in c.app.openapi()["paths"].items() if "post" in ops]
-    assert set(posts) == {"/login", "/logout", "/changes/{change_id}/triage", "/changes/{change_id}/deliveries/{delivery_id}/retry"}
+    assert set(posts) == {"/login", "/logout", "/changes/{change_id}/triage", "/changes/{change_id}/assign",
+                          "/changes/{change_id}/deliveries/{delivery_id}/retry"}
     for p in posts:
         r = c.post(p.replace("{change_id}", str(hostile.change_id)).replace("{delivery_id}", "1"), data={"action": "reviewed", "note": "x"})
         assert r.status_code == 403 and "CSRF" in r.text, p
