@@ -243,3 +243,33 @@ def health_digest(rows: list[Message]) -> Message:
     for m in other:
         lines += [f"**{md_escape(m.title)}**", m.body, ""]
     return Message(title=HEALTH_PREFIX + "; ".join(parts), body="\n".join(lines).strip())
+
+
+DIGEST_EXCERPT_CHARS = 240
+
+
+def digest_message(name: str, query: str, every: str, entries: list[tuple[ChangeRecord, str, str]], *,
+                   public_url: str = "", more: int = 0) -> Message:
+    """A subscription's digest: every change listed once, most severe first, each with its headline,
+    source, severity, topics, time, URL and a short excerpt (Markdown: chat targets show it as it
+    is, e-mail gets it as HTML and as plain text)."""
+    rank = {"high": 0, "medium": 1, "low": 2, "": 3}
+    ordered = sorted(entries, key=lambda e: (rank.get(e[0].severity, 3), -(e[0].id or 0)))
+    n = len(ordered)
+    title = f"govwatch digest: {name}: {n} change{'s' if n != 1 else ''}"
+    head = f"Subscription **{md_escape(name)}** ({every}" + (f", search `{md_escape(query)}`" if query else "") + ")."
+    lines = [head, ""]
+    for i, (c, headline, source_name) in enumerate(ordered, 1):
+        tags = " · ".join(x for x in (c.severity.upper() if c.severity else "", c.topics.replace(",", ", ")) if x)
+        when = c.detected_at.strftime("%Y-%m-%d %H:%M UTC") if c.detected_at else ""
+        lines.append(f"{i}. **{md_escape(shorten(headline, 160))}**" + (f" [{md_escape(tags)}]" if tags else ""))
+        lines.append(f"   {md_escape(source_name)}, {when}: {c.url}")
+        excerpt = " ".join((c.added_text or c.removed_text or "").split())
+        if excerpt and excerpt != headline:
+            lines.append(f"   > {md_escape(shorten(excerpt, DIGEST_EXCERPT_CHARS))}")
+        if public_url:
+            lines.append(f"   {public_url}/changes/{c.id}")
+        lines.append("")
+    if more:
+        lines.append(f"{more} more matching change{'s' if more != 1 else ''} will be in the next digest.")
+    return Message(title=title, body="\n".join(lines).strip())

@@ -16,6 +16,7 @@ from alerts.message import Message, change_message, health_digest
 from state.custody import archives_of
 from state.models import ChangeRecord, DeliveryRecord, SourceRecord
 from state.store import Store
+from state.subscriptions import subscription_of_target
 from state.workers import worker_id
 
 logger = logging.getLogger(__name__)
@@ -232,7 +233,10 @@ class Outbox:
         name = self.source_names.get(change.source_id) or (src.name if src else "") or change.source_id
         matches = self.store.matches_of(s, change.id)
         archived = [a.archive_url for a in archives_of(s, [change.id])[change.id] if a.status == "success"]
-        return change_message(change, matches, name, self.public_url, archived=archived, update=row.kind == "update")
+        msg = change_message(change, matches, name, self.public_url, archived=archived, update=row.kind == "update")
+        if row.kind == "subscription":  # a saved search's instant alert: its name first
+            msg = Message(title=f"{subscription_of_target(row.target)}: {msg.title}", body=msg.body)
+        return msg
 
     def _deliver_one(self, did: int, token: str, report: DeliveryReport) -> None:
         # renew the claim right before sending, atomically: if it expired meanwhile and another

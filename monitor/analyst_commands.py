@@ -1,5 +1,5 @@
 """CLI commands an analyst reaches for beside `changes`: `search` (the web list's search box, in a
-terminal); `register(add)` adds them to the `govwatch` parser (monitor/cli.py imports this module,
+terminal), `subscriptions` and `digests send`; `register(add)` adds them to the `govwatch` parser (monitor/cli.py imports this module,
 never the reverse: each command opens its configuration and store itself)."""
 from __future__ import annotations
 
@@ -83,6 +83,94 @@ def _print_table(data: list[dict], rows, total: int, limit: int, f) -> None:
         con.print(f"{total} change{'s' if total != 1 else ''} found")
 
 
+def cmd_subscriptions(args) -> int:
+    """List the subscriptions (saved searches that alert): the configuration's and those analysts
+    made in the web UI, with cadence, what they match, how far they have got and when the next
+    digest is due. Targets are named by scheme only (their URLs hold tokens).
+
+    Example: govwatch subscriptions --format json
+    """
+    from monitor.config import load_config
+    from monitor.subscriptions import sync_config
+    from state.store import Store
+
+    cfg = load_config(args.config)
+    store = Store(cfg.database)
+    sync_config(store, cfg.subscriptions)
+    rows = subscription_rows(store, cfg)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    from rich.table import Table
+
+    from monitor.escaping import console
+
+    t = Table()
+    for col in ("name", "origin", "every", "query and filters", "targets", "sent up to change", "next digest"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        filters = " ".join(x for x in (r["query"], *(f"topic:{x}" for x in r["topics"]), *(f"source:{x}" for x in r["sources"]),
+                                       f"severity>={r['min_severity']}" if r["min_severity"] else "") if x)
+        t.add_row(r["name"], r["origin"] + (f" ({r['owner']})" if r["owner"] else ""), r["every"] + ("" if r["enabled"] else " (off)"),
+                  filters, ", ".join(r["targets"]), str(r["cursor"] or "-"), (r["next_digest_at"] or "-").replace("T", " "))
+    con = console()
+    con.print(t) if rows else con.print("no subscriptions: add `subscriptions:` to the configuration or make one in the web UI (/subscriptions)")
+    return 0
+
+
+def subscription_rows(store, cfg) -> list[dict]:
+    """The subscriptions as records (CLI and web): targets by scheme only, never their URLs."""
+    from sqlalchemy import select
+
+    from monitor.records import iso
+    from monitor.subscriptions import subscription_targets
+    from state.subscriptions import SubscriptionRecord
+
+    configured = {c.name: c for c in cfg.subscriptions}
+    with store.session() as s:
+        recs = list(s.scalars(select(SubscriptionRecord).order_by(SubscriptionRecord.origin, SubscriptionRecord.name)))
+    out = []
+    for r in recs:
+        if r.origin == "config" and not r.enabled:
+            continue  # removed from the file
+        targets = [url.split("://", 1)[0] + "://" for _, url in subscription_targets(r, configured)]
+        out.append({"id": r.id, "name": r.name, "origin": r.origin, "owner": r.owner, "enabled": r.enabled, "query": r.query,
+                    "every": r.every, "timezone": r.timezone, "topics": [x for x in r.topics.split(",") if x],
+                    "sources": [x for x in r.sources.split(",") if x], "min_severity": r.min_severity, "targets": targets,
+                    "cursor": r.cursor, "next_digest_at": iso(r.next_digest_at) if r.every != "instant" else "",
+                    "last_digest_at": iso(r.last_digest_at)})
+    return out
+
+
+def cmd_digests(args) -> int:
+    """Send the digests that are due now (`--force`: every digest subscription at once), then
+    deliver them. A digest lists each matching change once; run again, it sends nothing already
+    sent. `govwatch run` does this on time by itself.
+
+    Example: govwatch digests send --force
+    """
+    from monitor.config import load_config
+    from monitor.delivery import deliver
+    from monitor.subscriptions import send_due_digests, sync_config
+    from state.store import Store
+
+    if args.action != "send":
+        raise GovwatchError("usage: govwatch digests send [--force]")
+    cfg = load_config(args.config)
+    store = Store(cfg.database)
+    sync_config(store, cfg.subscriptions)
+    reports = send_due_digests(store, cfg.subscriptions, force=args.force, public_url=cfg.public_url,
+                               source_names={s.id: s.display_name for s in cfg.sources})
+    report = deliver(cfg, store)
+    for r in reports:
+        print(f"{r.name}: a digest of {r.changes} change(s) for {r.targets} target(s)")
+    if not reports:
+        print("no digest due" + ("" if args.force else " (--force sends every digest with unsent changes now)")
+              if not args.force else "nothing to send: every matching change was in a digest already")
+    print(f"delivery: {report.sent} sent, {report.retrying} to retry, {report.failed} given up")
+    return 1 if report.failed else 0
+
+
 def register(add) -> None:
     sp = add("search", cmd_search)
     sp.add_argument("query", metavar="QUERY", help='words, "a phrase", a OR b, -excluded')
@@ -92,3 +180,8 @@ def register(add) -> None:
     sp.add_argument("--severity", choices=["low", "medium", "high"], help="only matched changes of at least this severity")
     sp.add_argument("--limit", type=int, default=None, help=f"at most this many, best first (0: all; default {SEARCH_LIMIT} for the table, all for json)")
     sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp = add("subscriptions", cmd_subscriptions)
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp = add("digests", cmd_digests)
+    sp.add_argument("action", choices=["send"], metavar="send")
+    sp.add_argument("--force", action="store_true", help="every digest subscription now, due or not")

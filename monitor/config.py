@@ -174,6 +174,13 @@ def _instantiate_quietly(apprise, url: str):
         log.disabled = was
 
 
+def valid_apprise_url(url: str) -> bool:
+    """Whether Apprise takes the URL (nothing logged: the URL may hold a token)."""
+    import apprise
+
+    return _instantiate_quietly(apprise, url.strip()) is not None
+
+
 def quiet_apprise_logs() -> None:
     """Apprise's own log lines may carry URLs and tokens: they never reach our handlers.
     Failures are reported by govwatch itself, with secrets scrubbed."""
@@ -331,6 +338,7 @@ class _File(_Strict):
     public_url: str = ""
     archive: ArchiveSettings = ArchiveSettings()
     display_timezone: str = "UTC"  # the web change log's times (UTC stays in the tooltip)
+    subscriptions: list[dict[str, Any]] = []  # saved searches that alert (monitor/subscriptions.py)
 
     @field_validator("display_timezone")
     @classmethod
@@ -357,6 +365,7 @@ class Config:
     topics: list[Any]  # monitor.classify.Topic, built-ins first
     public_url: str = ""
     display_timezone: str = "UTC"
+    subscriptions: list[Any] = field(default_factory=list)  # monitor.subscriptions.Subscription
     from_file: bool = False
     # problems `validate` reports that do not stop a run (e.g. a private URL, which the fetch refuses)
     advisories: list[str] = field(default_factory=list)
@@ -647,6 +656,8 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
             except ValidationError as e:
                 problems += [f"GOVWATCH_NOTIFY[{i}]: {x['ctx']['error'] if x.get('ctx') else x['msg']}" for x in e.errors()]
     _name_targets(notify, health_notify, topic_ids, {ALERT_ON}, lines, problems)
+    subscriptions = _subscriptions(f.subscriptions, {t.name: t.url.get_secret_value() for _, t in notify}, topic_ids,
+                                   {s.id for s in sources}, f.display_timezone, lines, problems)
 
     if problems:
         raise ConfigError(str(cfg_path), problems + advisories)
@@ -668,11 +679,29 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
         topics=topics,
         public_url=f.public_url.rstrip("/"),
         display_timezone=f.display_timezone,
+        subscriptions=subscriptions,
         from_file=cfg_path.exists(),
         archive=f.archive,
         environment=env,
         advisories=advisories,
     )
+
+
+def _subscriptions(raw: list, named: dict[str, str], topic_ids: set[str], source_ids: set[str], tz: str,
+                   lines: dict, problems: list[str]) -> list:
+    """The configuration's subscriptions, each validated as the web form validates one."""
+    from monitor import subscriptions as subs_mod
+
+    out, seen = [], set()
+    for i, entry in enumerate(raw):
+        sub, errs = subs_mod.validate(entry, topic_ids=topic_ids, source_ids=source_ids, named_targets=named, default_timezone=tz)
+        problems += [_problem(("subscriptions", i) + ((k,) if k else ()), msg, lines) for k, msg in errs.items()]
+        if sub is not None:
+            if sub.name in seen:
+                problems.append(_problem(("subscriptions", i, "name"), f"duplicate subscription name '{sub.name}'", lines))
+            seen.add(sub.name)
+            out.append(sub)
+    return out
 
 
 def _name_targets(notify: list, health_notify: list, topic_ids: set[str], also: set[str], lines: dict,

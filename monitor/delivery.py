@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from alerts import outbox
 from alerts.outbox import Outbox, Target
+from monitor import subscriptions
 from monitor.records import iso
 from state.models import ChangeRecord, DeliveryRecord
 
 
 def build_outbox(cfg, store) -> Outbox:
     targets = [Target(t.name, t.url.get_secret_value(), t.max_attempts) for t in cfg.notify + cfg.health_notify]
+    targets += [Target(name, url) for name, url in subscriptions.all_targets(store, cfg.subscriptions)]
     health_names = {t.name for t in cfg.health_notify}
 
     def on_give_up(target: str, change_id, error: str) -> None:

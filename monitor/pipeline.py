@@ -11,6 +11,7 @@ from typing import Awaitable, Callable, Iterable
 
 from sqlalchemy import select
 
+from monitor import subscriptions
 from monitor.config import Config, SourceConfig
 from monitor.crawl import Crawl
 from monitor.context import Context, CycleReport, Outcome, logger, part_of, utcnow
@@ -49,6 +50,7 @@ class Monitor:
     # -- sources and leases (see monitor/leases.py) --------------------------------------
     def sync_sources(self) -> None:
         self.leases.sync_sources()
+        subscriptions.sync_config(self.store, self.config.subscriptions, self.clock())
 
     def due_sources(self, *, force: bool = False, only: Iterable[str] | None = None,
                     exclude: Iterable[str] = ()) -> list[SourceConfig]:

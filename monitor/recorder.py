@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from monitor import classify as classify_mod
 from monitor.context import Context, logger
+from monitor.subscriptions import Matcher
 from spiders.kinds import Fetched
 from state import custody
 from state.custody import ArchiveRecord
@@ -19,6 +20,7 @@ from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, TopicMatc
 class Recorder:
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        self.subscriptions = Matcher(ctx.store, ctx.config.subscriptions)
 
     def snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "",
                  item_key: str | None = None, item_keys: list[str] | None = None) -> SnapshotRecord:
@@ -59,6 +61,7 @@ class Recorder:
         for target in self.ctx.config.notify:
             if self._wanted(target, matches):
                 s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.ctx.clock()))
+        self.subscriptions.on_change(s, change, self.ctx.clock())
         spn = self.ctx.config.archive.save_page_now
         if spn.enabled and change.url and (matches or spn.changes == "every"):
             # queued with the change (durable), asked for only after delivery: never delays the alert
@@ -106,6 +109,7 @@ class Recorder:
         change.note = note
         _note_cut(change)
         _summarise(change, final)
+        self.subscriptions.on_change(s, change, self.ctx.clock())  # the full text may match a saved search now
 
     @staticmethod
     def _add_matches(s: Session, change: ChangeRecord, matches) -> None:

@@ -23,6 +23,7 @@ from monitor import memory
 from state.models import WorkerRecord
 
 logger = logging.getLogger(__name__)
+DIGEST_POLL = 30.0  # seconds between looks for due digests (a digest goes out this late at most)
 
 
 def _now() -> datetime:
@@ -67,7 +68,7 @@ def health_status(store, max_age: float) -> tuple[bool, list[str]]:
 
 
 def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
-    from monitor import archive, timestamp
+    from monitor import archive, subscriptions, timestamp
     from monitor.delivery import deliver
     from monitor.pipeline import Monitor
     from spiders.fetch import Fetcher, run_in_reactor
@@ -83,7 +84,8 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     async def main(stop_event: asyncio.Event) -> int:
         fetcher = Fetcher(cfg.fetch)
         sched = schedule.Scheduler()
-        running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None, "archive": None, "stamp": None}  # delivery kicks archive
+        running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None, "archive": None, "stamp": None,
+                                                   "digests": None}  # delivery kicks archive
         tick = asyncio.Event()
         tick.set()  # feed at once, not after the first tick
         passes = {"n": 0}
@@ -98,6 +100,13 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
 
         async def stamping() -> None:
             await asyncio.to_thread(timestamp.stamp_day, cfg, store)
+
+        async def digests() -> None:
+            """Subscriptions' digests that are due: queued, then delivered at once."""
+            queued = await asyncio.to_thread(subscriptions.send_due_digests, store, cfg.subscriptions, public_url=cfg.public_url,
+                                             source_names={s.id: s.display_name for s in cfg.sources})
+            if queued:
+                kick("deliver", delivery)
 
         async def beat() -> None:
             await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick)
@@ -147,6 +156,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
         sched.every(sc.tick).seconds.do(tick.set)
         sched.every(sc.delivery_every).seconds.do(kick, "deliver", delivery)
         sched.every(max(sc.tick, 10)).seconds.do(kick, "beat", beat)
+        sched.every(min(sc.tick, DIGEST_POLL)).seconds.do(kick, "digests", digests)
         if cfg.archive.save_page_now.enabled:
             sched.every(max(cfg.archive.save_page_now.poll_every, 1.0)).seconds.do(kick, "archive", archiving)
         if cfg.archive.timestamp_url:

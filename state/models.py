@@ -175,7 +175,7 @@ class DeliveryRecord(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     change_id: int | None = Field(default=None, foreign_key="changes.id")
-    kind: str = "change"  # change | update | health
+    kind: str = "change"  # change | update | health | subscription (an instant saved search) | digest
     target: str  # the target's name (or "target-N"), never its URL
     status: str = "pending"  # pending | sending | sent | retrying | failed
     attempts: int = 0

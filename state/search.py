@@ -138,6 +138,17 @@ def matching(stmt, dialect: str, q: Query):
     return stmt.join(hits, hits.c.change_id == ChangeRecord.id), hits.c.rank
 
 
+def matches_change(session, dialect: str, q: Query, change_id: int) -> bool:
+    """Whether the query finds this change (in the transaction that records it: the index already
+    holds it, on both engines)."""
+    if dialect == "postgresql":
+        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+        stmt = select(ChangeRecord.id).where(ChangeRecord.id == change_id, vector.op("@@")(pg_tsquery(q)))
+        return session.execute(stmt).first() is not None
+    stmt = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts AND rowid = :id")
+    return session.execute(stmt, {"fts": fts5_expression(q), "id": change_id}).first() is not None
+
+
 def snippets(session, dialect: str, q: Query, change_ids: list[int]) -> dict[int, str]:
     """A short passage of each change around what the query found, its words between MARK_START
     and MARK_END (snippet_html and snippet_text turn them into <mark> or **)."""

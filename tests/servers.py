@@ -126,12 +126,14 @@ class Site:
 
 
 class Webhook:
-    """Receives Apprise json:// POSTs; can fail the first N with a status."""
+    """Receives Apprise json:// POSTs; can fail the first N with a status, or hold its answer for
+    `delay` seconds after keeping the message (a sender killed meanwhile never hears the 200)."""
 
     def __init__(self) -> None:
         self.received: list[dict] = []
         self.fail_next = 0
         self.fail_status = 500
+        self.delay = 0.0
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -155,6 +157,8 @@ class Webhook:
                     data["_headers"] = dict(self.headers.items())
                     hook.received.append(data)
                     status, body = 200, b"ok"
+                    if hook.delay:
+                        time.sleep(hook.delay)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

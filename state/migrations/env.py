@@ -9,6 +9,7 @@ import state.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import state.triage  # noqa: F401
 import state.custody  # noqa: F401
 import state.websessions  # noqa: F401
+import state.subscriptions  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata
