@@ -694,7 +694,8 @@ def _subscriptions(raw: list, named: dict[str, str], topic_ids: set[str], source
 
     out, seen = [], set()
     for i, entry in enumerate(raw):
-        sub, errs = subs_mod.validate(entry, topic_ids=topic_ids, source_ids=source_ids, named_targets=named, default_timezone=tz)
+        sub, errs = subs_mod.validate(entry, topic_ids=topic_ids, source_ids=source_ids, named_targets=named,
+                                     url_ok=valid_apprise_url, default_timezone=tz)
         problems += [_problem(("subscriptions", i) + ((k,) if k else ()), msg, lines) for k, msg in errs.items()]
         if sub is not None:
             if sub.name in seen:

@@ -9,6 +9,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 from sqlalchemy import func, select, update
 
@@ -49,10 +50,9 @@ def _as_list(value) -> list:
 
 
 def validate(raw: dict, *, topic_ids: set[str], source_ids: set[str], named_targets: dict[str, str],
-             default_timezone: str = "UTC") -> tuple[Subscription | None, dict[str, str]]:
-    """A subscription from the configuration or the web form, or every problem by field name."""
-    from monitor.config import valid_apprise_url
-
+             url_ok: Callable[[str], bool], default_timezone: str = "UTC") -> tuple[Subscription | None, dict[str, str]]:
+    """A subscription from the configuration or the web form, or every problem by field name
+    (`url_ok`: whether Apprise takes a URL, config.valid_apprise_url)."""
     problems: dict[str, str] = {}
     if not isinstance(raw, dict):
         return None, {"": "a subscription is a mapping of name, query, every, notify, ..."}
@@ -94,7 +94,7 @@ def validate(raw: dict, *, topic_ids: set[str], source_ids: set[str], named_targ
         t = str(t).strip()
         if t in named_targets:
             targets.append((t, named_targets[t]))
-        elif "://" in t and valid_apprise_url(t):
+        elif "://" in t and url_ok(t):
             targets.append((str(i), t))
         else:
             shown = t if "://" not in t else t.split("://", 1)[0] + "://..."
