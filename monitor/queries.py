@@ -96,9 +96,10 @@ class Filters:
             self._search = search.parse(self.q)
         return self._search if self.q else None
 
-    def apply(self, q, dialect: str, *, skip_topic: bool = False):
+    def apply(self, q, dialect: str, *, skip_topic: bool = False, cutoff: int | None = None):
         """The statement restricted to the changes these filters keep, and the search's rank
-        (ascending is best first; None without a search)."""
+        (ascending is best first; None without a search or without a `cutoff`, see
+        search.rank_cutoff)."""
         # A topic or a severity is only ever on a matched change: saying so lets the index
         # (matched, detected_at) give the newest first instead of a scan or a sort of the log.
         if self.topic and not skip_topic:
@@ -126,7 +127,7 @@ class Filters:
         query = self.searching
         if query is None:
             return q, None
-        return search.matching(q, dialect, query)
+        return search.matching(q, dialect, query, cutoff)
 
 
 @dataclass
@@ -146,7 +147,8 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
     search best first (then newest)."""
     with store.session() as s:
         total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
-        q, rank = f.apply(select(ChangeRecord), store.dialect)
+        cutoff = search.rank_cutoff(s, store.dialect, f.searching) if f.searching else None
+        q, rank = f.apply(select(ChangeRecord), store.dialect, cutoff=cutoff)
         order = [ChangeRecord.detected_at.desc(), ChangeRecord.id.desc()]
         changes = list(s.scalars(q.order_by(*([rank] if rank is not None else []), *order).offset(offset).limit(limit)))
         ids = [c.id for c in changes]

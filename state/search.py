@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from functools import reduce
 
-from sqlalchemy import Float, Integer, func, literal_column, select, text
+from sqlalchemy import Float, Integer, case, func, literal_column, select, text
 
 from state.errors import StateError
 from state.models import ChangeRecord
@@ -126,15 +126,39 @@ def pg_tsquery(q: Query):
     return expr
 
 
-def matching(stmt, dialect: str, q: Query):
+RANK_WINDOW = 2000  # ranked: the newest this many matches; older ones follow them, newest first
+_UNRANKED = 1e9
+
+
+def rank_cutoff(session, dialect: str, q: Query) -> int:
+    """The change id from which matches are ranked: the RANK_WINDOW-th newest match (0: all are).
+    Ranking every match of a common word would read every one of its rows; a change log is read
+    newest first, so relevance orders the recent matches and the old ones follow."""
+    if dialect == "postgresql":
+        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+        stmt = (select(ChangeRecord.id).where(vector.op("@@")(pg_tsquery(q)))
+                .order_by(ChangeRecord.id.desc()).offset(RANK_WINDOW - 1).limit(1))
+        return session.scalar(stmt) or 0
+    stmt = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts ORDER BY rowid DESC LIMIT 1 OFFSET :n")
+    return session.scalar(stmt, {"fts": fts5_expression(q), "n": RANK_WINDOW - 1}) or 0
+
+
+def matching(stmt, dialect: str, q: Query, cutoff: int | None = None):
     """`stmt` (a select over `changes`) restricted to the changes the query finds, and the rank
-    expression: ascending is best first on both engines."""
+    expression (ascending is best first on both engines; None when `cutoff` is None: a count
+    needs no rank). Matches older than `cutoff` (rank_cutoff) are not ranked: they sort last."""
     if dialect == "postgresql":
         tsq = pg_tsquery(q)
         vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
-        return stmt.where(vector.op("@@")(tsq)), -func.ts_rank_cd(vector, tsq)
-    hits = (text(f"SELECT rowid AS change_id, {_BM25} AS rank FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
-            .bindparams(fts=fts5_expression(q)).columns(change_id=Integer, rank=Float).subquery("hits"))
+        rank = None if cutoff is None else case((ChangeRecord.id >= cutoff, -func.ts_rank_cd(vector, tsq)), else_=_UNRANKED)
+        return stmt.where(vector.op("@@")(tsq)), rank
+    if cutoff is None:
+        hits = (text(f"SELECT rowid AS change_id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
+                .bindparams(fts=fts5_expression(q)).columns(change_id=Integer).subquery("hits"))
+        return stmt.join(hits, hits.c.change_id == ChangeRecord.id), None
+    hits = (text(f"SELECT rowid AS change_id, CASE WHEN rowid >= :cutoff THEN {_BM25} ELSE {_UNRANKED} END AS rank "
+                 f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
+            .bindparams(fts=fts5_expression(q), cutoff=cutoff).columns(change_id=Integer, rank=Float).subquery("hits"))
     return stmt.join(hits, hits.c.change_id == ChangeRecord.id), hits.c.rank
 
 

@@ -155,3 +155,21 @@ def test_cli_and_web_agree(world, capsys):
     assert cli.main(["search", "-c", cfg_path, '""']) == 1
     assert "the search is empty" in capsys.readouterr().err
     assert client.get("/", params={"q": '""'}).status_code == 400
+
+
+def test_relevance_orders_the_newest_matches_and_older_ones_follow(world, monkeypatch):
+    """With a window of 2, the two newest matches of "substantiated" are ranked (the title match
+    first); the older one follows them, though its text would rank it above one of them."""
+    store, ids, _ = world
+    monkeypatch.setattr(search, "RANK_WINDOW", 2)
+    with store.session() as s:
+        newer = ChangeRecord(source_id="ice", kind="changed", detected_at=T0 + timedelta(days=1),
+                             title="Misc", added_text="One allegation was substantiated among many other words of a long text.")
+        s.add(newer)
+        s.flush()
+        ids["newer"] = newer.id
+    # matches, oldest first: opr, title-only, body-only, newer; the window holds body-only and newer
+    got = keys(ids, found(store, "substantiated"))
+    assert set(got[:2]) == {"body-only", "newer"} and got[2:] == ["title-only", "opr"]  # the old ones newest first
+    monkeypatch.setattr(search, "RANK_WINDOW", 100)
+    assert keys(ids, found(store, "substantiated"))[0] == "title-only"
