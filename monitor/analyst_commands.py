@@ -91,7 +91,7 @@ def cmd_subscriptions(args) -> int:
     Example: govwatch subscriptions --format json
     """
     from monitor.config import load_config
-    from monitor.subscriptions import sync_config
+    from monitor.subscriptions import subscription_rows, sync_config
     from state.store import Store
 
     cfg = load_config(args.config)
@@ -116,30 +116,6 @@ def cmd_subscriptions(args) -> int:
     con = console()
     con.print(t) if rows else con.print("no subscriptions: add `subscriptions:` to the configuration or make one in the web UI (/subscriptions)")
     return 0
-
-
-def subscription_rows(store, cfg) -> list[dict]:
-    """The subscriptions as records (CLI and web): targets by scheme only, never their URLs."""
-    from sqlalchemy import select
-
-    from monitor.records import iso
-    from monitor.subscriptions import subscription_targets
-    from state.subscriptions import SubscriptionRecord
-
-    configured = {c.name: c for c in cfg.subscriptions}
-    with store.session() as s:
-        recs = list(s.scalars(select(SubscriptionRecord).order_by(SubscriptionRecord.origin, SubscriptionRecord.name)))
-    out = []
-    for r in recs:
-        if r.origin == "config" and not r.enabled:
-            continue  # removed from the file
-        targets = [url.split("://", 1)[0] + "://" for _, url in subscription_targets(r, configured)]
-        out.append({"id": r.id, "name": r.name, "origin": r.origin, "owner": r.owner, "enabled": r.enabled, "query": r.query,
-                    "every": r.every, "timezone": r.timezone, "topics": [x for x in r.topics.split(",") if x],
-                    "sources": [x for x in r.sources.split(",") if x], "min_severity": r.min_severity, "targets": targets,
-                    "cursor": r.cursor, "next_digest_at": iso(r.next_digest_at) if r.every != "instant" else "",
-                    "last_digest_at": iso(r.last_digest_at)})
-    return out
 
 
 def cmd_digests(args) -> int:

@@ -255,6 +255,26 @@ def all_targets(store, configured: list[Subscription]) -> list[tuple[str, str]]:
     return [t for rec in recs for t in subscription_targets(rec, by_name)]
 
 
+def subscription_rows(store, cfg) -> list[dict]:
+    """The subscriptions as records (CLI and web): targets by scheme only, never their URLs."""
+    from monitor.records import iso
+
+    configured = {c.name: c for c in cfg.subscriptions}
+    with store.session() as s:
+        recs = list(s.scalars(select(SubscriptionRecord).order_by(SubscriptionRecord.origin, SubscriptionRecord.name)))
+    out = []
+    for r in recs:
+        if r.origin == "config" and not r.enabled:
+            continue  # removed from the file
+        targets = [url.split("://", 1)[0] + "://" for _, url in subscription_targets(r, configured)]
+        out.append({"id": r.id, "name": r.name, "origin": r.origin, "owner": r.owner, "enabled": r.enabled, "query": r.query,
+                    "every": r.every, "timezone": r.timezone, "topics": [x for x in r.topics.split(",") if x],
+                    "sources": [x for x in r.sources.split(",") if x], "min_severity": r.min_severity, "targets": targets,
+                    "cursor": r.cursor, "next_digest_at": iso(r.next_digest_at) if r.every != "instant" else "",
+                    "last_digest_at": iso(r.last_digest_at)})
+    return out
+
+
 # -- digests --------------------------------------------------------------------------------------------
 @dataclass
 class DigestReport:

@@ -18,6 +18,7 @@ from monitor.evidence import EvidenceError
 from monitor.web.auth import (LOGIN_FAILURE_WINDOW, SESSION_COOKIE, SESSION_TTL, Denied, Throttled, WebSettings, authenticate, is_loopback,
                               web_settings)
 from monitor.web.captures import router as captures_router
+from monitor.web.subscriptions import router as subscriptions_router
 from monitor.web.changes import router as changes_router
 from monitor.web.exports import router as exports_router
 from monitor.web.login import router as login_router
@@ -49,7 +50,7 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
     app.middleware("http")(guard)
     _error_pages(app)
     for router in (_basics(), login_router, changes_router, exports_router, triage_router, sources_router,
-                   captures_router):
+                   captures_router, subscriptions_router):
         app.include_router(router)
     return app
 

@@ -25,10 +25,12 @@ class WebContext:
     def __post_init__(self):
         self.sessions = self.sessions or Sessions(self.store)
         self.templates = self.templates or _templates(getattr(self.cfg, "display_timezone", "UTC") or "UTC")
+
         self.topics = [(t.id, t.title) for t in self.cfg.topics]
         self.topic_title = dict(self.topics)
         self.cfg_names = {s.id: s.display_name for s in self.cfg.sources}
         self.public_url = (getattr(self.cfg, "public_url", "") or "").rstrip("/")
+        self.display_timezone = getattr(self.cfg, "display_timezone", "UTC") or "UTC"
 
     def source_names(self) -> dict[str, str]:
         names = {r.id: (r.name or r.id) for r in self.store.sources()}

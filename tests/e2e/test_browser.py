@@ -92,7 +92,8 @@ def test_analyst_walk_filter_open_triage(served, page):
     page.click("aside.filters button[type=submit]")
     page.wait_for_url("**/?*topic=opr-outcomes*")
     assert page.locator("li.change").count() == 2
-    page.locator("li.change a.title").filter(has_text="Office of Professional Responsibility").first.click()
+    # a page's change is titled by its first added sentence, the page's title beside it
+    page.locator("li.change").filter(has_text="Office of Professional Responsibility").first.locator("a.title").click()
     page.wait_for_url(f"**/changes/{world.changes['ice-opr']}")
 
     marks = page.locator("section.why mark.hl")
@@ -138,3 +139,26 @@ def test_hostile_capture_runs_no_script(served, page):
     page.wait_for_timeout(300)
     assert page.evaluate("() => window.__pwned === undefined")
     assert dialogs == []
+
+
+def test_analyst_creates_a_subscription(served, page):
+    world, base = served
+    page.goto(base + "/subscriptions")
+    page.fill("form.sub-form input[name=name]", "OPR outcomes daily")
+    page.fill("form.sub-form input[name=query]", "substantiated OR \"white supremacist\"")
+    page.fill("form.sub-form input[name=every]", "hourly")  # a mistake first: shown next to its field
+    page.check("form.sub-form input[name='topic:opr-outcomes']")
+    page.fill("form.sub-form textarea[name=notify]", "json://127.0.0.1:9/hook?token=browser-secret")
+    page.click("form.sub-form button[type=submit]")
+    problem = page.locator("#problem-every")
+    assert problem.is_visible() and "not a cadence" in problem.inner_text()
+    assert "browser-secret" not in page.content()  # a typed URL is not sent back
+    page.screenshot(path=str(output_dir() / "subscription-problem.png"), full_page=True)
+    page.fill("form.sub-form input[name=every]", "daily@08:00")
+    page.fill("form.sub-form textarea[name=notify]", "json://127.0.0.1:9/hook?token=browser-secret")
+    page.click("form.sub-form button[type=submit]")
+    page.wait_for_url("**/subscriptions#sub-*")
+    row = page.locator("table.subs tr", has_text="OPR outcomes daily")
+    assert row.count() == 1 and "daily@08:00" in row.inner_text() and "json://" in row.inner_text()
+    assert "browser-secret" not in page.content()
+    page.screenshot(path=str(output_dir() / "subscriptions.png"), full_page=True)

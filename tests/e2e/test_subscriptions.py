@@ -112,3 +112,32 @@ def test_a_sigkill_during_a_digest_send_neither_loses_nor_repeats_it(site, webho
     assert len(got) == 2  # the one whose answer the kill cut off, and its resend
     for m in got:
         assert "2 changes" in m["title"] and "white supremacist" in m["message"] and "resigned in lieu" in m["message"]
+
+
+def test_a_subscription_made_in_the_web_ui_alerts_on_the_next_check(site, webhook, workdir):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from monitor.config import load_config
+    from monitor.web import create_app
+    from state.store import Store
+
+    site.set("/opr", page())
+    site.set("/news", page(widget="News"))
+    config(workdir, site, [])
+    workdir.run("check")
+    cfg = load_config(str(workdir.config))
+    client = TestClient(create_app(cfg, Store(cfg.database)), base_url="http://127.0.0.1")  # loopback: the local admin
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/subscriptions").text).group(1)
+    r = client.post("/subscriptions", data={"csrf_token": token, "name": "my OPR watch", "query": "substantiated",
+                                            "every": "instant", "timezone": "UTC", "notify": webhook.url("/mine")},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    site.set("/opr", page(extra=RELEVANT))
+    workdir.run("check", "--force")
+    got = [m for m in webhook.received if m["_path"] == "/mine"]
+    assert len(got) == 1 and got[0]["title"].startswith("my OPR watch: ")
+    listed = json.loads(workdir.run("subscriptions", "--format", "json").stdout)
+    assert [(x["name"], x["origin"], x["owner"]) for x in listed] == [("my OPR watch", "web", "local")]
+    assert listed[0]["cursor"] > 0

@@ -160,9 +160,11 @@ def test_every_post_route_requires_the_csrf_token(hostile):
     # Every route of every router: FastAPI lists an included router as one entry in app.routes.
     posts = [path for path, ops in c.app.openapi()["paths"].items() if "post" in ops]
     assert set(posts) == {"/login", "/logout", "/changes/{change_id}/triage", "/changes/{change_id}/assign",
-                          "/changes/{change_id}/deliveries/{delivery_id}/retry"}
+                          "/changes/{change_id}/deliveries/{delivery_id}/retry", "/subscriptions", "/subscriptions/{sub_id}",
+                          "/subscriptions/{sub_id}/delete"}
     for p in posts:
-        r = c.post(p.replace("{change_id}", str(hostile.change_id)).replace("{delivery_id}", "1"), data={"action": "reviewed", "note": "x"})
+        r = c.post(p.replace("{change_id}", str(hostile.change_id)).replace("{delivery_id}", "1").replace("{sub_id}", "1"),
+                   data={"action": "reviewed", "note": "x"})
         assert r.status_code == 403 and "CSRF" in r.text, p
     token = re.search(r'name="csrf_token" value="([^"]+)"', c.get(f"/changes/{hostile.change_id}").text).group(1)
     r = c.post(f"/changes/{hostile.change_id}/triage", data={"action": "significant", "csrf_token": token},
