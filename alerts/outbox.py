@@ -16,7 +16,7 @@ from alerts.message import Message, change_message, health_digest
 from state.custody import archives_of
 from state.models import ChangeRecord, DeliveryRecord, SourceRecord
 from state.store import Store
-from state.subscriptions import subscription_of_target
+from state.subscriptions import quiet_now, subscription_of_target
 from state.workers import worker_id
 
 logger = logging.getLogger(__name__)
@@ -137,9 +137,10 @@ class Outbox:
 
     def __init__(self, store: Store, targets: Sequence[Target], *, source_names: dict[str, str] | None = None,
                  public_url: str = "", clock: Callable[[], datetime] | None = None, on_give_up=None,
-                 claim_seconds: float = CLAIM_SECONDS):
+                 claim_seconds: float = CLAIM_SECONDS, quiet: dict[str, tuple[str, str]] | None = None):
         self.store = store
         self.targets = {t.name: t for t in targets}
+        self.quiet = quiet or {}  # target name -> (quiet hours "22:00-07:00", time zone): its rows wait meanwhile
         self.source_names = source_names or {}
         self.public_url = public_url
         self.clock = clock or (lambda: datetime.now(timezone.utc))
@@ -157,10 +158,12 @@ class Outbox:
             DeliveryRecord.status.in_(["pending", "retrying"]) & (DeliveryRecord.next_try_at <= now),
             (DeliveryRecord.status == "sending") & (DeliveryRecord.claimed_until < now),
         )
+        open_targets = [name for name in self.targets
+                        if name not in self.quiet or not quiet_now(self.quiet[name][0], self.quiet[name][1], now)]
         with self.store.session() as s:
             q = (
                 select(DeliveryRecord.id)
-                .where(DeliveryRecord.target.in_(list(self.targets)), due,
+                .where(DeliveryRecord.target.in_(open_targets), due,
                        (DeliveryRecord.kind == "health") if health else (DeliveryRecord.kind != "health"))
                 .order_by(DeliveryRecord.id)
                 .limit(limit)

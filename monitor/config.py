@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from state.errors import ConfigError, TopicError
+from state.errors import ConfigError, GovwatchError, TopicError
 
 DEFAULT_CONFIG = "govwatch.yaml"
 DEFAULT_DATABASE = "sqlite:///state/govwatch.db"
@@ -147,6 +147,51 @@ class NotifyTarget(_Strict):
     topics: list[str] | None = None
     min_severity: SEVERITY = "medium"
     max_attempts: int = Field(8, ge=1, le=100)
+    # team routing: low and medium severity as a digest at this cadence (daily@08:00, weekly@monday
+    # 08:00), high at once; messages held during quiet hours ("22:00-07:00") and sent after them
+    digest: str | None = None
+    quiet_hours: str | None = None
+    timezone: str | None = None  # of digest and quiet_hours; default display_timezone
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from state.subscriptions import parse_cadence
+
+        try:
+            cadence = parse_cadence(v)
+        except GovwatchError as e:
+            raise ValueError(str(e)) from None
+        if cadence.kind == "instant":
+            raise ValueError("a digest is daily@HH:MM or weekly@<day> HH:MM (instant is the default without `digest`)")
+        return str(cadence)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from state.subscriptions import parse_quiet_hours
+
+        try:
+            parse_quiet_hours(v)
+        except GovwatchError as e:
+            raise ValueError(str(e)) from None
+        return v.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from state.subscriptions import check_timezone
+
+        try:
+            return check_timezone(v)
+        except GovwatchError as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("url", mode="before")
     @classmethod
@@ -658,6 +703,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     _name_targets(notify, health_notify, topic_ids, {ALERT_ON}, lines, problems)
     subscriptions = _subscriptions(f.subscriptions, {t.name: t.url.get_secret_value() for _, t in notify}, topic_ids,
                                    {s.id for s in sources}, f.display_timezone, lines, problems)
+    subscriptions += _target_digests(notify, f.display_timezone, {x.name for x in subscriptions}, lines, problems)
 
     if problems:
         raise ConfigError(str(cfg_path), problems + advisories)
@@ -702,6 +748,24 @@ def _subscriptions(raw: list, named: dict[str, str], topic_ids: set[str], source
                 problems.append(_problem(("subscriptions", i, "name"), f"duplicate subscription name '{sub.name}'", lines))
             seen.add(sub.name)
             out.append(sub)
+    return out
+
+
+def _target_digests(notify: list, tz: str, taken: set[str], lines: dict, problems: list[str]) -> list:
+    """Team routing: a notify target with `digest:` gets its low and medium alerts as a digest, kept
+    as a subscription of origin "target" (its cursor and pending changes in the database)."""
+    from monitor.subscriptions import Subscription
+
+    out = []
+    for i, t in notify:
+        if not t.digest:
+            continue
+        name = f"{t.name} digest"
+        if name in taken:
+            problems.append(_problem(("notify", i, "digest"), f"the subscription name '{name}' is taken", lines))
+            continue
+        out.append(Subscription(name=name, query="", every=t.digest, timezone=t.timezone or tz, topics=list(t.topics or []),
+                                targets=[(t.name, t.url.get_secret_value())], origin="target"))
     return out
 
 

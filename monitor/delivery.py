@@ -23,8 +23,9 @@ def build_outbox(cfg, store) -> Outbox:
                 s.add(DeliveryRecord(kind="health", target=t.name, title=f"govwatch: alert for change {change_id} to {target} given up",
                                      body=f"Delivery of change {change_id} to target `{target}` failed for good: {error[:400]}"))
 
+    quiet = {t.name: (t.quiet_hours, t.timezone or cfg.display_timezone) for t in cfg.notify + cfg.health_notify if t.quiet_hours}
     return Outbox(store, targets, source_names={s.id: s.display_name for s in cfg.sources}, public_url=cfg.public_url,
-                  on_give_up=on_give_up, claim_seconds=cfg.scheduler.delivery_claim)
+                  on_give_up=on_give_up, claim_seconds=cfg.scheduler.delivery_claim, quiet=quiet)
 
 
 def deliver(cfg, store, *, retry_now: bool = False):

@@ -58,10 +58,11 @@ class Recorder:
         s.add(change)
         s.flush()
         self._add_matches(s, change, matches)
+        now = self.ctx.clock()
         for target in self.ctx.config.notify:
-            if self._wanted(target, matches):
-                s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.ctx.clock()))
-        self.subscriptions.on_change(s, change, self.ctx.clock())
+            if self._wanted(target, matches) and not self.subscriptions.hold_for_digest(s, target.name, change, change.severity, now):
+                s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=now))
+        self.subscriptions.on_change(s, change, now)
         spn = self.ctx.config.archive.save_page_now
         if spn.enabled and change.url and (matches or spn.changes == "every"):
             # queued with the change (durable), asked for only after delivery: never delays the alert
@@ -81,13 +82,15 @@ class Recorder:
         final = [*matches, *kept]
         deliveries = {d.target: d for d in s.scalars(select(DeliveryRecord).where(DeliveryRecord.change_id == change.id))
                       if d.kind == "change"}
+        severity = max((m.severity for m in final), key=classify_mod.SEVERITIES.index, default="")
         for target in self.ctx.config.notify:
             before, after = self._wanted(target, [_Stored(r) for r in old]), self._wanted(target, final)
             if not after:
                 continue
             first = deliveries.get(target.name)
             if first is None:
-                s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.ctx.clock()))
+                if not self.subscriptions.hold_for_digest(s, target.name, change, severity, self.ctx.clock()):
+                    s.add(DeliveryRecord(change_id=change.id, target=target.name, next_try_at=self.ctx.clock()))
                 continue
             topics = sorted({m.topic for m in after} - {m.topic for m in before})
             raised = _rank(after) > _rank(before)

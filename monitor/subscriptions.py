@@ -118,16 +118,17 @@ def sync_config(store, configured: list[Subscription], now: datetime | None = No
         existing = {r.name: r for r in s.scalars(select(SubscriptionRecord))}
         for c in configured:
             rec = existing.get(c.name)
-            if rec is not None and rec.origin != "config":
+            if rec is not None and rec.origin == "web":
                 logger.error("subscription %r of the configuration has the name of one made in the web UI (by %s): not used",
                              c.name, rec.owner or "someone")
                 continue
             if rec is None:
-                rec = SubscriptionRecord(name=c.name, origin="config", created_at=now)
+                rec = SubscriptionRecord(name=c.name, origin=c.origin, created_at=now)
                 s.add(rec)
+            rec.origin = c.origin
             _apply(rec, c, now, targets_json="[]")
         for name, rec in existing.items():
-            if rec.origin == "config" and name not in names and rec.enabled:
+            if rec.origin in ("config", "target") and name not in names and rec.enabled:
                 rec.enabled, rec.updated_at = False, now
 
 
@@ -187,6 +188,7 @@ class Matcher:
         self.store = store
         self.configured = {c.name: c for c in configured}
         self._cache: tuple[float, list[_Active]] = (0.0, [])
+        self._target_subs: dict[str, int] = {}
 
     def _active(self, s) -> list[_Active]:
         at, cached = self._cache
@@ -194,6 +196,8 @@ class Matcher:
             return cached
         out = []
         for rec in subs.enabled(s):
+            if rec.origin == "target":
+                continue  # a notify target's digest: fed by the recorder's routing, not by a search
             try:
                 q = search.parse(rec.query) if rec.query else None
             except search.QueryError:
@@ -201,6 +205,26 @@ class Matcher:
             out.append(_Active(rec, q, [name for name, _ in subscription_targets(rec, self.configured)]))
         self._cache = (time.monotonic(), out)
         return out
+
+    def hold_for_digest(self, s, target_name: str, change: ChangeRecord, severity: str, now: datetime) -> bool:
+        """Team routing: a low or medium change for a target with `digest:` waits for its digest
+        (True); a high one, or a target without a digest, is sent at once (False)."""
+        if severity == "high":
+            return False
+        name = f"{target_name} digest"
+        sub = self.configured.get(name)
+        if sub is None or sub.origin != "target":
+            return False
+        sub_id = self._target_subs.get(name)
+        if sub_id is None:
+            sub_id = s.scalars(select(SubscriptionRecord.id).where(SubscriptionRecord.name == name)).first()
+            if sub_id is None:
+                return False  # not synced (a check that did not sync): sent at once rather than lost
+            self._target_subs[name] = sub_id
+        if s.scalars(select(SubscriptionMatchRecord.id).where(SubscriptionMatchRecord.subscription_id == sub_id,
+                                                             SubscriptionMatchRecord.change_id == change.id)).first() is None:
+            s.add(SubscriptionMatchRecord(subscription_id=sub_id, change_id=change.id, created_at=now))
+        return True
 
     def on_change(self, s, change: ChangeRecord, now: datetime) -> list[str]:
         """Queue this change for each subscription that wants it; the names of those."""
@@ -240,8 +264,10 @@ class Matcher:
 def subscription_targets(rec: SubscriptionRecord, configured: dict[str, Subscription]) -> list[tuple[str, str]]:
     """(outbox target name, Apprise URL) of a subscription: from the configuration for a configured
     one, from its row for one made in the web UI."""
-    if rec.origin == "config":
+    if rec.origin in ("config", "target"):
         c = configured.get(rec.name)
+        if rec.origin == "target":  # a notify target's own digest goes to that target, by its name
+            return list(c.targets) if c else []
         return [(subs.target_name(rec.name, k), url) for k, url in (c.targets if c else [])]
     return [(subs.target_name(rec.name, i), url) for i, url in enumerate(subs.targets_of(rec))]
 

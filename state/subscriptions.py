@@ -160,3 +160,26 @@ def enabled(session) -> list[SubscriptionRecord]:
 
 def aware(dt: datetime | None) -> datetime | None:
     return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+# -- quiet hours of a notify target ----------------------------------------------------------------
+_QUIET = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+def parse_quiet_hours(text: str) -> tuple[int, int]:
+    """"22:00-07:00" -> (start, end) in minutes of the day; the span may cross midnight."""
+    m = _QUIET.match((text or "").strip())
+    if not m:
+        raise StateError(f"'{text}' is not quiet hours such as 22:00-07:00")
+    h1, m1, h2, m2 = map(int, m.groups())
+    if not (h1 <= 23 and h2 <= 23 and m1 <= 59 and m2 <= 59) or (h1, m1) == (h2, m2):
+        raise StateError(f"'{text}' is not quiet hours such as 22:00-07:00")
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def quiet_now(text: str, tz: str, now: datetime) -> bool:
+    """Whether `now` falls in the quiet hours (in the time zone's wall clock)."""
+    start, end = parse_quiet_hours(text)
+    local = now.astimezone(ZoneInfo(tz))
+    minute = local.hour * 60 + local.minute
+    return start <= minute < end if start < end else (minute >= start or minute < end)

@@ -141,3 +141,43 @@ def test_a_subscription_made_in_the_web_ui_alerts_on_the_next_check(site, webhoo
     listed = json.loads(workdir.run("subscriptions", "--format", "json").stdout)
     assert [(x["name"], x["origin"], x["owner"]) for x in listed] == [("my OPR watch", "web", "local")]
     assert listed[0]["cursor"] > 0
+
+
+MEDIUM = "<p>ICE OPR closed 12 investigations in fiscal year 2025; 3 allegations of misconduct were substantiated.</p>"
+
+
+def test_team_routing_digest_for_low_and_medium_and_quiet_hours(site, webhook, workdir):
+    """A target with `digest: daily@08:00` gets a high change at once and a medium one only in its
+    digest; a target in its quiet hours gets nothing until they end."""
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    quiet = f"{(now - timedelta(hours=1)).strftime('%H:00')}-{(now + timedelta(hours=2)).strftime('%H:00')}"  # around now
+    site.set("/opr", page())
+    site.set("/news", page(widget="News"))
+    notify = [{"url": webhook.url("/team"), "name": "team", "min_severity": "low", "digest": "daily@08:00"},
+              {"url": webhook.url("/night"), "name": "night", "min_severity": "low", "quiet_hours": quiet, "timezone": "UTC"}]
+    config(workdir, site, [], notify=notify)
+    workdir.run("check")
+    site.set("/news", page(widget="News", extra=MEDIUM))
+    site.set("/opr", page(extra=RELEVANT))
+    workdir.run("check", "--force")
+    team = [m for m in webhook.received if m["_path"] == "/team"]
+    assert len(team) == 1 and "white supremacist" in team[0]["message"]  # the high one at once
+    assert [m for m in webhook.received if m["_path"] == "/night"] == []  # quiet hours: held
+    listed = {x["name"]: x for x in json.loads(workdir.run("subscriptions", "--format", "json").stdout)}
+    assert listed["team digest"]["origin"] == "target" and listed["team digest"]["every"] == "daily@08:00"
+
+    workdir.run("digests", "send", "--force")
+    team = [m for m in webhook.received if m["_path"] == "/team"]
+    assert len(team) == 2 and team[1]["title"] == "govwatch digest: team digest: 1 change"
+    assert "12 investigations" in team[1]["message"] and "white supremacist" not in team[1]["message"]
+    assert [m for m in webhook.received if m["_path"] == "/night"] == []
+
+    # the quiet hours end (here: the configuration says so): the held alerts go out, once each
+    notify[1]["quiet_hours"] = f"{(now + timedelta(hours=3)).strftime('%H:00')}-{(now + timedelta(hours=4)).strftime('%H:00')}"
+    config(workdir, site, [], notify=notify)
+    workdir.run("check")
+    workdir.run("check", "--force")
+    night = [m for m in webhook.received if m["_path"] == "/night"]
+    assert len(night) == 2 and {("white supremacist" in m["message"]) for m in night} == {True, False}
