@@ -358,9 +358,22 @@ def cmd_sources(args) -> int:
             "last_error": r.last_error if r else "", "next_due": iso(r.next_due_at) if r else "",
             # how it is fetched: "browser" (render: browser, or auto after a JavaScript wall) or "http"
             "render": "browser" if s.renders(r is not None and r.needs_browser) else "http",
+            "origin": "web" if s.id in cfg.web_sources else "config", "paused": bool(r and r.paused),
         })
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    if args.format == "yaml":
+        import yaml
+
+        from monitor import watches
+
+        entries = watches.yaml_entries(cfg, store)
+        print("# govwatch sources: the configuration's and (marked) those added in the web UI; paste into `sources:`")
+        for e in entries:
+            web = e.pop("_origin", "") == "web"
+            text = yaml.safe_dump([e], sort_keys=False, allow_unicode=True, width=120)
+            print(("# added in the web UI\n" if web else "") + text, end="")
         return 0
     from rich.table import Table
 
@@ -368,7 +381,7 @@ def cmd_sources(args) -> int:
     for col in ("id", "kind", "every", "health", "last success", "fails", "last error / url"):
         t.add_column(col, overflow="fold")
     for d in data:
-        t.add_row(d["id"], d["kind"] + (" (browser)" if d["render"] == "browser" else ""), d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
+        t.add_row(d["id"] + (" (web)" if d["origin"] == "web" else ""), d["kind"] + (" (browser)" if d["render"] == "browser" else ""), d["every"], d["health"], d["last_success"].replace("T", " ").rstrip("Z") or "never",
                   str(d["consecutive_failures"]), _cell(d["disabled_reason"] or d["last_error"][:80] or d["url"]))
     console().print(t)
     return 0
@@ -617,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("change_id", type=int, metavar="CHANGE_ID")
     sp.add_argument("--format", choices=["text", "json"], default="text")
     sp = add("sources", cmd_sources)
-    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.add_argument("--format", choices=["table", "json", "yaml"], default="table",
+                    help="yaml: every source as a `sources:` entry of the configuration, those added in the web UI marked")
     sp = add("classify", cmd_classify)
     sp.add_argument("file", metavar="FILE|-")
     sp.add_argument("--format", choices=["table", "json"], default="table")

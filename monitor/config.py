@@ -411,6 +411,7 @@ class Config:
     public_url: str = ""
     display_timezone: str = "UTC"
     subscriptions: list[Any] = field(default_factory=list)  # monitor.subscriptions.Subscription
+    web_sources: set[str] = field(default_factory=set)  # ids of the sources made in the web UI (monitor/watches.py)
     from_file: bool = False
     # problems `validate` reports that do not stop a run (e.g. a private URL, which the fetch refuses)
     advisories: list[str] = field(default_factory=list)
@@ -749,6 +750,22 @@ def _subscriptions(raw: list, named: dict[str, str], topic_ids: set[str], source
             seen.add(sub.name)
             out.append(sub)
     return out
+
+
+def validate_watch(raw: Any, cfg: "Config", taken: set[str]) -> tuple["SourceConfig | None", list[str]]:
+    """A source made in the web UI, validated as a `sources:` entry of the file is (kind, options,
+    selectors, patterns, a private address without allow_private_networks) plus a unique id; the
+    problems read "watch.<field>: message"."""
+    from spiders import source_kinds
+
+    src, problems = _validate_source(raw, ("watch",), {}, source_kinds, {t.id for t in cfg.topics})
+    allowed = cfg.fetch.allow_private_networks
+    if allowed is not True:
+        problems += _private_urls([(("watch",), raw)], {}, allowed or None)
+    sid = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(sid, str) and sid in taken:
+        problems.append(_problem(("watch", "id"), f"a source with the id '{sid}' exists already", {}))
+    return (None if problems else src), problems
 
 
 def _target_digests(notify: list, tz: str, taken: set[str], lines: dict, problems: list[str]) -> list:

@@ -77,13 +77,19 @@ class Context:
         self.clock = clock
         self.worker = worker
         self.env = config.environment  # the GOVWATCH_* settings read at load (the Congress.gov key)
-        self.ignore = {s.id: compile_ignore(s.ignore) for s in config.sources}
-        self.kinds = {s.id: source_kinds.get(s.kind)() for s in config.sources}
-        self.topics_for = {s.id: [t for t in config.topics if s.topics is None or t.id in s.topics] for s in config.sources}
-        self.alert_on = {s.id: relevance.alert_on_topic(s.id, s.alert_on) for s in config.sources}
+        self.ignore, self.kinds, self.topics_for, self.alert_on = {}, {}, {}, {}
+        self.add_sources(config.sources)
         browser = config.fetch.browser.executable
         self.browser = executable(browser) is not None  # Chromium installed: pages can be rendered
         self.browser_hint = missing_hint(browser)
+
+    def add_sources(self, sources) -> None:
+        """What the steps read of each source (also for watches added in the web UI while running)."""
+        for s in sources:
+            self.ignore[s.id] = compile_ignore(s.ignore)
+            self.kinds[s.id] = source_kinds.get(s.kind)()
+            self.topics_for[s.id] = [t for t in self.config.topics if s.topics is None or t.id in s.topics]
+            self.alert_on[s.id] = relevance.alert_on_topic(s.id, s.alert_on)
 
     def renders(self, src: SourceConfig, rec) -> bool:
         """Whether the source's own request goes through the browser (see SourceConfig.renders):

@@ -30,7 +30,7 @@ class Leases:
         store, clock = self.ctx.store, self.ctx.clock
         cols = ("name", "url", "kind", "agency", "every_seconds", "enabled", "disabled_reason")
         with store.engine.connect() as conn:
-            have = {r.id: r for r in conn.execute(select(SourceRecord.id, *(getattr(SourceRecord, c) for c in cols)))}
+            have = {r.id: r for r in conn.execute(select(SourceRecord.id, SourceRecord.paused, *(getattr(SourceRecord, c) for c in cols)))}
         missing = [src.id for src in self.ctx.config.sources if src.id not in have]
         if missing:
             # workers starting together may all see a source as new: insert-if-missing, never fail
@@ -39,7 +39,7 @@ class Leases:
                           .on_conflict_do_nothing(index_elements=["id"]))
         changed: list[dict] = []
         for src in self.ctx.config.sources:
-            reason = self.disabled_reason(src)
+            reason = self.disabled_reason(src) or ("paused in the web UI" if src.id in have and have[src.id].paused else "")
             want = {"name": src.display_name, "url": src.url, "kind": src.kind, "agency": src.agency,
                     "every_seconds": int(src.every), "enabled": not reason, "disabled_reason": reason}
             old = have.get(src.id)
@@ -80,6 +80,8 @@ class Leases:
             rec = recs.get(src.id)
             if self.disabled_reason(src):
                 continue
+            if rec is not None and rec.paused and src.id not in only:
+                continue  # paused in the web UI (named with --source, it is checked all the same)
             if force or only or rec is None or rec.next_due_at is None or rec.next_due_at <= now:
                 due.append(src)
         return self.take(due, now, recheck_due=not (force or only)) if due else []

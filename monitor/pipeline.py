@@ -11,7 +11,7 @@ from typing import Awaitable, Callable, Iterable
 
 from sqlalchemy import select
 
-from monitor import subscriptions
+from monitor import subscriptions, watches
 from monitor.config import Config, SourceConfig
 from monitor.crawl import Crawl
 from monitor.context import Context, CycleReport, Outcome, logger, part_of, utcnow
@@ -35,6 +35,7 @@ class Monitor:
     one at a time: SQLite has one writer)."""
 
     def __init__(self, config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow, worker: str | None = None):
+        watches.merge(config, store)  # the sources admins added in the web UI, beside the file's
         self.ctx = Context(config, store, clock, worker or worker_id())
         self.config, self.store, self.clock, self.worker = config, store, clock, self.ctx.worker
         self.leases = Leases(self.ctx)
@@ -48,6 +49,15 @@ class Monitor:
         self._reread: set[str] = set()  # blind (`empty`) sources: parsed even when the bytes are the same
 
     # -- sources and leases (see monitor/leases.py) --------------------------------------
+    def refresh_watches(self) -> int:
+        """`run`: watches added in the web UI since the start join the crawl (their rows made)."""
+        added = watches.merge(self.config, self.store)
+        if added:
+            self.ctx.add_sources(added)
+            self.sync_sources()
+            logger.info("%d watch(es) added in the web UI: %s", len(added), ", ".join(s.id for s in added))
+        return len(added)
+
     def sync_sources(self) -> None:
         self.leases.sync_sources()
         subscriptions.sync_config(self.store, self.config.subscriptions, self.clock())

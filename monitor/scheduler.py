@@ -85,7 +85,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
         fetcher = Fetcher(cfg.fetch)
         sched = schedule.Scheduler()
         running: dict[str, asyncio.Task | None] = {"deliver": None, "beat": None, "archive": None, "stamp": None,
-                                                   "digests": None}  # delivery kicks archive
+                                                   "digests": None, "watches": None}  # delivery kicks archive
         tick = asyncio.Event()
         tick.set()  # feed at once, not after the first tick
         passes = {"n": 0}
@@ -107,6 +107,9 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
                                              source_names={s.id: s.display_name for s in cfg.sources})
             if queued:
                 kick("deliver", delivery)
+
+        async def refresh() -> None:
+            await asyncio.to_thread(mon.refresh_watches)
 
         async def beat() -> None:
             await asyncio.to_thread(heartbeat, store, mon.worker, tick=sc.tick)
@@ -157,6 +160,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
         sched.every(sc.delivery_every).seconds.do(kick, "deliver", delivery)
         sched.every(max(sc.tick, 10)).seconds.do(kick, "beat", beat)
         sched.every(min(sc.tick, DIGEST_POLL)).seconds.do(kick, "digests", digests)
+        sched.every(min(sc.tick, DIGEST_POLL)).seconds.do(kick, "watches", refresh)  # sources added in the web UI
         if cfg.archive.save_page_now.enabled:
             sched.every(max(cfg.archive.save_page_now.poll_every, 1.0)).seconds.do(kick, "archive", archiving)
         if cfg.archive.timestamp_url:

@@ -42,6 +42,7 @@ class SourceRecord(SQLModel, table=True):
     lease_owner: str = ""
     lease_until: datetime | None = None
     needs_browser: bool = False  # render: auto met a JavaScript wall: the page is rendered from now on
+    paused: bool = False  # paused in the web UI: not checked until resumed (migration 0011)
 
 
 class FetchAttemptRecord(SQLModel, table=True):

@@ -19,6 +19,7 @@ from monitor.web.auth import (LOGIN_FAILURE_WINDOW, SESSION_COOKIE, SESSION_TTL,
                               web_settings)
 from monitor.web.captures import router as captures_router
 from monitor.web.subscriptions import router as subscriptions_router
+from monitor.web.watches import router as watches_router
 from monitor.web.changes import router as changes_router
 from monitor.web.exports import router as exports_router
 from monitor.web.login import router as login_router
@@ -42,6 +43,10 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
     """The web change log for one configuration and store (settings None: from the GOVWATCH_WEB_*
     environment that load_config read, cfg.environment)."""
     settings = settings if settings is not None else web_settings(getattr(cfg, "environment", None))
+    if hasattr(cfg, "web_sources"):  # a real configuration: the web UI's watches join its sources
+        from monitor import watches
+
+        watches.merge(cfg, store)
     web = WebContext(cfg, store, settings)
     app = FastAPI(title="govwatch", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
@@ -50,7 +55,7 @@ def create_app(cfg, store: Store, *, settings: WebSettings | None = None) -> Fas
     app.middleware("http")(guard)
     _error_pages(app)
     for router in (_basics(), login_router, changes_router, exports_router, triage_router, sources_router,
-                   captures_router, subscriptions_router):
+                   captures_router, subscriptions_router, watches_router):
         app.include_router(router)
     return app
 

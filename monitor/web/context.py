@@ -28,9 +28,13 @@ class WebContext:
 
         self.topics = [(t.id, t.title) for t in self.cfg.topics]
         self.topic_title = dict(self.topics)
-        self.cfg_names = {s.id: s.display_name for s in self.cfg.sources}
         self.public_url = (getattr(self.cfg, "public_url", "") or "").rstrip("/")
         self.display_timezone = getattr(self.cfg, "display_timezone", "UTC") or "UTC"
+
+    @property
+    def cfg_names(self) -> dict[str, str]:
+        """The configuration's names of its sources (and of the web UI's watches, merged in)."""
+        return {s.id: s.display_name for s in self.cfg.sources}
 
     def source_names(self) -> dict[str, str]:
         names = {r.id: (r.name or r.id) for r in self.store.sources()}

@@ -11,6 +11,7 @@ from monitor.web.auth import Denied, require
 from monitor.web.context import render, web_of
 from monitor.web.presentation import _aware, inline_rows, side_by_side
 from state.models import ChangeRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord
+from state.watches import trail_of
 
 router = APIRouter()
 
@@ -24,6 +25,13 @@ def source_or_404(s, source_id: str) -> SourceRecord:
 
 @router.get("/sources", response_class=HTMLResponse)
 def sources_page(request: Request):
+    return render_sources(request)
+
+
+def render_sources(request: Request, form: dict | None = None, problems: dict | None = None, status: int = 200):
+    """The sources with their health; for an admin, the form that adds a watch (with its problems)."""
+    from spiders import source_kinds
+
     require(request, "viewer")
     w = web_of(request)
     recs = {r.id: r for r in w.store.sources()}
@@ -35,7 +43,9 @@ def sources_page(request: Request):
         conf = w.source_config(sid)
         rows.append({"id": sid, "name": w.cfg_names.get(sid) or (r.name if r else sid), "rec": r, "conf": conf,
                      "agency": (conf.agency if conf else "") or (r.agency if r else ""), "changes": counts.get(sid, 0)})
-    return render(request, "sources.html", rows=rows)
+    form = form or {"kind": "page", "every": "6h", "render": "auto"}
+    return render(request, "sources.html", status=status, rows=rows, form=form, problems=problems or {},
+                  kinds=source_kinds.names(), web_sources=getattr(w.cfg, "web_sources", set()))
 
 
 @router.get("/sources/{source_id}", response_class=HTMLResponse)
@@ -50,10 +60,12 @@ def source_page(request: Request, source_id: str):
                                  .order_by(ChangeRecord.detected_at.desc(), ChangeRecord.id.desc()).limit(200)))
         attempts = list(s.scalars(select(FetchAttemptRecord).where(FetchAttemptRecord.source_id == source_id)
                                   .order_by(FetchAttemptRecord.started_at.desc(), FetchAttemptRecord.id.desc()).limit(30)))
+        trail = trail_of(s, source_id)
     timeline = sorted([("snapshot", x.fetched_at, x) for x in snaps] + [("change", x.detected_at, x) for x in changes],
                       key=lambda t: (_aware(t[1]), t[0] == "change"), reverse=True)
     return render(request, "source.html", rec=rec, name=w.cfg_names.get(source_id) or rec.name or rec.id,
-                  snaps=snaps, timeline=timeline, attempts=attempts)
+                  snaps=snaps, timeline=timeline, attempts=attempts, trail=trail,
+                  web_made=source_id in getattr(w.cfg, "web_sources", set()))
 
 
 @router.get("/sources/{source_id}/compare", response_class=HTMLResponse)

@@ -10,6 +10,7 @@ import state.triage  # noqa: F401
 import state.custody  # noqa: F401
 import state.websessions  # noqa: F401
 import state.subscriptions  # noqa: F401
+import state.watches  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

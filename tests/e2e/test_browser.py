@@ -3,6 +3,7 @@ the list to a triaged change, and hostile captured content that must not run. Sc
 $GOVWATCH_TEST_OUTPUT or <repo>/test-output/."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -39,26 +40,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The real app under uvicorn on a free loopback port, in a thread."""
+@contextlib.contextmanager
+def serving(app):
+    """The app under uvicorn on a free loopback port, in a thread: its base URL."""
     import uvicorn
 
-    from monitor.web import WebSettings, create_app
-
-    world = build_world(tmp_path_factory.mktemp("browser"))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(world.cfg, world.store, settings=WebSettings()),
-                                           host="127.0.0.1", port=port, log_config=None, access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield world, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The real app under uvicorn on a free loopback port, in a thread."""
+    from monitor.web import WebSettings, create_app
+
+    world = build_world(tmp_path_factory.mktemp("browser"))
+    with serving(create_app(world.cfg, world.store, settings=WebSettings())) as base:
+        yield world, base
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +171,36 @@ def test_analyst_creates_a_subscription(served, page):
     assert row.count() == 1 and "daily@08:00" in row.inner_text() and "json://" in row.inner_text()
     assert "browser-secret" not in page.content()
     page.screenshot(path=str(output_dir() / "subscriptions.png"), full_page=True)
+
+
+def test_admin_adds_a_watch_which_is_then_checked(site, workdir, page):
+    from monitor.config import load_config
+    from monitor.web import WebSettings, create_app
+    from state.store import Store
+    from tests.e2e.test_monitor import page as html_page
+
+    site.set("/gao", html_page(widget="GAO"))
+    workdir.write(sources=[])
+    cfg = load_config(str(workdir.config))
+    with serving(create_app(cfg, Store(cfg.database), settings=WebSettings())) as base:  # loopback: the local admin
+        page.goto(base + "/sources")
+        page.fill("form.watch-form input[name=id]", "gao-reports")
+        page.fill("form.watch-form input[name=url]", site.url("/gao"))
+        page.fill("form.watch-form input[name=select]", "div[[[")  # a mistake first: shown next to its field
+        page.click("form.watch-form button[type=submit]")
+        assert "not a valid CSS selector" in page.locator("#problem-select").inner_text()
+        page.screenshot(path=str(output_dir() / "watch-problem.png"), full_page=True)
+        page.fill("form.watch-form input[name=select]", "main")
+        page.fill("form.watch-form input[name=name]", "GAO reports")
+        page.click("form.watch-form button[type=submit]")
+        page.wait_for_url("**/sources/gao-reports")
+        out = workdir.run("check").stdout  # the watch is due at once
+        assert "1 source(s)" in out or "gao-reports" in out, out
+        assert len(site.hits("/gao")) == 1
+        page.goto(base + "/sources/gao-reports")
+        assert "the web UI" in page.locator("section.facts").inner_text()
+        assert page.locator("span.badge.health.h-ok").count() == 1
+        page.click("#admin button[value=pause]")
+        page.wait_for_url("**/sources/gao-reports#admin")
+        assert "paused" in page.locator("ol.trail").inner_text()
+        page.screenshot(path=str(output_dir() / "watch-added.png"), full_page=True)

@@ -17,6 +17,7 @@ def schema_drift(store: Store) -> list:
     import state.triage  # noqa: F401  (every table the migrations create)
     import state.websessions  # noqa: F401
     import state.subscriptions  # noqa: F401
+    import state.watches  # noqa: F401
 
     from state import search
 
