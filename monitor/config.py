@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from state.errors import ConfigError, GovwatchError, TopicError
+from state.subscriptions import check_timezone, parse_cadence, parse_quiet_hours
 
 DEFAULT_CONFIG = "govwatch.yaml"
 DEFAULT_DATABASE = "sqlite:///state/govwatch.db"
@@ -139,6 +140,26 @@ class FetchSettings(_Strict):
     _s = field_validator("max_bytes", mode="before")(size_between(1024, 2**31))
 
 
+def _checked(check):
+    """A pydantic validator from a check of the state layer (which raises GovwatchError; pydantic
+    reports ValueError): None passes, anything else is checked and returned in its checked form."""
+    def validate(v):
+        if v is None:
+            return v
+        try:
+            return check(v)
+        except GovwatchError as e:
+            raise ValueError(str(e)) from None
+    return validate
+
+
+def _digest_cadence(v: str) -> str:
+    cadence = parse_cadence(v)
+    if cadence.kind == "instant":
+        raise ValueError("a digest is daily@HH:MM or weekly@<day> HH:MM (instant is the default without `digest`)")
+    return str(cadence)
+
+
 class NotifyTarget(_Strict):
     """An Apprise URL (a secret: never printed) with an optional name and topic filter."""
 
@@ -153,45 +174,9 @@ class NotifyTarget(_Strict):
     quiet_hours: str | None = None
     timezone: str | None = None  # of digest and quiet_hours; default display_timezone
 
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from state.subscriptions import parse_cadence
-
-        try:
-            cadence = parse_cadence(v)
-        except GovwatchError as e:
-            raise ValueError(str(e)) from None
-        if cadence.kind == "instant":
-            raise ValueError("a digest is daily@HH:MM or weekly@<day> HH:MM (instant is the default without `digest`)")
-        return str(cadence)
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from state.subscriptions import parse_quiet_hours
-
-        try:
-            parse_quiet_hours(v)
-        except GovwatchError as e:
-            raise ValueError(str(e)) from None
-        return v.strip()
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from state.subscriptions import check_timezone
-
-        try:
-            return check_timezone(v)
-        except GovwatchError as e:
-            raise ValueError(str(e)) from None
+    _digest = field_validator("digest")(_checked(lambda v: _digest_cadence(v)))
+    _quiet = field_validator("quiet_hours")(_checked(lambda v: parse_quiet_hours(v) and v.strip()))
+    _tz = field_validator("timezone")(_checked(check_timezone))
 
     @field_validator("url", mode="before")
     @classmethod
@@ -385,16 +370,7 @@ class _File(_Strict):
     display_timezone: str = "UTC"  # the web change log's times (UTC stays in the tooltip)
     subscriptions: list[dict[str, Any]] = []  # saved searches that alert (monitor/subscriptions.py)
 
-    @field_validator("display_timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"'{v}' is not a time zone name (e.g. America/New_York, UTC)") from None
-        return v
+    _tz = field_validator("display_timezone")(_checked(check_timezone))
 
 
 @dataclass

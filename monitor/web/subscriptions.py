@@ -36,6 +36,15 @@ def _editable(rec: SubscriptionRecord | None, who: Principal) -> SubscriptionRec
     return rec
 
 
+def _load_editable(w: WebContext, sub_id: int | None, who: Principal) -> SubscriptionRecord | None:
+    if sub_id is None:
+        return None
+    with w.store.session() as s:
+        rec = _editable(s.get(SubscriptionRecord, sub_id), who)
+        s.expunge(rec)
+        return rec
+
+
 def _form_values(rec: SubscriptionRecord | None, w: WebContext) -> dict:
     if rec is None:
         return {"name": "", "query": "", "every": "daily@08:00", "timezone": w.display_timezone, "notify": "",
@@ -61,11 +70,7 @@ def _named(w: WebContext) -> dict[str, str]:
 def subscriptions_page(request: Request, edit: int | None = None):
     who = require(request, "analyst")
     w = web_of(request)
-    editing = None
-    if edit is not None:
-        with w.store.session() as s:
-            editing = _editable(s.get(SubscriptionRecord, edit), who)
-            s.expunge(editing)
+    editing = _load_editable(w, edit, who)
     return _page(request, _form_values(editing, w), {}, editing)
 
 
@@ -73,11 +78,7 @@ async def _save(request: Request, existing_id: int | None):
     data = await form_with_csrf(request)
     who = require(request, "analyst")
     w = web_of(request)
-    editing = None
-    if existing_id is not None:
-        with w.store.session() as s:
-            editing = _editable(s.get(SubscriptionRecord, existing_id), who)
-            s.expunge(editing)
+    editing = _load_editable(w, existing_id, who)
     raw = {k: data.get(k, "") for k in ("name", "query", "every", "timezone", "sources", "min_severity")}
     raw["topics"] = [k.split(":", 1)[1] for k in data if k.startswith("topic:")]
     notify = data.get("notify", "").strip()

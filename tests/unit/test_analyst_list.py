@@ -8,12 +8,12 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
-from fastapi.testclient import TestClient
 
 from monitor.classify import builtin_topics
 from monitor.web import User, WebSettings, create_app, hash_password
 from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
 from state.store import Store
+from tests.webclient import csrf, signed_in
 
 USERS = {"ana": User("ana", "analyst", hash_password("analyst-pass-1")),
          "bob": User("bob", "analyst", hash_password("analyst-pass-2")),
@@ -41,15 +41,8 @@ def world(tmp_path):
     return SimpleNamespace(store=store, app=app, ids=ids)
 
 
-def signed_in(world, name: str, password: str) -> TestClient:
-    c = TestClient(world.app, base_url="http://127.0.0.1")
-    token = csrf(c.get("/login").text)
-    assert c.post("/login", data={"name": name, "password": password, "csrf_token": token}, follow_redirects=False).status_code == 303
-    return c
 
 
-def csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def titles(page: str) -> list[str]:
@@ -57,25 +50,25 @@ def titles(page: str) -> list[str]:
 
 
 def test_severity_headline_and_local_time(world):
-    page = signed_in(world, "vic", "viewer-pass-1").get("/").text
+    page = signed_in(world.app, "vic", "viewer-pass-1").get("/").text
     assert '<span class="badge severity sev-high"' in page
     # the page's change by its first added sentence, the page title beside it; an item by its title
     assert titles(page) == ["OIG-26-01 report", "In FY2025 OPR substantiated 14 allegations of misconduct."]  # newest (id) first
     assert '<span class="page-title">Office of Professional Responsibility | ICE</span>' in page
     # 12:00 UTC shown as 07:00 EST, UTC in the tooltip, the instant in datetime
     assert '<time datetime="2026-11-02T12:00:00Z" title="2026-11-02 12:00:00 UTC">2026-11-02 07:00:00 EST</time>' in page
-    detail = signed_in(world, "vic", "viewer-pass-1").get(f"/changes/{world.ids.page}").text
+    detail = signed_in(world.app, "vic", "viewer-pass-1").get(f"/changes/{world.ids.page}").text
     assert "<h1>In FY2025 OPR substantiated 14 allegations of misconduct.</h1>" in detail
     assert "07:00:00 EST" in detail
 
 
 def test_assignment_with_its_view_and_audit_trail(world):
-    ana = signed_in(world, "ana", "analyst-pass-1")
+    ana = signed_in(world.app, "ana", "analyst-pass-1")
     page = ana.get(f"/changes/{world.ids.page}").text
     assert '<option value="bob">bob</option>' in page and '<option value="vic">' not in page  # analysts and admins only
     r = ana.post(f"/changes/{world.ids.page}/assign", data={"assignee": "bob", "csrf_token": csrf(page)}, follow_redirects=False)
     assert r.status_code == 303
-    bob = signed_in(world, "bob", "analyst-pass-2")
+    bob = signed_in(world.app, "bob", "analyst-pass-2")
     mine = bob.get("/").text
     assert 'href="/?assignee=bob">Assigned to me</a>' in mine
     assert '→ bob</span>' in mine
@@ -94,6 +87,6 @@ def test_assignment_with_its_view_and_audit_trail(world):
     # only analysts assign, and only to an analyst or admin of the users file
     r = ana.post(f"/changes/{world.ids.page}/assign", data={"assignee": "mallory", "csrf_token": csrf(page)})
     assert r.status_code == 400 and "not an analyst or admin" in r.text
-    vic = signed_in(world, "vic", "viewer-pass-1")
+    vic = signed_in(world.app, "vic", "viewer-pass-1")
     page = vic.get(f"/changes/{world.ids.page}").text
     assert vic.post(f"/changes/{world.ids.page}/assign", data={"me": "1", "csrf_token": csrf(page)}).status_code == 403

@@ -3,16 +3,15 @@ validated as the configuration is (each problem next to its field), targets neve
 subscription made there alerts on the next matching change, through the real pipeline."""
 from __future__ import annotations
 
-import re
 from types import SimpleNamespace
 
 import pytest
-from fastapi.testclient import TestClient
 
 from monitor.classify import builtin_topics
 from monitor.web import User, WebSettings, create_app, hash_password
 from state.models import SourceRecord
 from state.store import Store
+from tests.webclient import csrf, signed_in
 from state.subscriptions import SubscriptionRecord, targets_of
 
 USERS = {"ana": User("ana", "analyst", hash_password("analyst-pass-1")),
@@ -31,19 +30,12 @@ def app(tmp_path):
     return SimpleNamespace(store=store, app=create_app(cfg, store, settings=WebSettings(users=USERS)))
 
 
-def signed_in(app, name, password) -> TestClient:
-    c = TestClient(app.app, base_url="http://127.0.0.1")
-    token = csrf(c.get("/login").text)
-    assert c.post("/login", data={"name": name, "password": password, "csrf_token": token}, follow_redirects=False).status_code == 303
-    return c
 
 
-def csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def test_create_edit_delete_with_problems_next_to_their_fields(app):
-    ana = signed_in(app, "ana", "analyst-pass-1")
+    ana = signed_in(app.app, "ana", "analyst-pass-1")
     page = ana.get("/subscriptions").text
     assert "New subscription" in page and 'value="America/New_York"' in page
     bad = ana.post("/subscriptions", data={"csrf_token": csrf(page), "name": "", "query": "-x", "every": "hourly",
@@ -77,11 +69,11 @@ def test_create_edit_delete_with_problems_next_to_their_fields(app):
         rec = s.get(SubscriptionRecord, sid)
         assert rec.every == "instant" and targets_of(rec) == [SECRET_URL]
     # another analyst sees neither it nor a way to change it; a viewer has no subscriptions page
-    bob = signed_in(app, "bob", "analyst-pass-2")
+    bob = signed_in(app.app, "bob", "analyst-pass-2")
     assert "DT definitions" not in bob.get("/subscriptions").text
     page = bob.get("/subscriptions").text
     assert bob.post(f"/subscriptions/{sid}/delete", data={"csrf_token": csrf(page)}).status_code == 403
-    vic = signed_in(app, "vic", "viewer-pass-1")
+    vic = signed_in(app.app, "vic", "viewer-pass-1")
     assert vic.get("/subscriptions").status_code == 403
     # delete
     page = ana.get("/subscriptions").text

@@ -4,10 +4,8 @@ it audited; only admins may; the watch is listed with the rest and exported as Y
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from monitor import cli
@@ -15,6 +13,7 @@ from monitor.config import load_config
 from monitor.web import User, WebSettings, create_app, hash_password
 from state.models import SourceRecord
 from state.store import Store
+from tests.webclient import csrf, signed_in
 from state.watches import AdminActionRecord
 
 USERS = {"ada": User("ada", "admin", hash_password("admin-pass-1")), "ana": User("ana", "analyst", hash_password("analyst-pass-1"))}
@@ -30,15 +29,8 @@ def world(tmp_path):
     return cfg, store, str(path)
 
 
-def signed_in(app, name, password) -> TestClient:
-    c = TestClient(app, base_url="http://127.0.0.1")
-    token = csrf(c.get("/login").text)
-    assert c.post("/login", data={"name": name, "password": password, "csrf_token": token}, follow_redirects=False).status_code == 303
-    return c
 
 
-def csrf(page: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def test_admin_adds_pauses_checks_and_removes_a_watch(world, capsys):
