@@ -235,6 +235,7 @@ def cmd_changes(args) -> int:
     Example: govwatch changes --topic opr-outcomes --since 2026-11-01 --format json
     """
     cfg = _config(args)
+    analyst_commands.known_topic(cfg, args.topic)
     store = _store(cfg)
     since = _parse_since(args.since) if args.since else None
     # A table is for reading: the newest TABLE_LIMIT unless asked; json and csv are exports: all.

@@ -152,6 +152,8 @@ def test_cli_and_web_agree(world, capsys):
     assert "3 changes found" in capsys.readouterr().out
     assert cli.main(["search", "-c", cfg_path, "--topic", "nope", "x"]) == 1
     assert "no topic 'nope'; known topics: extremism-definitions, opr-outcomes" in capsys.readouterr().err
+    assert cli.main(["changes", "-c", cfg_path, "--topic", "nope"]) == 1  # `changes` too: an error, not an empty table
+    assert "no topic 'nope'; known topics: extremism-definitions, opr-outcomes" in capsys.readouterr().err
     assert cli.main(["search", "-c", cfg_path, '""']) == 1
     assert "the search is empty" in capsys.readouterr().err
     assert client.get("/", params={"q": '""'}).status_code == 400
