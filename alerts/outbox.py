@@ -238,7 +238,7 @@ class Outbox:
         archived = [a.archive_url for a in archives_of(s, [change.id])[change.id] if a.status == "success"]
         msg = change_message(change, matches, name, self.public_url, archived=archived, update=row.kind == "update")
         if row.kind == "subscription":  # a saved search's instant alert: its name first
-            msg = Message(title=f"{subscription_of_target(row.target)}: {msg.title}", body=msg.body)
+            msg = Message(title=f"{subscription_of_target(s, row.target)}: {msg.title}", body=msg.body)
         return msg
 
     def _deliver_one(self, did: int, token: str, report: DeliveryReport) -> None:

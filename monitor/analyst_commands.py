@@ -62,7 +62,8 @@ def _print_table(data: list[dict], rows, total: int, limit: int, f) -> None:
 
     con = console()
     if not data:
-        con.print(f"nothing found for {str(f.searching)!r}" + (" with these filters" if f.topic or f.source or f.since or f.severity else ""))
+        con.print(Text(f"nothing found for {terminal_text(str(f.searching), newlines=False)!r}"
+                       + (" with these filters" if f.topic or f.source or f.since or f.severity else "")))
         return
     t = Table(show_lines=True)
     for col in ("id", "detected (UTC)", "source", "kind", "topics", "title and what was found"):
@@ -104,6 +105,7 @@ def cmd_subscriptions(args) -> int:
     from rich.table import Table
 
     from monitor.escaping import console
+    from monitor.escaping import text_cell as _cell
 
     t = Table()
     for col in ("name", "origin", "every", "query and filters", "targets", "sent up to change", "next digest"):
@@ -111,8 +113,9 @@ def cmd_subscriptions(args) -> int:
     for r in rows:
         filters = " ".join(x for x in (r["query"], *(f"topic:{x}" for x in r["topics"]), *(f"source:{x}" for x in r["sources"]),
                                        f"severity>={r['min_severity']}" if r["min_severity"] else "") if x)
-        t.add_row(r["name"], r["origin"] + (f" ({r['owner']})" if r["owner"] else ""), r["every"] + ("" if r["enabled"] else " (off)"),
-                  filters, ", ".join(r["targets"]), str(r["cursor"] or "-"), (r["next_digest_at"] or "-").replace("T", " "))
+        # an analyst wrote the name and the query: text, never rich markup
+        t.add_row(_cell(r["name"]), r["origin"] + (f" ({r['owner']})" if r["owner"] else ""), r["every"] + ("" if r["enabled"] else " (off)"),
+                  _cell(filters), ", ".join(r["targets"]), str(r["cursor"] or "-"), (r["next_digest_at"] or "-").replace("T", " "))
     con = console()
     con.print(t) if rows else con.print("no subscriptions: add `subscriptions:` to the configuration or make one in the web UI (/subscriptions)")
     return 0

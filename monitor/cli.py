@@ -13,6 +13,7 @@ from typing import Any
 from monitor import analyst_commands, evidence_commands, web_commands
 from monitor.config import config_path_given
 from monitor.escaping import console, terminal_text
+from monitor.escaping import text_cell as _cell
 from monitor.records import change_dict, changes_csv, iso
 from monitor.records import parse_since as _parse_since
 from state.errors import ConfigError, GovwatchError
@@ -63,14 +64,6 @@ def _store(cfg):
     from state.store import Store
 
     return Store(cfg.database)
-
-
-def _cell(value: str):
-    """A table cell of captured text: control characters shown escaped, and never read as rich markup
-    (a title like "[link=...]" would otherwise become a terminal hyperlink)."""
-    from rich.text import Text
-
-    return Text(terminal_text(value, newlines=False))
 
 
 class _Progress:

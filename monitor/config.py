@@ -885,31 +885,36 @@ def _selector_problems(s: dict, base: tuple, lines: dict, kind) -> list[str]:
     return out
 
 
-def _private_urls(user_sources: list, lines: dict, allowed: list[str] | None = None) -> list[str]:
-    """Sources whose URL names a private, loopback or link-local address (or localhost) while
-    fetch.allow_private_networks is off: the fetch would refuse them, so `validate` says so now.
-    Only literal addresses and localhost: a name is judged at fetch time, after its DNS lookup."""
+def private_host(url: str, allowed: bool | list[str] | None) -> str:
+    """"host H is a loopback address ..." when the URL names a private, loopback or link-local
+    address (or localhost) that fetch.allow_private_networks does not allow; "" otherwise. Only
+    literal addresses and localhost: a name is judged at fetch time, after its DNS lookup."""
     from urllib.parse import urlsplit
 
     from spiders.netsafety import Allowance, forbidden_reason, parse_ip_literal
 
-    allowance = Allowance(allowed) if allowed else None
+    if allowed is True:
+        return ""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return ""
+    ip = parse_ip_literal(host) if host else None
+    reason = forbidden_reason(ip) if ip is not None else ("loopback" if host == "localhost" or host.endswith(".localhost") else None)
+    if not reason or (allowed and Allowance(allowed).allows(host, ip, port)):
+        return ""
+    return f"host {host} is a {reason} address, which is refused unless fetch.allow_private_networks is true (set it for local testing only)"
+
+
+def _private_urls(user_sources: list, lines: dict, allowed: list[str] | None = None) -> list[str]:
+    """Sources whose URL names a private address fetch.allow_private_networks does not allow: the
+    fetch would refuse them, so `validate` says so now."""
     out = []
     for base, s in user_sources:
         url = s.get("url") if isinstance(s, dict) else None
-        if not isinstance(url, str):
-            continue
-        try:
-            parts = urlsplit(url.strip())
-            host = (parts.hostname or "").lower()
-            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        except ValueError:
-            continue
-        ip = parse_ip_literal(host) if host else None
-        reason = forbidden_reason(ip) if ip is not None else ("loopback" if host == "localhost" or host.endswith(".localhost") else None)
-        if reason and allowance is not None and allowance.allows(host, ip, port):
-            continue
+        reason = private_host(url, allowed) if isinstance(url, str) else ""
         if reason:
-            out.append(_problem(base + ("url",), f"host {host} is a {reason} address, which is refused unless "
-                                f"fetch.allow_private_networks is true (set it for local testing only)", lines))
+            out.append(_problem(base + ("url",), reason, lines))
     return out

@@ -38,3 +38,11 @@ def console():
     from rich.console import Console
 
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def text_cell(value: Any):
+    """A table cell of captured or user-written text: control characters shown escaped, and never
+    read as rich markup (a title like "[link=...]" would otherwise become a terminal hyperlink)."""
+    from rich.text import Text
+
+    return Text(terminal_text(value, newlines=False))

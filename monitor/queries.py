@@ -146,6 +146,11 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
     """(total, [Row], matched changes per topic, agencies) of one page: newest first, or with a
     search best first (then newest)."""
     with store.session() as s:
+        if f.searching:
+            try:
+                f._search = search.prepare(s, store.dialect, f.searching)
+            except search.QueryError as e:
+                raise BadRequest(f"q: {e}") from None
         total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
         cutoff = search.rank_cutoff(s, store.dialect, f.searching) if f.searching else None
         q, rank = f.apply(select(ChangeRecord), store.dialect, cutoff=cutoff)

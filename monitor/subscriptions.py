@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from state import search
 from state import subscriptions as subs
 from state.errors import StateError
 from state.models import ChangeRecord, DeliveryRecord, SourceRecord
+from state.store import dialect_insert
 from state.subscriptions import SubscriptionMatchRecord, SubscriptionRecord
 
 logger = logging.getLogger("govwatch.subscriptions")
@@ -41,11 +43,11 @@ class Subscription:
     owner: str = ""
 
 
-def _as_list(value) -> list:
+def _as_list(value, sep: str = r"[,\n]") -> list:
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        return [x.strip() for x in re.split(r"[,\n]", value) if x.strip()]
+        return [x.strip() for x in re.split(sep, value) if x.strip()]
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
@@ -62,6 +64,8 @@ def validate(raw: dict, *, topic_ids: set[str], source_ids: set[str], named_targ
     name = str(raw.get("name") or "").strip()
     if not NAME.fullmatch(name):
         problems["name"] = "a name of 1-64 letters, digits, spaces and . _ - is required"
+    elif name.endswith(" digest") and name.removesuffix(" digest") in named_targets:
+        problems["name"] = f"'{name}' is the name of the notify target {name.removesuffix(' digest')}'s own digest"
     query = str(raw.get("query") or "").strip()
     topics, sources = [str(x) for x in _as_list(raw.get("topics"))], [str(x) for x in _as_list(raw.get("sources"))]
     severity = str(raw.get("min_severity") or "").strip()
@@ -89,7 +93,7 @@ def validate(raw: dict, *, topic_ids: set[str], source_ids: set[str], named_targ
     if severity and severity not in subs.SEVERITIES:
         problems["min_severity"] = f"'{severity}' is not one of {', '.join(subs.SEVERITIES)}"
     targets: list[tuple[str, str]] = []
-    for i, t in enumerate(_as_list(raw.get("notify"))):
+    for i, t in enumerate(_as_list(raw.get("notify"), sep=r"\n")):  # one per line: a URL may hold commas
         t = (t.get("url") if isinstance(t, dict) else t) or ""
         t = str(t).strip()
         if t in named_targets:
@@ -97,9 +101,10 @@ def validate(raw: dict, *, topic_ids: set[str], source_ids: set[str], named_targ
         elif "://" in t and url_ok(t):
             targets.append((str(i), t))
         else:
-            shown = t if "://" not in t else t.split("://", 1)[0] + "://..."
+            # never a fragment of something that may be a URL or an address (it may hold a secret)
+            shown = t.split("://", 1)[0] + "://..." if "://" in t else ("(not shown)" if "@" in t or ":" in t else t)
             problems["notify"] = (problems["notify"] + "; " if "notify" in problems else "") + (f"'{shown}' is neither a notify target's name ({', '.join(sorted(named_targets)) or 'none defined'}) "
-                                  "nor a valid Apprise URL (the URL is not shown: it may hold a token)")
+                                  "nor a usable Apprise URL (valid, and from the web UI not to a private or loopback address; the URL is not shown: it may hold a token)")
     if not targets and "notify" not in problems:
         problems["notify"] = "at least one target: the name of a notify target or an Apprise URL"
     if problems:
@@ -114,19 +119,27 @@ def sync_config(store, configured: list[Subscription], now: datetime | None = No
     matches live there); a configured one no longer in the file is disabled, never deleted."""
     now = now or datetime.now(timezone.utc)
     names = {c.name for c in configured}
+    if names:
+        # workers starting together may all see a subscription as new: insert-if-missing, never fail
+        with store.session() as s:
+            s.execute(dialect_insert(store.dialect)(SubscriptionRecord)
+                      .values([{"name": c.name, "origin": c.origin, "owner": "", "query": "", "every": "", "timezone": "UTC",
+                                "topics": "", "sources": "", "min_severity": "", "targets_json": "[]", "enabled": True,
+                                "cursor": 0, "created_at": now, "updated_at": now} for c in configured])
+                      .on_conflict_do_nothing(index_elements=["name"]))
     with store.session() as s:
         existing = {r.name: r for r in s.scalars(select(SubscriptionRecord))}
         for c in configured:
-            rec = existing.get(c.name)
-            if rec is not None and rec.origin == "web":
+            rec = existing[c.name]
+            if rec.origin == "web":
                 logger.error("subscription %r of the configuration has the name of one made in the web UI (by %s): not used",
                              c.name, rec.owner or "someone")
                 continue
-            if rec is None:
-                rec = SubscriptionRecord(name=c.name, origin=c.origin, created_at=now)
-                s.add(rec)
-            rec.origin = c.origin
-            _apply(rec, c, now, targets_json="[]")
+            want = (c.origin, c.query, c.every, c.timezone, ",".join(c.topics), ",".join(c.sources), c.min_severity, True)
+            have = (rec.origin, rec.query, rec.every, rec.timezone, rec.topics, rec.sources, rec.min_severity, rec.enabled)
+            if want != have or rec.next_digest_at is None and c.every != "instant":
+                rec.origin = c.origin
+                _apply(rec, c, now, targets_json="[]")
         for name, rec in existing.items():
             if rec.origin in ("config", "target") and name not in names and rec.enabled:
                 rec.enabled, rec.updated_at = False, now
@@ -170,7 +183,10 @@ def delete_web(store, sub_id: int) -> None:
         if rec is None or rec.origin != "web":
             raise StateError("no such subscription of the web UI")
         rec.enabled, rec.updated_at = False, datetime.now(timezone.utc)
-        rec.name = f"{rec.name} (deleted {rec.id})"[:200]
+        rec.name = f"{rec.name} (deleted {rec.id})"[:200]  # the name is free again; queued rows go by id
+        # the analyst asked it to stop: changes waiting for its next digest are not sent
+        s.execute(delete(SubscriptionMatchRecord).where(SubscriptionMatchRecord.subscription_id == sub_id,
+                                                       SubscriptionMatchRecord.digest_id.is_(None)))
 
 
 @dataclass
@@ -199,8 +215,9 @@ class Matcher:
             if rec.origin == "target":
                 continue  # a notify target's digest: fed by the recorder's routing, not by a search
             try:
-                q = search.parse(rec.query) if rec.query else None
-            except search.QueryError:
+                q = search.prepare(s, self.store.dialect, search.parse(rec.query)) if rec.query else None
+            except search.QueryError as e:
+                logger.warning("subscription %r: its query %r cannot be used: %s", rec.name, rec.query, e)
                 continue
             out.append(_Active(rec, q, [name for name, _ in subscription_targets(rec, self.configured)]))
         self._cache = (time.monotonic(), out)
@@ -217,7 +234,8 @@ class Matcher:
             return False
         sub_id = self._target_subs.get(name)
         if sub_id is None:
-            sub_id = s.scalars(select(SubscriptionRecord.id).where(SubscriptionRecord.name == name)).first()
+            sub_id = s.scalars(select(SubscriptionRecord.id).where(SubscriptionRecord.name == name,
+                                                                 SubscriptionRecord.origin == "target")).first()
             if sub_id is None:
                 return False  # not synced (a check that did not sync): sent at once rather than lost
             self._target_subs[name] = sub_id
@@ -225,6 +243,16 @@ class Matcher:
                                                              SubscriptionMatchRecord.change_id == change.id)).first() is None:
             s.add(SubscriptionMatchRecord(subscription_id=sub_id, change_id=change.id, created_at=now))
         return True
+
+    def _matches(self, s, a: _Active, change_id: int) -> bool:
+        """The saved search against this change, in a savepoint: a search the engine refuses is
+        logged and skipped, never a reason to lose the change being recorded."""
+        try:
+            with s.begin_nested():
+                return search.matches_change(s, self.store.dialect, a.query, change_id)
+        except SQLAlchemyError as e:
+            logger.error("subscription %r: its search failed on change %s: %s", a.rec.name, change_id, str(e).splitlines()[0])
+            return False
 
     def on_change(self, s, change: ChangeRecord, now: datetime) -> list[str]:
         """Queue this change for each subscription that wants it; the names of those."""
@@ -242,7 +270,7 @@ class Matcher:
                 continue
             if r.min_severity and (not change.severity or subs.SEVERITIES.index(change.severity) < subs.SEVERITIES.index(r.min_severity)):
                 continue
-            if a.query is not None and not search.matches_change(s, self.store.dialect, a.query, change.id):
+            if a.query is not None and not self._matches(s, a, change.id):
                 continue
             hit.append(r.name)
             if r.every == "instant":
@@ -264,12 +292,13 @@ class Matcher:
 def subscription_targets(rec: SubscriptionRecord, configured: dict[str, Subscription]) -> list[tuple[str, str]]:
     """(outbox target name, Apprise URL) of a subscription: from the configuration for a configured
     one, from its row for one made in the web UI."""
-    if rec.origin in ("config", "target"):
+    if rec.origin == "target":  # a notify target's own digest goes to that target, by its name
         c = configured.get(rec.name)
-        if rec.origin == "target":  # a notify target's own digest goes to that target, by its name
-            return list(c.targets) if c else []
-        return [(subs.target_name(rec.name, k), url) for k, url in (c.targets if c else [])]
-    return [(subs.target_name(rec.name, i), url) for i, url in enumerate(subs.targets_of(rec))]
+        return list(c.targets) if c else [(rec.name.removesuffix(" digest"), "")]  # its digest removed: still the target
+    if rec.origin == "config":
+        c = configured.get(rec.name)
+        return [(subs.target_name(rec.id, k), url) for k, url in (c.targets if c else [])]
+    return [(subs.target_name(rec.id, i), url) for i, url in enumerate(subs.targets_of(rec))]
 
 
 def all_targets(store, configured: list[Subscription]) -> list[tuple[str, str]]:
@@ -278,7 +307,7 @@ def all_targets(store, configured: list[Subscription]) -> list[tuple[str, str]]:
     by_name = {c.name: c for c in configured}
     with store.session() as s:
         recs = list(s.scalars(select(SubscriptionRecord)))
-    return [t for rec in recs for t in subscription_targets(rec, by_name)]
+    return [t for rec in recs for t in subscription_targets(rec, by_name) if t[1]]
 
 
 def subscription_rows(store, cfg) -> list[dict]:
@@ -322,6 +351,11 @@ def send_due_digests(store, configured: list[Subscription], *, force: bool = Fal
     with store.session() as s:
         due = [r.id for r in subs.enabled(s) if r.every != "instant"
                and (force or (subs.aware(r.next_digest_at) is not None and subs.aware(r.next_digest_at) <= now))]
+        # matches still waiting in a subscription that is now instant, or disabled (removed from the
+        # file, deleted, a target's digest taken away): their last digest goes out now, never lost
+        waiting = set(s.scalars(select(SubscriptionMatchRecord.subscription_id).where(SubscriptionMatchRecord.digest_id.is_(None))))
+        due += [r.id for r in s.scalars(select(SubscriptionRecord).where(SubscriptionRecord.id.in_(waiting)))
+                if r.id not in due and (r.every == "instant" or not r.enabled)]
     for sub_id in due:
         with store.session() as s:
             q = select(SubscriptionRecord).where(SubscriptionRecord.id == sub_id)
@@ -333,8 +367,10 @@ def send_due_digests(store, configured: list[Subscription], *, force: bool = Fal
             pending = list(s.scalars(select(SubscriptionMatchRecord).where(SubscriptionMatchRecord.subscription_id == sub_id,
                                                                           SubscriptionMatchRecord.digest_id.is_(None))
                                      .order_by(SubscriptionMatchRecord.change_id).limit(DIGEST_MAX_CHANGES)))
-            if not force or pending:
+            if (not force or pending) and rec.enabled and rec.every != "instant":
                 rec.next_digest_at = subs.parse_cadence(rec.every).next_after(now, rec.timezone)
+            elif rec.every == "instant" or not rec.enabled:
+                rec.next_digest_at = None
             if not pending:
                 continue
             changes = {c.id: c for c in s.scalars(select(ChangeRecord).where(ChangeRecord.id.in_([m.change_id for m in pending])))}

@@ -19,6 +19,7 @@ from state.watches import WatchRecord, audit, live_watches
 
 logger = logging.getLogger("govwatch.watches")
 _FIELD = re.compile(r"^watch\.?([A-Za-z_]*)")
+_warned: set[str] = set()  # watches shadowed by a configured source, said once per process
 
 
 def merge(cfg: Config, store) -> list[SourceConfig]:
@@ -36,7 +37,8 @@ def merge(cfg: Config, store) -> list[SourceConfig]:
     added = []
     for rec in recs:
         if rec.source_id in have:
-            if rec.source_id not in cfg.web_sources:
+            if rec.source_id not in cfg.web_sources and rec.source_id not in _warned:
+                _warned.add(rec.source_id)
                 logger.warning("watch %s made in the web UI has the id of a configured source: the configuration's is used", rec.source_id)
             continue
         src, problems = validate_watch(json.loads(rec.spec_json), cfg, have)
@@ -82,7 +84,7 @@ def add_watch(store, cfg: Config, raw: dict, actor: str) -> tuple[SourceConfig |
             s.add(SourceRecord(id=src.id, name=src.display_name, url=src.url, kind=src.kind, agency=src.agency,
                                every_seconds=int(src.every)))
         elif rec.disabled_reason == "removed in the web UI":  # an id used again
-            rec.paused, rec.enabled, rec.disabled_reason = False, True, ""
+            rec.enabled, rec.disabled_reason = True, ""
         audit(s, src.id, "watch_added", actor, json.dumps(raw, sort_keys=True))
     logger.info("watch %s (%s) added by %s", src.id, src.url, actor)
     return src, {}
@@ -100,8 +102,8 @@ def remove_watch(store, source_id: str, actor: str) -> None:
             raise GovwatchError(f"no watch '{source_id}' made in the web UI (the configuration's sources are edited in its file)")
         rec.removed_at = datetime.now(timezone.utc)
         src = s.get(SourceRecord, source_id)
-        if src is not None:  # a running scheduler still holding it in memory checks it no more
-            src.paused, src.enabled, src.disabled_reason = True, False, "removed in the web UI"
+        if src is not None:  # shown as removed; a running scheduler drops it at its next tick (merge)
+            src.enabled, src.disabled_reason = False, "removed in the web UI"
         audit(s, source_id, "watch_removed", actor)
 
 

@@ -73,8 +73,18 @@ _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORDY = re.compile(r"\w")
 
 
+MAX_TERMS = 32
+MAX_QUERY_CHARS = 500
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def parse(query: str) -> Query:
-    """The query as groups of terms; a QueryError for a search with nothing to look for."""
+    """The query as groups of terms; a QueryError for a search with nothing to look for, or one too
+    big for the engines (more than MAX_TERMS terms, control characters)."""
+    if _CONTROL.search(query):
+        raise QueryError("the search holds a control character")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"the search is longer than {MAX_QUERY_CHARS} characters")
     q = Query(raw=query)
     pending_or = after_term = False  # an OR joins the terms either side of it; both must be wanted
     for m in _TOKEN.finditer(query):
@@ -100,7 +110,26 @@ def parse(query: str) -> Query:
     if not q.groups:
         raise QueryError("a search needs at least one word or \"phrase\" to look for (-word only excludes)"
                          if q.excluded else "the search is empty: give words, \"a phrase\", a OR b, -excluded")
+    if sum(map(len, q.groups)) + len(q.excluded) > MAX_TERMS:
+        raise QueryError(f"the search has more than {MAX_TERMS} words and phrases")
     return q
+
+
+def prepare(session, dialect: str, q: Query) -> Query:
+    """The query as the engine will run it. PostgreSQL drops English stop words ("the", "of"): a
+    term that is only stop words is dropped here, so that "-report the" does not become "every
+    change without report"; a QueryError when nothing is left to look for. SQLite keeps every word."""
+    if dialect != "postgresql":
+        return q
+    terms = sorted({t.text for g in q.groups for t in g} | {t.text for t in q.excluded})
+    empty = {t for t in terms if not session.scalar(select(func.numnode(func.phraseto_tsquery(PG_CONFIG, t))))}
+    if not empty:
+        return q
+    groups = [[t for t in g if t.text not in empty] for g in q.groups]
+    out = Query(groups=[g for g in groups if g], excluded=[t for t in q.excluded if t.text not in empty], raw=q.raw)
+    if not out.groups:
+        raise QueryError("the search has only common words (" + ", ".join(sorted(empty)) + "), which are not indexed")
+    return out
 
 
 def fts5_expression(q: Query) -> str:
@@ -109,8 +138,8 @@ def fts5_expression(q: Query) -> str:
         return '"' + t.text.replace('"', '""') + '"'
 
     expr = " AND ".join("(" + " OR ".join(map(quoted, g)) + ")" for g in q.groups)
-    for t in q.excluded:
-        expr = f"({expr}) NOT {quoted(t)}"
+    if q.excluded:  # one NOT of them all: flat, however many
+        expr = f"({expr}) NOT (" + " OR ".join(map(quoted, q.excluded)) + ")"
     return expr
 
 

@@ -144,13 +144,19 @@ def targets_of(rec: SubscriptionRecord) -> list[str]:
     return [u for u in urls if isinstance(u, str)]
 
 
-def target_name(subscription: str, key: str | int) -> str:
-    return f"{TARGET_PREFIX}{subscription}:{key}"
+def target_name(subscription_id: int, key: str | int) -> str:
+    """The outbox's name of a subscription's target: by the subscription's id, so a rename or a
+    delete never strands or misroutes a queued row."""
+    return f"{TARGET_PREFIX}{subscription_id}:{key}"
 
 
-def subscription_of_target(target: str) -> str:
-    """The subscription's name in an outbox target name ("" for a target of `notify`)."""
-    return target[len(TARGET_PREFIX):].rsplit(":", 1)[0] if target.startswith(TARGET_PREFIX) else ""
+def subscription_of_target(session, target: str) -> str:
+    """The subscription's name for an outbox target name ("" for a target of `notify`)."""
+    if not target.startswith(TARGET_PREFIX):
+        return ""
+    sid = target[len(TARGET_PREFIX):].split(":", 1)[0]
+    rec = session.get(SubscriptionRecord, int(sid)) if sid.isdigit() else None
+    return rec.name if rec is not None else "subscription"
 
 
 def enabled(session) -> list[SubscriptionRecord]:

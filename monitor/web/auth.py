@@ -286,8 +286,20 @@ def authenticate(request: Request, sess: WebSession | None, settings: WebSetting
         throttle.failed(client, now)
         logger.warning("web: wrong token from %s", client)
     if sess is not None and sess.user:
-        return Principal(sess.user, sess.role, "session")
+        # the role as the users file says now (a demoted or removed user loses it at once, in every
+        # process, also across restarts); a token session lives only as long as that token
+        u = settings.users.get(sess.user)
+        if u is not None:
+            return Principal(u.name, u.role, "session")
+        if sess.user == "token" and settings.token and hmac.compare_digest(sess.role, token_session_role(settings)):
+            return Principal("token", "admin", "session")
     return None
+
+
+def token_session_role(settings: WebSettings) -> str:
+    """The role stored with a session signed in by the shared token: admin, and a fingerprint of
+    that token, so that a new token ends every session the old one opened."""
+    return "admin@" + hashlib.sha256(("govwatch-session:" + (settings.token or "")).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def require(request: Request, role: str) -> Principal:

@@ -8,7 +8,8 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from monitor.web.auth import _DUMMY_HASH, Denied, Throttled, client_address, form_with_csrf, token_matches, verify_password
+from monitor.web.auth import (_DUMMY_HASH, Denied, Throttled, client_address, form_with_csrf, token_matches, token_session_role,
+                              verify_password)
 from monitor.web.context import render, web_of
 
 logger = logging.getLogger("monitor.web")  # one logger name for the web app, as before the split
@@ -49,7 +50,7 @@ async def login(request: Request):
             who = (u.name, u.role)
     elif settings.token and password:
         if token_matches(password, settings):
-            who = ("token", "admin")
+            who = ("token", token_session_role(settings))
     if who is None:
         w.throttle.failed(client, now)
         logger.warning("web: failed sign-in from %s", client)

@@ -5,12 +5,13 @@ each problem shown next to its field. Targets, once saved, are never shown again
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from monitor import subscriptions as subs_mod
-from monitor.config import valid_apprise_url
+from monitor.config import private_host, valid_apprise_url
 from monitor.web.auth import Denied, Principal, form_with_csrf, require
 from monitor.web.context import WebContext, render, web_of
 from state import subscriptions as subs_state
@@ -84,10 +85,17 @@ async def _save(request: Request, existing_id: int | None):
     notify = data.get("notify", "").strip()
     raw["notify"] = notify if notify or editing is None else subs_state.targets_of(editing)
     # the form comes back with its problems, but never with a URL typed in it (it may hold a token)
-    shown = "\n".join(x for x in notify.splitlines() if "://" not in x)
+    shown = "\n".join(x for x in notify.splitlines() if re.fullmatch(r"[\w .-]*", x))  # target names only
     values = {**raw, "notify": shown, "topics": raw["topics"]}
+    allowed = getattr(getattr(w.cfg, "fetch", None), "allow_private_networks", False)
+
+    def url_ok(url: str) -> bool:
+        # an analyst's URL must not make the server post to the machine's own or private network
+        # (a cloud metadata address, the database port); the operator's configuration may
+        return valid_apprise_url(url) and not private_host(url, allowed)
+
     sub, problems = subs_mod.validate(raw, topic_ids=set(w.topic_title), source_ids=set(w.source_names()),
-                                      named_targets=_named(w), url_ok=valid_apprise_url, default_timezone=w.display_timezone)
+                                      named_targets=_named(w), url_ok=url_ok, default_timezone=w.display_timezone)
     if sub is not None:
         try:
             sid = subs_mod.save_web(w.store, sub, who.name, existing_id=existing_id)

@@ -161,9 +161,9 @@ def test_every_post_route_requires_the_csrf_token(hostile):
     posts = [path for path, ops in c.app.openapi()["paths"].items() if "post" in ops]
     assert set(posts) == {"/login", "/logout", "/changes/{change_id}/triage", "/changes/{change_id}/assign",
                           "/changes/{change_id}/deliveries/{delivery_id}/retry", "/subscriptions", "/subscriptions/{sub_id}",
-                          "/subscriptions/{sub_id}/delete"}
+                          "/subscriptions/{sub_id}/delete", "/sources", "/sources/{source_id}/{action}"}
     for p in posts:
-        r = c.post(p.replace("{change_id}", str(hostile.change_id)).replace("{delivery_id}", "1").replace("{sub_id}", "1"),
+        r = c.post(p.replace("{change_id}", str(hostile.change_id)).replace("{delivery_id}", "1").replace("{sub_id}", "1").replace("{source_id}", "evil").replace("{action}", "pause"),
                    data={"action": "reviewed", "note": "x"})
         assert r.status_code == 403 and "CSRF" in r.text, p
     token = re.search(r'name="csrf_token" value="([^"]+)"', c.get(f"/changes/{hostile.change_id}").text).group(1)

@@ -111,3 +111,30 @@ def test_sign_out_everywhere_ends_every_session_of_that_user_only(db_url):
     assert r.status_code == 303
     assert signed_in_as(db_url, c1) is None and signed_in_as(db_url, c2) is None
     assert signed_in_as(db_url, c3) == "vic"
+
+
+def test_a_session_has_the_role_the_users_file_gives_now(db_url):
+    """A session keeps its user, not its role: demoted, the user has the new role at once (also
+    after a restart); removed from the users file, the session signs nobody in. A new shared
+    token ends the sessions the old one opened."""
+    a = process(db_url)
+    cookie = sign_in(a, "ana", "analyst-pass-1")
+    cfg = SimpleNamespace(topics=builtin_topics(), sources=[], public_url="")
+
+    def who(users=None, token=None) -> str:
+        c = TestClient(create_app(cfg, Store(db_url), settings=WebSettings(users=users or {}, token=token)), base_url="http://127.0.0.1")
+        use(c, cookie)
+        r = c.get("/sources", headers={"accept": "text/html"}, follow_redirects=False)
+        m = re.search(r'title="role: (\w+)">(\w+) · ', r.text) if r.status_code == 200 else None
+        return f"{m.group(2)}:{m.group(1)}" if m else "nobody"
+
+    assert who(USERS) == "ana:analyst"
+    assert who({**USERS, "ana": User("ana", "viewer", USERS["ana"].password_hash)}) == "ana:viewer"
+    assert who({"vic": USERS["vic"]}) == "nobody"
+    # the shared token: a session it opened ends when the token changes
+    c = TestClient(create_app(cfg, Store(db_url), settings=WebSettings(token="old-token-123456")), base_url="http://127.0.0.1")
+    token = csrf(c.get("/login").text)
+    assert c.post("/login", data={"password": "old-token-123456", "csrf_token": token}, follow_redirects=False).status_code == 303
+    cookie = cookie_of(c)
+    assert who(token="old-token-123456") == "token:admin"
+    assert who(token="new-token-654321") == "nobody"

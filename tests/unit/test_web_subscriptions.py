@@ -17,7 +17,7 @@ from state.subscriptions import SubscriptionRecord, targets_of
 USERS = {"ana": User("ana", "analyst", hash_password("analyst-pass-1")),
          "bob": User("bob", "analyst", hash_password("analyst-pass-2")),
          "vic": User("vic", "viewer", hash_password("viewer-pass-1"))}
-SECRET_URL = "json://127.0.0.1:9/hook?token=s3cr3t-t0ken"
+SECRET_URL = "json://hooks.example.org/hook?token=s3cr3t-t0ken"
 
 
 @pytest.fixture
@@ -44,6 +44,14 @@ def test_create_edit_delete_with_problems_next_to_their_fields(app):
     assert bad.status_code == 400
     for field in ("name", "query", "every", "timezone", "sources", "topics", "notify"):
         assert f'id="problem-{field}"' in bad.text, field
+    # an analyst's target may not point the server at its own or a private network (cloud metadata, the database)
+    for url in ("json://169.254.169.254/latest/meta-data", "form://127.0.0.1:5432/x", "mailto://localhost/?to=a@b.org"):
+        r = ana.post("/subscriptions", data={"csrf_token": csrf(page), "name": "x", "query": "x", "every": "instant", "notify": url})
+        assert r.status_code == 400 and 'id="problem-notify"' in r.text and "private or loopback" in r.text, url
+    # a URL may hold commas (several recipients); a bad line is never echoed in part
+    r = ana.post("/subscriptions", data={"csrf_token": csrf(page), "name": "x", "query": "x", "every": "instant",
+                                         "notify": "mailto://alerts:Pa,ssw0rdXYZ@smtp.example.com\nnotaurl:pw@x"})
+    assert r.status_code == 400 and "ssw0rd" not in r.text and "notaurl" not in r.text
     good = {"csrf_token": csrf(page), "name": "DT definitions", "query": '"domestic terrorism" OR extremism', "every": "weekly@friday 16:00",
             "timezone": "America/New_York", "topic:extremism-definitions": "1", "sources": "ice-opr", "min_severity": "medium",
             "notify": SECRET_URL}
