@@ -153,10 +153,13 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
                 raise BadRequest(f"q: {e}") from None
         total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
         cutoff = search.rank_cutoff(s, store.dialect, f.searching) if f.searching else None
-        q, rank = f.apply(select(ChangeRecord), store.dialect, cutoff=cutoff)
+        q, rank = f.apply(select(ChangeRecord.id), store.dialect, cutoff=cutoff)
         order = [ChangeRecord.detected_at.desc(), ChangeRecord.id.desc()]
-        changes = list(s.scalars(q.order_by(*([rank] if rank is not None else []), *order).offset(offset).limit(limit)))
-        ids = [c.id for c in changes]
+        # the page's ids first, then their rows: a sort of many matches carries ids, not whole changes
+        ids = list(s.scalars(q.order_by(*([rank] if rank is not None else []), *order).offset(offset).limit(limit)))
+        by_id = {c.id: c for k in range(0, len(ids), 1000)  # an export's 50,000 ids: in bounded statements
+                 for c in s.scalars(select(ChangeRecord).where(ChangeRecord.id.in_(ids[k:k + 1000])))}
+        changes = [by_id[i] for i in ids]
         matches = store.matches_by_change(s, ids)
         states = states_of(s, ids)
         assignees = assignees_of(s, ids)

@@ -97,8 +97,8 @@ def actions_of(session: Session, change_id: int) -> list[TriageActionRecord]:
 def states_of(session: Session, change_ids: list[int]) -> dict[int, TriageStateRecord]:
     if not change_ids:
         return {}
-    q = select(TriageStateRecord).where(TriageStateRecord.change_id.in_(change_ids))
-    return {r.change_id: r for r in session.scalars(q)}
+    return {r.change_id: r for k in range(0, len(change_ids), 1000)  # bounded statements for a large export
+            for r in session.scalars(select(TriageStateRecord).where(TriageStateRecord.change_id.in_(change_ids[k:k + 1000])))}
 
 
 def not_relevant_actions(session: Session) -> list[tuple[TriageActionRecord, ChangeRecord]]:
@@ -135,6 +135,7 @@ def assign(session: Session, change_id: int, assignee: str, actor: str, at: date
 def assignees_of(session: Session, change_ids: list[int]) -> dict[int, str]:
     if not change_ids:
         return {}
-    q = select(AssignmentRecord.change_id, AssignmentRecord.assignee).where(AssignmentRecord.change_id.in_(change_ids))
-    return dict(session.execute(q).all())
+    return {cid: who for k in range(0, len(change_ids), 1000)
+            for cid, who in session.execute(select(AssignmentRecord.change_id, AssignmentRecord.assignee)
+                                            .where(AssignmentRecord.change_id.in_(change_ids[k:k + 1000])))}
 
