@@ -96,7 +96,8 @@ class Filters:
             self._search = search.parse(self.q)
         return self._search if self.q else None
 
-    def apply(self, q, dialect: str, *, skip_topic: bool = False, cutoff: int | None = None):
+    def apply(self, q, dialect: str, *, skip_topic: bool = False, cutoff: int | None = None,
+              lo: int | None = None, hi: int | None = None):
         """The statement restricted to the changes these filters keep, and the search's rank
         (ascending is best first; None without a search or without a `cutoff`, see
         search.rank_cutoff)."""
@@ -127,7 +128,7 @@ class Filters:
         query = self.searching
         if query is None:
             return q, None
-        return search.matching(q, dialect, query, cutoff)
+        return search.matching(q, dialect, query, cutoff, lo=lo, hi=hi)
 
 
 @dataclass
@@ -142,34 +143,73 @@ class Row:
         return iter((self.change, self.matches, self.state))
 
 
-def page_of_changes(store: Store, f: Filters, limit: int, offset: int):
-    """(total, [Row], matched changes per topic, agencies) of one page: newest first, or with a
-    search best first (then newest)."""
+COUNT_CAP = 10_000  # a search's matches are counted up to this many ("10,000+"): counting them all reads them all
+
+
+@dataclass
+class Page:
+    total: int
+    rows: list[Row]
+    counts: dict[str, int] | None  # matched changes per topic (None: a search with more than COUNT_CAP matches)
+    agencies: list[str]
+    capped: bool = False  # total is COUNT_CAP and there are more
+
+    def __iter__(self):
+        return iter((self.total, self.rows, self.counts, self.agencies))
+
+
+def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
+    """One page of the change log: newest first, or with a search best first among the newest
+    RANK_WINDOW matches and then the older ones newest first."""
     with store.session() as s:
+        capped = False
         if f.searching:
             try:
                 f._search = search.prepare(s, store.dialect, f.searching)
             except search.QueryError as e:
                 raise BadRequest(f"q: {e}") from None
-        total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
-        cutoff = search.rank_cutoff(s, store.dialect, f.searching) if f.searching else None
-        q, rank = f.apply(select(ChangeRecord.id), store.dialect, cutoff=cutoff)
-        order = [ChangeRecord.detected_at.desc(), ChangeRecord.id.desc()]
-        # the page's ids first, then their rows: a sort of many matches carries ids, not whole changes
-        ids = list(s.scalars(q.order_by(*([rank] if rank is not None else []), *order).offset(offset).limit(limit)))
-        by_id = {c.id: c for k in range(0, len(ids), 1000)  # an export's 50,000 ids: in bounded statements
+            ids = _search_page(s, store.dialect, f, limit, offset)
+            found = f.apply(select(ChangeRecord.id), store.dialect)[0].limit(COUNT_CAP + 1).subquery()
+            total = s.scalar(select(func.count()).select_from(found)) or 0
+            capped, total = total > COUNT_CAP, min(total, COUNT_CAP)
+        else:
+            total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
+            q, _ = f.apply(select(ChangeRecord.id), store.dialect)
+            ids = list(s.scalars(q.order_by(*NEWEST_FIRST).offset(offset).limit(limit)))
+        # the page's ids first, then their rows (a sort carries ids, not whole changes); in
+        # statements of at most 1,000 ids (an export of 50,000 stays under SQLite's limit)
+        by_id = {c.id: c for k in range(0, len(ids), 1000)
                  for c in s.scalars(select(ChangeRecord).where(ChangeRecord.id.in_(ids[k:k + 1000])))}
         changes = [by_id[i] for i in ids]
         matches = store.matches_by_change(s, ids)
         states = states_of(s, ids)
         assignees = assignees_of(s, ids)
         snippets = search.snippets(s, store.dialect, f.searching, ids) if f.searching else {}
-        # A join, not "change_id IN (the filtered changes)": SQLite would walk every change of
-        # the log for that; this walks the topic matches and looks each change up by its key.
-        counts_q = (f.apply(select(TopicMatchRecord.topic, func.count(func.distinct(TopicMatchRecord.change_id)))
-                            .join(ChangeRecord, ChangeRecord.id == TopicMatchRecord.change_id), store.dialect, skip_topic=True)[0]
-                    .group_by(TopicMatchRecord.topic))
-        counts = dict(s.execute(counts_q).all())
+        counts = None
+        if not capped:
+            # A join, not "change_id IN (the filtered changes)": SQLite would walk every change of
+            # the log for that; this walks the topic matches and looks each change up by its key.
+            counts_q = (f.apply(select(TopicMatchRecord.topic, func.count(func.distinct(TopicMatchRecord.change_id)))
+                                .join(ChangeRecord, ChangeRecord.id == TopicMatchRecord.change_id), store.dialect, skip_topic=True)[0]
+                        .group_by(TopicMatchRecord.topic))
+            counts = dict(s.execute(counts_q).all())
         agencies = sorted({a for (a,) in s.execute(select(SourceRecord.agency).distinct()) if a})
     rows = [Row(c, matches[c.id], states.get(c.id), snippets.get(c.id, ""), assignees.get(c.id, "")) for c in changes]
-    return total, rows, counts, agencies
+    return Page(total, rows, counts, agencies, capped)
+
+
+NEWEST_FIRST = (ChangeRecord.detected_at.desc(), ChangeRecord.id.desc())
+
+
+def _search_page(s, dialect: str, f: Filters, limit: int, offset: int) -> list[int]:
+    """A search's page of ids: first the matches in the rank window (ids >= the cutoff), best first;
+    then the older ones, newest first. Each part reads only its own range of the index, so the
+    first pages never read every match of a common word."""
+    cutoff = search.rank_cutoff(s, dialect, f.searching)
+    window, rank = f.apply(select(ChangeRecord.id), dialect, cutoff=cutoff, lo=cutoff)
+    ids = list(s.scalars(window.order_by(rank, *NEWEST_FIRST).offset(offset).limit(limit)))
+    if len(ids) == limit or not cutoff:
+        return ids
+    n_window = s.scalar(select(func.count()).select_from(f.apply(select(ChangeRecord.id), dialect, lo=cutoff)[0].subquery())) or 0
+    older, _ = f.apply(select(ChangeRecord.id), dialect, hi=cutoff)
+    return ids + list(s.scalars(older.order_by(*NEWEST_FIRST).offset(max(0, offset - n_window)).limit(limit - len(ids))))

@@ -172,22 +172,31 @@ def rank_cutoff(session, dialect: str, q: Query) -> int:
     return session.scalar(stmt, {"fts": fts5_expression(q), "n": RANK_WINDOW - 1}) or 0
 
 
-def matching(stmt, dialect: str, q: Query, cutoff: int | None = None):
-    """`stmt` (a select over `changes`) restricted to the changes the query finds, and the rank
-    expression (ascending is best first on both engines; None when `cutoff` is None: a count
-    needs no rank). Matches older than `cutoff` (rank_cutoff) are not ranked: they sort last."""
+def matching(stmt, dialect: str, q: Query, cutoff: int | None = None, lo: int | None = None, hi: int | None = None):
+    """`stmt` (a select over `changes`) restricted to the changes the query finds (with ids in
+    [lo, hi) when given), and the rank expression (ascending is best first on both engines; None
+    when `cutoff` is None: a count needs no rank). Matches older than `cutoff` (rank_cutoff) are
+    not ranked: they sort last."""
     if dialect == "postgresql":
         tsq = pg_tsquery(q)
         vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
         rank = None if cutoff is None else case((ChangeRecord.id >= cutoff, -func.ts_rank_cd(vector, tsq)), else_=_UNRANKED)
-        return stmt.where(vector.op("@@")(tsq)), rank
+        stmt = stmt.where(vector.op("@@")(tsq))
+        if lo:
+            stmt = stmt.where(ChangeRecord.id >= lo)
+        if hi is not None:
+            stmt = stmt.where(ChangeRecord.id < hi)
+        return stmt, rank
+    # the id range inside the FTS5 query: it walks only that part of the index
+    bounds = (" AND rowid >= :lo" if lo else "") + (" AND rowid < :hi" if hi is not None else "")
+    params = {"fts": fts5_expression(q), **({"lo": lo} if lo else {}), **({"hi": hi} if hi is not None else {})}
     if cutoff is None:
-        hits = (text(f"SELECT rowid AS change_id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
-                .bindparams(fts=fts5_expression(q)).columns(change_id=Integer).subquery("hits"))
+        hits = (text(f"SELECT rowid AS change_id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts{bounds}")
+                .bindparams(**params).columns(change_id=Integer).subquery("hits"))
         return stmt.join(hits, hits.c.change_id == ChangeRecord.id), None
     hits = (text(f"SELECT rowid AS change_id, CASE WHEN rowid >= :cutoff THEN {_BM25} ELSE {_UNRANKED} END AS rank "
-                 f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
-            .bindparams(fts=fts5_expression(q), cutoff=cutoff).columns(change_id=Integer, rank=Float).subquery("hits"))
+                 f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts{bounds}")
+            .bindparams(cutoff=cutoff, **params).columns(change_id=Integer, rank=Float).subquery("hits"))
     return stmt.join(hits, hits.c.change_id == ChangeRecord.id), hits.c.rank
 
 

@@ -28,7 +28,8 @@ def change_log(request: Request):
     require(request, "viewer")
     w = web_of(request)
     f = Filters.parse(request.query_params)
-    total, rows, counts, agencies = page_of_changes(w.store, f, PAGE_SIZE, (f.page - 1) * PAGE_SIZE)
+    page = page_of_changes(w.store, f, PAGE_SIZE, (f.page - 1) * PAGE_SIZE)
+    total, rows, counts, agencies = page
     names = w.source_names()
     items = []
     for row in rows:
@@ -39,7 +40,7 @@ def change_log(request: Request):
                       "snippet": Markup(search.snippet_html(row.snippet)) if row.snippet else "",
                       "headline": headline(c), "assignee": row.assignee})
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-    return render(request, "changes.html", f=f, items=items, total=total, pages=pages, counts=counts,
+    return render(request, "changes.html", f=f, items=items, total=total, capped=page.capped, pages=pages, counts=counts,
                   sources=sorted(names.items(), key=lambda kv: kv[1].lower()), agencies=agencies,
                   severities=SEVERITIES, states=REVIEW_STATES)
 

@@ -175,3 +175,21 @@ def test_relevance_orders_the_newest_matches_and_older_ones_follow(world, monkey
     assert set(got[:2]) == {"body-only", "newer"} and got[2:] == ["title-only", "opr"]  # the old ones newest first
     monkeypatch.setattr(search, "RANK_WINDOW", 100)
     assert keys(ids, found(store, "substantiated"))[0] == "title-only"
+
+
+def test_pages_across_the_rank_window_and_a_capped_count(world, monkeypatch):
+    """Page by page, a search lists what one long page lists (across the window's edge); with more
+    matches than COUNT_CAP the total says "N+" and the topic counts are not computed."""
+    import monitor.queries as queries
+
+    store, ids, cfg_path = world
+    monkeypatch.setattr(search, "RANK_WINDOW", 2)
+    whole = found(store, "substantiated")
+    paged = [r.change.id for k in range(len(whole)) for r in page_of_changes(store, Filters(q="substantiated"), 1, k).rows]
+    assert paged == whole and len(whole) == 3
+    monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    page = page_of_changes(store, Filters(q="substantiated"), 50, 0)
+    assert (page.total, page.capped, page.counts) == (2, True, None) and len(page.rows) == 3
+    client = TestClient(create_app(load_config(cfg_path), store), base_url="http://127.0.0.1")
+    html = client.get("/", params={"q": "substantiated"}).text
+    assert "2+ changes matching, best first" in html and '<span class="count">–</span>' in html
