@@ -32,7 +32,7 @@ def headline(change: ChangeRecord) -> str:
 
     if change.kind in ("changed", "removed") and not change.item_key:
         for text, prefix in ((change.added_text, ""), (change.removed_text, "Removed: ")):
-            units = split_units(text[:20_000]) if text else []
+            units = split_units(text[:2_000]) if text else []
             if units:
                 first = " ".join(units[0].split())
                 cut = first if len(first) <= HEADLINE_CHARS else first[:HEADLINE_CHARS - 1].rsplit(" ", 1)[0] + "…"

@@ -36,7 +36,7 @@ def change_log(request: Request):
         c, ms = row.change, row.matches
         ev = next((e for m in ms for e in evidence_of(m)["evidence"]), None)
         items.append({"change": c, "matches": ms, "state": row.state, "source_name": names.get(c.source_id, c.source_id),
-                      "evidence": ev, "excerpt": " ".join(c.added_text.split())[:240],
+                      "evidence": ev, "excerpt": " ".join(c.added_text[:1_000].split())[:240],
                       "snippet": Markup(search.snippet_html(row.snippet)) if row.snippet else "",
                       "headline": headline(c), "assignee": row.assignee})
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
