@@ -39,7 +39,8 @@ def cmd_search(args) -> int:
         raise GovwatchError(str(e).removeprefix("q: ")) from None
     store = Store(cfg.database)
     limit = args.limit if args.limit is not None else (SEARCH_LIMIT if args.format == "table" else 0)
-    total, rows, _, _ = page_of_changes(store, f, limit or 1_000_000_000, 0)
+    page = page_of_changes(store, f, limit or 1_000_000_000, 0)
+    total, rows = page.total, page.rows
     names = {r.id: r.name for r in store.sources()} | {s.id: s.display_name for s in cfg.sources}
     data = []
     for row in rows:
@@ -138,8 +139,7 @@ def cmd_digests(args) -> int:
     cfg = load_config(args.config)
     store = Store(cfg.database)
     sync_config(store, cfg.subscriptions)
-    reports = send_due_digests(store, cfg.subscriptions, force=args.force, public_url=cfg.public_url,
-                               source_names={s.id: s.display_name for s in cfg.sources})
+    reports = send_due_digests(store, cfg, force=args.force)
     report = deliver(cfg, store)
     for r in reports:
         print(f"{r.name}: a digest of {r.changes} change(s) for {r.targets} target(s)")

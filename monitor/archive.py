@@ -17,7 +17,7 @@ from typing import Callable
 from sqlalchemy import func, or_, select, update
 
 from state.custody import ArchiveRecord
-from state.models import DeliveryRecord
+from state.models import DeliveryRecord, as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,6 @@ OPEN = ("pending", "submitted")
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -181,7 +177,7 @@ class Worker:
             t = s.scalar(select(ArchiveRecord.next_try_at)
                          .where((ArchiveRecord.status == "submitted") | ((ArchiveRecord.status == "pending") & (ArchiveRecord.last_status == 429)))
                          .order_by(ArchiveRecord.next_try_at).limit(1))
-        return _aware(t) if t else None
+        return as_utc(t) if t else None
 
     def _open_count(self) -> int:
         with self.store.session() as s:

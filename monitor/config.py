@@ -181,34 +181,28 @@ class NotifyTarget(_Strict):
     @field_validator("url", mode="before")
     @classmethod
     def _apprise_url(cls, v: Any) -> Any:
-        import apprise
-
         s = v.get_secret_value() if isinstance(v, SecretStr) else v
         if not isinstance(s, str) or not s.strip():
             raise ValueError("an Apprise URL is required")
-        if _instantiate_quietly(apprise, s.strip()) is None:
+        if not valid_apprise_url(s):
             scheme = s.split("://", 1)[0] if "://" in s else ""
             hint = f" (scheme '{scheme}')" if scheme and re.fullmatch(r"[a-z0-9+]{1,20}", scheme) else ""
             raise ValueError(f"not a valid Apprise URL{hint}; the URL is not shown because it may hold a token")
         return s.strip()
 
 
-def _instantiate_quietly(apprise, url: str):
-    """Apprise logs an unparseable URL in full at ERROR: keep it (a secret) out of every log."""
+def valid_apprise_url(url: str) -> bool:
+    """Whether Apprise takes the URL. Apprise logs an unparseable URL in full at ERROR: its log is
+    off meanwhile, so the URL (a secret) reaches no log."""
+    import apprise
+
     quiet_apprise_logs()
     log = logging.getLogger("apprise")
     was, log.disabled = log.disabled, True
     try:
-        return apprise.Apprise.instantiate(url)
+        return apprise.Apprise.instantiate(url.strip()) is not None
     finally:
         log.disabled = was
-
-
-def valid_apprise_url(url: str) -> bool:
-    """Whether Apprise takes the URL (nothing logged: the URL may hold a token)."""
-    import apprise
-
-    return _instantiate_quietly(apprise, url.strip()) is not None
 
 
 def quiet_apprise_logs() -> None:

@@ -15,7 +15,7 @@ from alerts.message import health_alert
 from monitor.context import Context, Outcome, logger, part_of
 from spiders.kinds import Fetched
 from state.errors import GovwatchError
-from state.models import DeliveryRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord
+from state.models import DeliveryRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord, as_utc
 from state.store import bulk_update
 
 FAILURE_BACKOFF_CAP = 8  # a failing source waits at most 8x its interval (and at most a day more)
@@ -67,7 +67,9 @@ class Health:
             # the watched region vanishing (a redesign) is its own problem: say so at once
             problem = "empty" if blind or "matched nothing" in reason else "failing"
             rec.health = problem
-            rec.next_due_at = self.next_due(rec, aware(fetched.started_at))
+            # the interval runs from when the fetch started, not from when its processing ended:
+            # a busy writer must not push every source's next check later and later
+            rec.next_due_at = self.next_due(rec, as_utc(fetched.started_at))
             self.alert(s, rec, problem, f"{rec.consecutive_failures} consecutive failure(s); last error: {reason[:300]}",
                        problem == "empty" or self.ctx.config.health.failures_before_alert <= rec.consecutive_failures)
 
@@ -88,7 +90,7 @@ class Health:
                 rec.last_error = reason[:2000]
                 rec.last_status = fetched.status
                 rec.health = "blocked"
-                rec.next_due_at = self.next_due(rec, aware(fetched.started_at))
+                rec.next_due_at = self.next_due(rec, as_utc(fetched.started_at))
                 self.alert(s, rec, "blocked", f"{rec.consecutive_blocks} blocked fetches in a row; last: {reason[:300]}",
                            self.ctx.config.health.blocks_before_alert <= rec.consecutive_blocks)
         return Outcome(sid, "blocked", error=reason, part=part)
@@ -128,7 +130,7 @@ class Health:
         rec.health = "ok"
         for name, value in validators(fetched).items():
             setattr(rec, name, value)
-        rec.next_due_at = self.next_due(rec, aware(fetched.started_at))
+        rec.next_due_at = self.next_due(rec, as_utc(fetched.started_at))
         if blind:
             rec.health = "empty"
             self.alert(s, rec, "empty", f"the configured selectors are blind: {blind[:500]}", True)
@@ -191,7 +193,7 @@ class Health:
         that batch's bookkeeping: those sources are simply checked again; no version is involved."""
         update_row = dict(id=fetched.request.source_id, last_attempt_at=now, last_success_at=now, lease_owner="",
                           lease_until=None, last_status=fetched.status, health="ok", last_error="",
-                          next_due_at=due_after(every, 0, aware(fetched.started_at)), **validators(fetched))
+                          next_due_at=due_after(every, 0, as_utc(fetched.started_at)), **validators(fetched))
         with self._quiet_lock:
             if not self._quiet_rows:
                 self._quiet_since = time.monotonic()
@@ -232,10 +234,6 @@ def attempt_row(fetched: Fetched, outcome: str, error: str = "") -> dict:
     )
 
 
-def aware(dt: datetime) -> datetime:
-    """The interval runs from when the fetch started, not from when its processing ended: a busy
-    writer must not push every source's next check later and later."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def due_after(every: float, bad: int, start: datetime) -> datetime:

@@ -139,9 +139,6 @@ class Row:
     snippet: str = ""  # with a search: the passage found, its words between search.MARK_START/END
     assignee: str = ""
 
-    def __iter__(self):
-        return iter((self.change, self.matches, self.state))
-
 
 COUNT_CAP = 10_000  # a search's matches are counted up to this many ("10,000+"): counting them all reads them all
 
@@ -153,9 +150,6 @@ class Page:
     counts: dict[str, int] | None  # matched changes per topic (None: a search with more than COUNT_CAP matches)
     agencies: list[str]
     capped: bool = False  # total is COUNT_CAP and there are more
-
-    def __iter__(self):
-        return iter((self.total, self.rows, self.counts, self.agencies))
 
 
 def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:

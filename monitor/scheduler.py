@@ -103,8 +103,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
 
         async def digests() -> None:
             """Subscriptions' digests that are due: queued, then delivered at once."""
-            queued = await asyncio.to_thread(subscriptions.send_due_digests, store, cfg.subscriptions, public_url=cfg.public_url,
-                                             source_names={s.id: s.display_name for s in cfg.sources})
+            queued = await asyncio.to_thread(subscriptions.send_due_digests, store, cfg)
             if queued:
                 kick("deliver", delivery)
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from state import search
 from state import subscriptions as subs
 from state.errors import StateError
-from state.models import ChangeRecord, DeliveryRecord, SourceRecord
+from state.models import ChangeRecord, DeliveryRecord, SourceRecord, as_utc
 from state.store import dialect_insert
 from state.subscriptions import SubscriptionMatchRecord, SubscriptionRecord
 
@@ -239,9 +239,7 @@ class Matcher:
             if sub_id is None:
                 return False  # not synced (a check that did not sync): sent at once rather than lost
             self._target_subs[name] = sub_id
-        if s.scalars(select(SubscriptionMatchRecord.id).where(SubscriptionMatchRecord.subscription_id == sub_id,
-                                                             SubscriptionMatchRecord.change_id == change.id)).first() is None:
-            s.add(SubscriptionMatchRecord(subscription_id=sub_id, change_id=change.id, created_at=now))
+        _pend(s, sub_id, change.id, now)
         return True
 
     def _matches(self, s, a: _Active, change_id: int) -> bool:
@@ -282,11 +280,16 @@ class Matcher:
                 s.execute(update(SubscriptionRecord).where(SubscriptionRecord.id == r.id, SubscriptionRecord.cursor < change.id)
                           .values(cursor=change.id))
             else:
-                exists = s.scalars(select(SubscriptionMatchRecord.id).where(SubscriptionMatchRecord.subscription_id == r.id,
-                                                                           SubscriptionMatchRecord.change_id == change.id)).first()
-                if exists is None:
-                    s.add(SubscriptionMatchRecord(subscription_id=r.id, change_id=change.id, created_at=now))
+                _pend(s, r.id, change.id, now)
         return hit
+
+
+def _pend(s, sub_id: int, change_id: int, now: datetime) -> None:
+    """The change waits for the subscription's next digest (once: a change updated later is not
+    listed twice)."""
+    if s.scalars(select(SubscriptionMatchRecord.id).where(SubscriptionMatchRecord.subscription_id == sub_id,
+                                                         SubscriptionMatchRecord.change_id == change_id)).first() is None:
+        s.add(SubscriptionMatchRecord(subscription_id=sub_id, change_id=change_id, created_at=now))
 
 
 def subscription_targets(rec: SubscriptionRecord, configured: dict[str, Subscription]) -> list[tuple[str, str]]:
@@ -338,19 +341,20 @@ class DigestReport:
     targets: int
 
 
-def send_due_digests(store, configured: list[Subscription], *, force: bool = False, now: datetime | None = None,
-                     public_url: str = "", source_names: dict[str, str] | None = None) -> list[DigestReport]:
-    """Queue every digest due now (with force: every digest) as outbox rows, in one transaction
-    per subscription with its matches and cursor; a digest with nothing unsent queues nothing."""
+def send_due_digests(store, cfg, *, force: bool = False, now: datetime | None = None) -> list[DigestReport]:
+    """Queue every digest of the configuration's and the web UI's subscriptions due now (with
+    force: every digest) as outbox rows, in one transaction per subscription with its matches and
+    cursor; a digest with nothing unsent queues nothing."""
     from alerts.message import digest_message
     from monitor.records import headline
 
     now = now or datetime.now(timezone.utc)
-    by_name = {c.name: c for c in configured}
+    by_name = {c.name: c for c in cfg.subscriptions}
+    source_names = {src.id: src.display_name for src in cfg.sources}
     reports = []
     with store.session() as s:
         due = [r.id for r in subs.enabled(s) if r.every != "instant"
-               and (force or (subs.aware(r.next_digest_at) is not None and subs.aware(r.next_digest_at) <= now))]
+               and (force or (r.next_digest_at is not None and as_utc(r.next_digest_at) <= now))]
         # matches still waiting in a subscription that is now instant, or disabled (removed from the
         # file, deleted, a target's digest taken away): their last digest goes out now, never lost
         waiting = set(s.scalars(select(SubscriptionMatchRecord.subscription_id).where(SubscriptionMatchRecord.digest_id.is_(None))))
@@ -374,12 +378,12 @@ def send_due_digests(store, configured: list[Subscription], *, force: bool = Fal
             if not pending:
                 continue
             changes = {c.id: c for c in s.scalars(select(ChangeRecord).where(ChangeRecord.id.in_([m.change_id for m in pending])))}
-            names = dict(s.execute(select(SourceRecord.id, SourceRecord.name)).all()) | (source_names or {})
+            names = dict(s.execute(select(SourceRecord.id, SourceRecord.name)).all()) | source_names
             entries = [(changes[m.change_id], headline(changes[m.change_id]), names.get(changes[m.change_id].source_id) or changes[m.change_id].source_id)
                        for m in pending if m.change_id in changes]
             more = s.scalar(select(func.count()).select_from(SubscriptionMatchRecord).where(
                 SubscriptionMatchRecord.subscription_id == sub_id, SubscriptionMatchRecord.digest_id.is_(None))) - len(pending)
-            msg = digest_message(rec.name, rec.query, rec.every, entries, public_url=public_url, more=more)
+            msg = digest_message(rec.name, rec.query, rec.every, entries, public_url=cfg.public_url, more=more)
             rows = [DeliveryRecord(kind="digest", target=name, title=msg.title, body=msg.body, next_try_at=now)
                     for name, _ in subscription_targets(rec, by_name)]
             if not rows:

@@ -12,6 +12,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(dt: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime: SQLite hands back naive UTC ones (None stays None)."""
+    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
 class SourceRecord(SQLModel, table=True):
     """A watched source and its health; the configuration is the truth, this row is its state."""
 

@@ -164,10 +164,6 @@ def enabled(session) -> list[SubscriptionRecord]:
                                 .order_by(SubscriptionRecord.id)))
 
 
-def aware(dt: datetime | None) -> datetime | None:
-    return dt if dt is None or dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 # -- quiet hours of a notify target ----------------------------------------------------------------
 _QUIET = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Field, SQLModel
 
-from state.models import utcnow
+from state.models import as_utc, utcnow
 from state.store import Store, dialect_insert
 
 
@@ -60,7 +60,7 @@ def find_session(store: Store, sid: str) -> WebSessionRecord | None:
         rec = s.get(WebSessionRecord, _hash(sid))
         if rec is None:
             return None
-        if _aware(rec.expires_at) < utcnow():
+        if as_utc(rec.expires_at) < utcnow():
             s.delete(rec)
             return None
         s.expunge(rec)
@@ -81,7 +81,3 @@ def close_sessions_of(store: Store, user: str) -> int:
 def count_sessions(store: Store) -> int:
     with store.session() as s:
         return s.scalar(select(func.count()).select_from(WebSessionRecord).where(WebSessionRecord.expires_at >= utcnow())) or 0
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

@@ -29,19 +29,18 @@ def change_log(request: Request):
     w = web_of(request)
     f = Filters.parse(request.query_params)
     page = page_of_changes(w.store, f, PAGE_SIZE, (f.page - 1) * PAGE_SIZE)
-    total, rows, counts, agencies = page
     names = w.source_names()
     items = []
-    for row in rows:
+    for row in page.rows:
         c, ms = row.change, row.matches
         ev = next((e for m in ms for e in evidence_of(m)["evidence"]), None)
         items.append({"change": c, "matches": ms, "state": row.state, "source_name": names.get(c.source_id, c.source_id),
                       "evidence": ev, "excerpt": " ".join(c.added_text[:1_000].split())[:240],
                       "snippet": Markup(search.snippet_html(row.snippet)) if row.snippet else "",
                       "headline": headline(c), "assignee": row.assignee})
-    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-    return render(request, "changes.html", f=f, items=items, total=total, capped=page.capped, pages=pages, counts=counts,
-                  sources=sorted(names.items(), key=lambda kv: kv[1].lower()), agencies=agencies,
+    pages = max(1, (page.total + PAGE_SIZE - 1) // PAGE_SIZE)
+    return render(request, "changes.html", f=f, items=items, total=page.total, capped=page.capped, pages=pages, counts=page.counts,
+                  sources=sorted(names.items(), key=lambda kv: kv[1].lower()), agencies=page.agencies,
                   severities=SEVERITIES, states=REVIEW_STATES)
 
 

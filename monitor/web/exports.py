@@ -13,8 +13,9 @@ from monitor import records
 from monitor.records import change_dict, iso
 from monitor.web.auth import Denied, require
 from monitor.web.context import web_of
-from monitor.web.presentation import _aware, safe_url
+from monitor.web.presentation import safe_url
 from monitor.queries import Filters, page_of_changes
+from state.models import as_utc
 from state.store import evidence_of
 
 EXPORT_LIMIT = 5000
@@ -30,9 +31,9 @@ def _export_rows(request: Request, excerpt: int | None = 2000) -> list[dict]:
     f = Filters.parse(request.query_params)
     limit = request.query_params.get("limit", "")
     n = int(limit) if limit.isdigit() and 0 < int(limit) <= 50_000 else EXPORT_LIMIT
-    _, rows, _, _ = page_of_changes(w.store, f, n, (f.page - 1) * n)
+    rows = page_of_changes(w.store, f, n, (f.page - 1) * n).rows
     names = w.source_names()
-    return [change_dict(c, ms, st, names.get(c.source_id, ""), excerpt=excerpt) for c, ms, st in rows]
+    return [change_dict(r.change, r.matches, r.state, names.get(r.change.source_id, ""), excerpt=excerpt) for r in rows]
 
 
 @router.get("/changes.json")
@@ -54,7 +55,7 @@ def feed(request: Request, topic: str = ""):
     if topic and topic not in w.topic_title:
         raise Denied(404, f"no topic '{topic}'; known: {', '.join(w.topic_title)}")
     f = Filters(topic=topic, matched=True)
-    _, rows, _, _ = page_of_changes(w.store, f, FEED_ENTRIES, 0)
+    rows = page_of_changes(w.store, f, FEED_ENTRIES, 0).rows
     # Never from the request (its Host header is the client's to choose): public_url, or relative.
     base = w.public_url
     return Response(_atom(rows, topic, base, w.source_names(), w.topic_title), media_type="application/atom+xml; charset=utf-8")
@@ -73,12 +74,13 @@ def _atom(rows, topic: str, base: str, names: dict[str, str], topic_title: dict[
     feed = ET.Element(q("feed"))
     ET.SubElement(feed, q("id")).text = f"tag:govwatch,2026:feed:{topic or 'all'}"
     ET.SubElement(feed, q("title")).text = "govwatch: " + (topic_title.get(topic, topic) if topic else "matched changes")
-    newest = max((_aware(c.detected_at) for c, _, _ in rows), default=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    newest = max((as_utc(r.change.detected_at) for r in rows), default=datetime(2026, 1, 1, tzinfo=timezone.utc))
     ET.SubElement(feed, q("updated")).text = iso(newest)
     ET.SubElement(feed, q("link"), rel="self", href=base + "/feed.atom" + (f"?{urlencode({'topic': topic})}" if topic else ""))
     ET.SubElement(feed, q("link"), rel="alternate", type="text/html", href=base + "/" + (f"?{urlencode({'topic': topic, 'matched': '1'})}" if topic else "?matched=1"))
     ET.SubElement(ET.SubElement(feed, q("author")), q("name")).text = "govwatch"
-    for c, ms, _st in rows:
+    for r in rows:
+        c, ms = r.change, r.matches
         e = ET.SubElement(feed, q("entry"))
         ET.SubElement(e, q("id")).text = f"tag:govwatch,2026:change:{c.id}"
         topics = ", ".join(m.topic for m in ms)

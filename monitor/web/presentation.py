@@ -3,7 +3,7 @@ http(s) URLs, the classifier's term marks, inline and side-by-side diff rows, an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from monitor.escaping import csv_cell  # noqa: F401  (one escaping for the CLI and the web)
 from monitor.diff import highlight
 from monitor.records import iso
+from state.models import as_utc
 from state.triage import ACTION_LABELS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -42,7 +43,7 @@ def local_time(dt: datetime | None, tz: ZoneInfo) -> str:
     """The time in the display time zone, named by its abbreviation (EST, EDT, UTC)."""
     if dt is None:
         return "never"
-    local = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(tz)
+    local = as_utc(dt).astimezone(tz)
     return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
 
 
@@ -155,7 +156,3 @@ def side_by_side(old_text: str, new_text: str, context: int = 2) -> list[SideRow
     return rows
 
 
-
-
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from monitor.diff import diff as text_diff
 from monitor.web.auth import Denied, require
 from monitor.web.context import render, web_of
-from monitor.web.presentation import _aware, inline_rows, side_by_side
-from state.models import ChangeRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord
+from monitor.web.presentation import inline_rows, side_by_side
+from state.models import ChangeRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord, as_utc
 from state.watches import trail_of
 
 router = APIRouter()
@@ -62,7 +62,7 @@ def source_page(request: Request, source_id: str):
                                   .order_by(FetchAttemptRecord.started_at.desc(), FetchAttemptRecord.id.desc()).limit(30)))
         trail = trail_of(s, source_id)
     timeline = sorted([("snapshot", x.fetched_at, x) for x in snaps] + [("change", x.detected_at, x) for x in changes],
-                      key=lambda t: (_aware(t[1]), t[0] == "change"), reverse=True)
+                      key=lambda t: (as_utc(t[1]), t[0] == "change"), reverse=True)
     return render(request, "source.html", rec=rec, name=w.cfg_names.get(source_id) or rec.name or rec.id,
                   snaps=snaps, timeline=timeline, attempts=attempts, trail=trail,
                   web_made=source_id in getattr(w.cfg, "web_sources", set()))
@@ -77,7 +77,7 @@ def compare(request: Request, source_id: str, a: int, b: int):
         sa, sb = s.get(SnapshotRecord, a), s.get(SnapshotRecord, b)
         if sa is None or sb is None or sa.source_id != source_id or sb.source_id != source_id:
             raise Denied(404, f"both snapshots must belong to source '{source_id}'")
-        if _aware(sa.fetched_at) > _aware(sb.fetched_at):
+        if as_utc(sa.fetched_at) > as_utc(sb.fetched_at):
             sa, sb = sb, sa  # always old -> new
         ta, tb = w.store.get_text(sa.text_sha256, s), w.store.get_text(sb.text_sha256, s)
     d = text_diff(ta, tb)

@@ -57,7 +57,7 @@ def world(request, tmp_path):
 
 
 def found(store, q: str, **filters) -> list[int]:
-    _, rows, _, _ = page_of_changes(store, Filters(q=q, **filters), 50, 0)
+    rows = page_of_changes(store, Filters(q=q, **filters), 50, 0).rows
     return [r.change.id for r in rows]
 
 
@@ -93,12 +93,12 @@ def test_ranking_puts_a_title_match_first(world):
 
 def test_snippet_marks_the_words_found_and_is_escaped(world):
     store, ids, _ = world
-    _, rows, _, _ = page_of_changes(store, Filters(q='"domestic terrorism"'), 50, 0)
+    rows = page_of_changes(store, Filters(q='"domestic terrorism"'), 50, 0).rows
     snip = rows[0].snippet
     assert search.MARK_START in snip and search.MARK_END in snip
     assert "domestic terrorism" in search.snippet_text(snip, "", "").lower()
     assert "<mark>" in search.snippet_html(snip) and "**" in search.snippet_text(snip)
-    _, rows, _, _ = page_of_changes(store, Filters(q="budget"), 50, 0)
+    rows = page_of_changes(store, Filters(q="budget"), 50, 0).rows
     html = search.snippet_html(rows[0].snippet)
     assert "<img" not in html and "<script" not in html and "<mark>Budget</mark>" in html  # escaped (SQLite) or dropped (PostgreSQL)
 

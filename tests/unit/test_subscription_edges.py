@@ -105,11 +105,11 @@ def test_waiting_matches_go_out_when_a_digest_turns_instant_or_goes_away(tmp_pat
     cfg, store, path = world(tmp_path, "subscriptions:\n  - {name: daily, query: detention, every: 'daily@08:00', notify: [team]}\n")
     subs_mod.sync_config(store, cfg.subscriptions, NOW)
     record(store, subs_mod.Matcher(store, cfg.subscriptions), "Detention standards changed.")
-    assert subs_mod.send_due_digests(store, cfg.subscriptions, now=NOW) == []  # not due before 08:00 tomorrow
+    assert subs_mod.send_due_digests(store, cfg, now=NOW) == []  # not due before 08:00 tomorrow
     path.write_text(path.read_text().replace("every: 'daily@08:00'", "every: instant"))
     cfg = load_config(str(path))
     subs_mod.sync_config(store, cfg.subscriptions, NOW)
-    reports = subs_mod.send_due_digests(store, cfg.subscriptions, now=NOW)
+    reports = subs_mod.send_due_digests(store, cfg, now=NOW)
     assert [(r.name, r.changes) for r in reports] == [("daily", 1)]
     with store.session() as s:
         assert [m.digest_id is not None for m in s.scalars(select(SubscriptionMatchRecord))] == [True]
