@@ -15,8 +15,9 @@ EVIDENCE_SENTENCES = 4
 SENTENCE_CHARS = 400
 
 
-def shorten(text: str, limit: int) -> str:
-    """Cut at a word boundary and say how much was left out (never mid-word, never silently)."""
+def shorten(text: str, limit: int, *, note: bool = True) -> str:
+    """Cut at a word boundary and say how much was left out (never mid-word, never silently). A
+    title (`note=False`) ends in "…" only: a note there would be cut again by the title's own limit."""
     text = text.strip()
     if len(text) <= limit:
         return text
@@ -25,7 +26,7 @@ def shorten(text: str, limit: int) -> str:
     if space > limit * 0.6:
         cut = cut[:space]
     rest = len(text) - len(cut)
-    return f"{cut.rstrip()} … [shortened: {rest:,} more characters in the change log]"
+    return f"{cut.rstrip()} …" + (f" [shortened: {rest:,} more characters in the change log]" if note else "")
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
@@ -94,7 +95,7 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
     kept = [m.topic for m, p in payloads if not p["removed"]]
     what = {"new_item": "new document", "changed": "page changed", "new": "new",
             "removed": "taken off the listing" if change.item_key else "page removed"}.get(change.kind, change.kind)
-    short_title = shorten(change.title, 120) if change.title else ""
+    short_title = shorten(change.title, 120, note=False) if change.title else ""
     doc = f": {short_title}" if short_title and change.kind in ("new_item", "removed") else ""
     sev = max((m.severity for m in matches), key=["low", "medium", "high"].index, default="")
     tags = ([f"[{', '.join(kept)}]"] if kept else []) + ([f"REMOVED [{', '.join(removed)}]"] if removed else [])
@@ -170,7 +171,7 @@ def change_message(change: ChangeRecord, matches: list[TopicMatchRecord], source
         lines += [f"Open change {change.id} in govwatch: <{public_url}/changes/{change.id}>"]
     else:
         lines += [f"Change {change.id}: govwatch show {change.id}"]
-    return Message(title=shorten(title, 240), body="\n".join(lines))
+    return Message(title=shorten(title, 240, note=False), body="\n".join(lines))
 
 
 def _unseen(text: str, seen: set[str]) -> str:

@@ -586,6 +586,25 @@ def cmd_kinds(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    """See govwatch work in a minute, offline: a replay of real captures (an OIG listing gaining a report
+    PDF, a Federal Register query gaining an executive order, the ICE OPR page gaining outcome figures,
+    a page taken down, a page whose only changes are a date and a banner) served on 127.0.0.1,
+    checked generation by generation, its alerts caught and printed, then its change log served.
+    Exit 1 when an expected alert is missing or the noisy page alerted.
+
+    Example: govwatch demo            (then open the URL it prints; Ctrl-C ends it)
+             govwatch demo --no-serve --keep ./demo-state
+    """
+    from monitor import demo
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    port = demo.DEFAULT_PORT if args.port is None else args.port
+    return demo.run(port=port, keep=args.keep, serve=not args.no_serve, out=say)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="govwatch", description="Watch DHS, ICE, OIG, GAO, Federal Register and congressional sources; alert on what matters.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -596,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
         doc = (func.__doc__ or "").strip()
         sp = sub.add_parser(name, help=doc.splitlines()[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
         sp.set_defaults(func=func)
-        if name not in ("kinds",):
+        if name not in ("kinds", "demo"):
             sp.add_argument("-c", "--config", help="configuration file (default: $GOVWATCH_CONFIG or ./govwatch.yaml)")
         return sp
 
@@ -644,6 +663,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("validate", cmd_validate)
     add("notify-test", cmd_notify_test)
     add("kinds", cmd_kinds)
+    sp = add("demo", cmd_demo)
+    sp.add_argument("--port", type=int, default=None, help="serve the replay's change log here (default 8765; 0: any free port)")
+    sp.add_argument("--keep", metavar="DIR", help="keep the replay's database and configuration in DIR (a new or empty folder)")
+    sp.add_argument("--no-serve", action="store_true", help="end after the replay instead of serving its change log")
     web_commands.register(add)
     evidence_commands.register(add)
     analyst_commands.register(add)

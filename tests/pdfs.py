@@ -78,3 +78,16 @@ def _wrap(draw, line: str, font, width: int) -> list[str]:
         else:
             rows.append(word)
     return rows
+
+
+def demo_report_pdf(report) -> bytes:
+    """A PDF of the replay's report (monitor/demo.py; shipped as monitor/demo_data/<doc>.pdf, made with
+    this): its corpus text wrapped at 95 characters, 40 lines a page."""
+    import textwrap
+
+    from monitor.demo import report_text
+
+    lines: list[str] = []
+    for para in report_text(report).split("\n"):
+        lines += textwrap.wrap(para, 95) or [""]
+    return make_pdf([lines[i:i + 40] for i in range(0, len(lines), 40)], title=report.number)

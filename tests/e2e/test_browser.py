@@ -204,3 +204,44 @@ def test_admin_adds_a_watch_which_is_then_checked(site, workdir, page):
         page.wait_for_url("**/sources/gao-reports#admin")
         assert "paused" in page.locator("ol.trail").inner_text()
         page.screenshot(path=str(output_dir() / "watch-added.png"), full_page=True)
+
+
+def test_the_demos_change_log_in_a_browser(tmp_path, page):
+    """`govwatch demo` as a newcomer runs it: the URL it prints opens its change log, with the replay's
+    four alerted changes (screenshot: demo-change-log.png), and one of them opens."""
+    import signal
+
+    from tests.e2e.test_operations import GovwatchProcess, wait_until
+
+    port = free_port()
+    proc = GovwatchProcess("demo", "--port", str(port), cwd=tmp_path, log_name="demo")
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_until(lambda: url in proc.out_path.read_text() or not proc.alive(), 90, what="the demo's URL")
+        assert proc.alive(), proc.out_path.read_text() + proc.err_path.read_text()
+        wait_until(lambda: _answers(url), 20, what="the demo's change log")
+        page.goto(url)
+        text = page.locator("body").inner_text()
+        for words in ("Designating Antifa as a Domestic Terrorist Organization", "ICE Office of Professional Responsibility (REPLAY)",
+                      "DHS Domestic Violent Extremism Internal Review (REPLAY)"):
+            assert words in text, words
+        rows = page.locator("ol.changes li.change")
+        assert rows.count() == 4  # the noisy page changed nothing worth a line
+        assert "OIG-14-20" not in " ".join(rows.all_inner_texts())
+        page.screenshot(path=str(output_dir() / "demo-change-log.png"), full_page=True)
+        page.click("text=Designating Antifa as a Domestic Terrorist Organization")
+        page.wait_for_url("**/changes/*")
+        assert "extremism-definitions" in page.locator("body").inner_text()
+        page.screenshot(path=str(output_dir() / "demo-change.png"), full_page=True)
+    finally:
+        proc.signal(signal.SIGINT, timeout=20)
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False

@@ -25,6 +25,21 @@ def test_shorten(text, limit, expected):
     assert shorten(text, limit) == expected
 
 
+def test_a_long_document_title_is_cut_once_in_the_alert_title():
+    """A real OIG title (160 characters) and a long source name: the title ends in one "…", no
+    note cut in half by the title's own limit (as the demo's first alert once showed)."""
+    title = ("Oversight Review of the Department of Homeland Security Immigration and Customs Enforcement, "
+             "Office of Professional Responsibility, Investigations Division")
+    change = ChangeRecord(id=3, source_id="dhs-oig-ice-reports", url="https://www.oig.dhs.gov/r.pdf", kind="new_item", title=title,
+                          detected_at=datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc), added_text="OPR.")
+    m = TopicMatchRecord(change_id=3, topic="opr-outcomes", score=6.5, severity="medium", evidence_json=json.dumps(
+        {"evidence": [{"rule": "outcome", "sentence": "OPR.", "marked": "«OPR»."}], "definition_changes": []}))
+    msg = change_message(change, [m], "DHS OIG reports on ICE, audits, inspections and evaluations of the Office", public_url="")
+    assert "[shortened" not in msg.title and msg.title.count("…") == 1, msg.title
+    assert msg.title.endswith("Enforcement, Office of …") and len(msg.title) <= 241, msg.title
+    assert shorten("alpha beta gamma delta", 14, note=False) == "alpha beta …"
+
+
 def test_markup_in_page_text_is_escaped():
     assert md_escape("<script>*x*</script> [a](javascript:1)") == r"\<script\>\*x\*\</script\> \[a\](javascript:1)"
 
