@@ -200,6 +200,17 @@ def matching(stmt, dialect: str, q: Query, cutoff: int | None = None, lo: int | 
     return stmt.join(hits, hits.c.change_id == ChangeRecord.id), hits.c.rank
 
 
+def hit_ids(dialect: str, q: Query):
+    """The ids of the changes the query finds, as a subquery with one column, `change_id`, read
+    from the index alone (no join to the changes: on SQLite the FTS5 table's rowids): what a count
+    of the matches, or of their topics, needs when no other filter applies."""
+    if dialect == "postgresql":
+        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+        return select(ChangeRecord.id.label("change_id")).where(vector.op("@@")(pg_tsquery(q))).subquery("hits")
+    return (text(f"SELECT rowid AS change_id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
+            .bindparams(fts=fts5_expression(q)).columns(change_id=Integer).subquery("hits"))
+
+
 def matches_change(session, dialect: str, q: Query, change_id: int) -> bool:
     """Whether the query finds this change (in the transaction that records it: the index already
     holds it, on both engines)."""

@@ -193,3 +193,25 @@ def test_pages_across_the_rank_window_and_a_capped_count(world, monkeypatch):
     client = TestClient(create_app(load_config(cfg_path), store), base_url="http://127.0.0.1")
     html = client.get("/", params={"q": "substantiated"}).text
     assert "2+ changes matching, best first" in html and '<span class="count">–</span>' in html
+
+
+def test_counts_read_from_the_index_alone_agree_with_the_filtered_counts(world):
+    """With the search as the only filter, the total and the topic counts come from the search index
+    and the topic matches alone (no change is read); with another filter, from the changes. Both
+    must give the same numbers: the source filter below keeps every change, so it changes nothing."""
+    store, ids, _ = world
+    with store.session() as s:  # a second topic on one change, to count per topic
+        s.add(TopicMatchRecord(change_id=ids["definition"], topic="extremism-definitions", score=4, severity="medium"))
+        for c in s.query(ChangeRecord).where(ChangeRecord.id == ids["referred"]):
+            c.source_id = "ice"
+    for q in ("substantiated", "definition", "terrorism OR misconduct", "terrorism -football", ""):
+        plain = page_of_changes(store, Filters(q=q), 50, 0)
+        narrowed = page_of_changes(store, Filters(q=q, source="ice"), 50, 0)
+        assert not Filters(q=q).narrows() and Filters(q=q, source="ice").narrows()
+        assert (plain.total, plain.counts) == (narrowed.total, narrowed.counts), q
+        assert [r.change.id for r in plain.rows] == [r.change.id for r in narrowed.rows], q
+    assert page_of_changes(store, Filters(q="definition"), 50, 0).counts == {"extremism-definitions": 1}
+    assert page_of_changes(store, Filters(q="substantiated"), 50, 0).counts == {"opr-outcomes": 1}
+    assert page_of_changes(store, Filters(), 50, 0).counts == {"opr-outcomes": 1, "extremism-definitions": 1}
+    # a topic filter narrows the list, not the counts (the other topic stays reachable)
+    assert page_of_changes(store, Filters(topic="opr-outcomes"), 50, 0).counts == {"opr-outcomes": 1, "extremism-definitions": 1}
