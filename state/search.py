@@ -159,33 +159,44 @@ RANK_WINDOW = 2000  # ranked: the newest this many matches; older ones follow th
 _UNRANKED = 1e9
 
 
-def rank_cutoff(session, dialect: str, q: Query) -> int:
+def _pg_id(sparse: bool):
+    """The id column as PostgreSQL's planner should use it. `sparse` (the query finds at most a few
+    thousand changes): `id + 0`, which no index serves, so the matches come from the text index
+    (a bitmap of exactly them) and are then sorted or bounded; otherwise the id's own index, walked
+    newest first, which soon meets enough matches of a common word. At 100,000 changes, 6,300
+    matches: 32 -> 11 ms for the cutoff, 76 -> 20 ms for the ranked window; for a word in half the
+    changes the walk is the fast one (3 ms against 120)."""
+    return ChangeRecord.id + 0 if sparse else ChangeRecord.id
+
+
+def rank_cutoff(session, dialect: str, q: Query, *, sparse: bool = False) -> int:
     """The change id from which matches are ranked: the RANK_WINDOW-th newest match (0: all are).
     Ranking every match of a common word would read every one of its rows; a change log is read
     newest first, so relevance orders the recent matches and the old ones follow."""
     if dialect == "postgresql":
         vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
         stmt = (select(ChangeRecord.id).where(vector.op("@@")(pg_tsquery(q)))
-                .order_by(ChangeRecord.id.desc()).offset(RANK_WINDOW - 1).limit(1))
+                .order_by(_pg_id(sparse).desc()).offset(RANK_WINDOW - 1).limit(1))
         return session.scalar(stmt) or 0
     stmt = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts ORDER BY rowid DESC LIMIT 1 OFFSET :n")
     return session.scalar(stmt, {"fts": fts5_expression(q), "n": RANK_WINDOW - 1}) or 0
 
 
-def matching(stmt, dialect: str, q: Query, cutoff: int | None = None, lo: int | None = None, hi: int | None = None):
+def matching(stmt, dialect: str, q: Query, cutoff: int | None = None, lo: int | None = None, hi: int | None = None,
+             *, sparse: bool = False):
     """`stmt` (a select over `changes`) restricted to the changes the query finds (with ids in
     [lo, hi) when given), and the rank expression (ascending is best first on both engines; None
     when `cutoff` is None: a count needs no rank). Matches older than `cutoff` (rank_cutoff) are
-    not ranked: they sort last."""
+    not ranked: they sort last. `sparse`: see _pg_id (SQLite's FTS5 bounds its own walk)."""
     if dialect == "postgresql":
         tsq = pg_tsquery(q)
         vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
         rank = None if cutoff is None else case((ChangeRecord.id >= cutoff, -func.ts_rank_cd(vector, tsq)), else_=_UNRANKED)
         stmt = stmt.where(vector.op("@@")(tsq))
         if lo:
-            stmt = stmt.where(ChangeRecord.id >= lo)
+            stmt = stmt.where(_pg_id(sparse) >= lo)
         if hi is not None:
-            stmt = stmt.where(ChangeRecord.id < hi)
+            stmt = stmt.where(_pg_id(sparse) < hi)
         return stmt, rank
     # the id range inside the FTS5 query: it walks only that part of the index
     bounds = (" AND rowid >= :lo" if lo else "") + (" AND rowid < :hi" if hi is not None else "")
