@@ -10,7 +10,7 @@ import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
-from monitor import analyst_commands, evidence_commands, web_commands
+from monitor import add_command, analyst_commands, evidence_commands, operator_commands, web_commands
 from monitor.config import config_path_given
 from monitor.escaping import console, terminal_text
 from monitor.escaping import text_cell as _cell
@@ -117,26 +117,15 @@ def cmd_doctor(args) -> int:
 
     Example: govwatch doctor --source dhs-oig-ice-reports
     """
-    from monitor.doctor import run_doctor
+    from monitor.doctor import failing, print_report, run_doctor
 
     cfg = _config(args)
     readings = run_doctor(cfg, args.source)
     if args.format == "json":
         print(json.dumps([r.as_dict() for r in readings], indent=2, ensure_ascii=False))
     else:
-        for r in readings:
-            status = f"HTTP {r.status}" if r.status is not None else "no response"
-            read = (f"{r.items} item(s)" if r.items is not None else
-                    f"{r.text_chars:,} characters of text" if r.text_chars is not None else "nothing read")
-            read += "; rendered by the browser" if r.rendered else ""
-            print(terminal_text(f"{r.source_id}: {r.outcome.upper() if r.outcome != 'ok' else 'ok'} ({status}; {read})", newlines=False))
-            for t in r.titles:
-                print(terminal_text(f"    - {t[:120]}", newlines=False))
-            for p in r.problems:
-                print(terminal_text(f"    ! {p[:300]}", newlines=False))
-        bad = [r for r in readings if r.outcome not in ("ok", "disabled")]
-        print(f"{len(readings)} source(s): {len(readings) - len(bad)} read right, {len(bad)} blind, blocked or failing")
-    return 1 if any(r.outcome not in ("ok", "disabled") for r in readings) else 0
+        print_report(readings)
+    return 1 if failing(readings) else 0
 
 
 def _next_due(cfg, store, only=None) -> str:
@@ -670,6 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     web_commands.register(add)
     evidence_commands.register(add)
     analyst_commands.register(add)
+    operator_commands.register(add)
+    add_command.register(add)
     return p
 
 

@@ -564,6 +564,12 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in (os.environ if env is None else env).items() if k.startswith("GOVWATCH_")}
 
 
+def config_file(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The configuration file: `path` (--config), else GOVWATCH_CONFIG, else ./govwatch.yaml. It
+    may not exist (`load_config` then uses the built-in defaults, and `govwatch add` creates it)."""
+    return Path(path or environment(env).get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
+
+
 def config_path_given(env: Mapping[str, str] | None = None) -> bool:
     """Whether a configuration file is named (GOVWATCH_CONFIG) or present as ./govwatch.yaml."""
     return bool(environment(env).get("GOVWATCH_CONFIG")) or Path(DEFAULT_CONFIG).exists()
@@ -613,7 +619,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: dict[str, str] | 
     process_env = os.environ if env is None else env
     env = environment(env)
     explicit = path is not None or bool(env.get("GOVWATCH_CONFIG"))
-    cfg_path = Path(path or env.get("GOVWATCH_CONFIG") or DEFAULT_CONFIG)
+    cfg_path = config_file(path, env)
     raw, root = _read_file(cfg_path, explicit)
     lines = _Lines(root)
     problems: list[str] = []

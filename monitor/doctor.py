@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from monitor.config import Config, SourceConfig
 from monitor.context import Context, utcnow
+from monitor.escaping import terminal_text
 from monitor.extract import extract
 from spiders.blocks import judge
 from spiders.kinds import FetchRequest, Fetched, Parsed
@@ -107,6 +108,27 @@ def navigation_share(text: str) -> float:
     return menu / len(lines)
 
 
+def source_request(ctx: Context, src: SourceConfig) -> FetchRequest | Reading:
+    """The one request doctor makes for a source, or its Reading when it is not fetched at all
+    (disabled in the configuration, or by its kind, e.g. Congress.gov without a key)."""
+    kind = ctx.kinds[src.id]
+    reason = (kind.disabled_reason(src, env=ctx.env) or "") if hasattr(kind, "disabled_reason") else ""
+    if not src.enabled or reason:
+        return Reading(src.id, src.url, outcome="disabled", problems=[reason or "disabled in the configuration"])
+    url = kind.request_url(src) if hasattr(kind, "request_url") else src.url
+    render = "browser" if ctx.renders(src, None) else ""
+    return FetchRequest(source_id=src.id, url=url, headers=ctx.headers(src), render=render)
+
+
+def read_response(ctx: Context, src: SourceConfig, fetched: Fetched) -> Reading | FetchRequest:
+    """The Reading of one response, or the browser request that reads it instead (what `check`
+    does past a JavaScript wall)."""
+    verdict = judge(fetched, seen_before=False) if not fetched.error else None
+    if verdict is not None and verdict.challenge and ctx.browser and src.may_render(fetched.request.render):
+        return replace(fetched.request, render="browser")
+    return diagnose(ctx, src, fetched)
+
+
 def run_doctor(cfg: Config, only: list[str] | None = None, *, on_reading=None) -> list[Reading]:
     """Fetch every chosen source once (no validators, no follow-ups, nothing stored)."""
     from spiders.fetch import Fetcher, run_in_reactor
@@ -119,24 +141,20 @@ def run_doctor(cfg: Config, only: list[str] | None = None, *, on_reading=None) -
     readings: dict[str, Reading] = {}
     requests = []
     for src in chosen:
-        kind = ctx.kinds[src.id]
-        reason = (kind.disabled_reason(src, env=ctx.env) or "") if hasattr(kind, "disabled_reason") else ""
-        if not src.enabled or reason:
-            readings[src.id] = Reading(src.id, src.url, outcome="disabled", problems=[reason or "disabled in the configuration"])
-            continue
-        url = kind.request_url(src) if hasattr(kind, "request_url") else src.url
-        render = "browser" if ctx.renders(src, None) else ""
-        requests.append(FetchRequest(source_id=src.id, url=url, headers=ctx.headers(src), render=render))
+        step = source_request(ctx, src)
+        if isinstance(step, Reading):
+            readings[src.id] = step
+        else:
+            requests.append(step)
 
     async def on_result(fetched: Fetched):
         src = cfg.source(fetched.request.source_id)
-        verdict = judge(fetched, seen_before=False) if not fetched.error else None
-        if verdict is not None and verdict.challenge and ctx.browser and src.may_render(fetched.request.render):
-            return [replace(fetched.request, render="browser")]  # what `check` does: read it through the browser
-        reading = diagnose(ctx, src, fetched)
-        readings[src.id] = reading
+        step = read_response(ctx, src, fetched)
+        if isinstance(step, FetchRequest):
+            return [step]
+        readings[src.id] = step
         if on_reading:
-            on_reading(reading)
+            on_reading(step)
         return []
 
     async def main(stop_event) -> int:
@@ -145,3 +163,24 @@ def run_doctor(cfg: Config, only: list[str] | None = None, *, on_reading=None) -
 
     run_in_reactor(main, stop_timeout=cfg.scheduler.stop_timeout)
     return [readings[s.id] for s in chosen if s.id in readings]
+
+
+def failing(readings: list[Reading]) -> list[Reading]:
+    """The readings that make doctor exit 1: blind, blocked or failing (a disabled source is not)."""
+    return [r for r in readings if r.outcome not in ("ok", "disabled")]
+
+
+def print_report(readings: list[Reading]) -> None:
+    """`govwatch doctor`'s table: per source its outcome, what it reads, first titles and problems."""
+    for r in readings:
+        status = f"HTTP {r.status}" if r.status is not None else "no response"
+        read = (f"{r.items} item(s)" if r.items is not None else
+                f"{r.text_chars:,} characters of text" if r.text_chars is not None else "nothing read")
+        read += "; rendered by the browser" if r.rendered else ""
+        print(terminal_text(f"{r.source_id}: {r.outcome.upper() if r.outcome != 'ok' else 'ok'} ({status}; {read})", newlines=False))
+        for t in r.titles:
+            print(terminal_text(f"    - {t[:120]}", newlines=False))
+        for p in r.problems:
+            print(terminal_text(f"    ! {p[:300]}", newlines=False))
+    bad = failing(readings)
+    print(f"{len(readings)} source(s): {len(readings) - len(bad)} read right, {len(bad)} blind, blocked or failing")

@@ -61,6 +61,10 @@ def capture(store: Store, snapshot_id: int) -> Capture:
         if snap is None:
             raise EvidenceError(f"no snapshot with id {snapshot_id}")
         body = store.get_blob(snap.body_sha256, s)
+        pruned = custody.pruned_of(s, [snap.body_sha256]).get(snap.body_sha256) if body is None else None
+    if pruned is not None:
+        raise EvidenceError(f"snapshot {snapshot_id}: its raw bytes were deleted by `govwatch prune` on {pruned:%Y-%m-%d} "
+                            f"(a capture of no change's evidence, past retention); its SHA-256 is {snap.body_sha256}")
     if body is None:
         raise EvidenceError(f"snapshot {snapshot_id}: its raw bytes are not stored")
     return Capture(snap, body, _headers(snap))

@@ -79,6 +79,8 @@ def cmd_verify(args) -> int:
         print(f"MISMATCH: {p}")
     head = f"head #{r.head.seq} {r.head.entry_hash}" if r.head else "empty"
     summary = f"chain of custody of {r.entries} entr{'y' if r.entries == 1 else 'ies'} ({head}); {r.snapshots} snapshot(s), {r.blobs} blob(s) checked"
+    if r.pruned:
+        summary += f"; the raw bytes of {r.pruned} snapshot(s) were deleted by `govwatch prune` (their entries still hold the SHA-256)"
     if stamps:
         summary += f"; {stamps} RFC 3161 time-stamp(s) of its head"
     print(("OK: " if not r.problems else f"FAILED ({len(r.problems)} mismatch(es)): ") + summary)

@@ -1,6 +1,8 @@
 """The chain of custody and the archive queue: every stored capture appended to a hash-linked log in
-the snapshot's own transaction, the check of that log and of every stored blob against its hash,
-and the durable queue of captures asked of an outside web archive (Save Page Now) per change."""
+the snapshot's own transaction, the check of that log and of every stored blob against its hash
+(knowing which bytes retention deleted on purpose: prune_runs, pruned_blobs, written by
+state/retention.py), and the durable queue of captures asked of an outside web archive (Save Page
+Now) per change."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +11,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint, func, select
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, func, select
 from sqlmodel import Field, Session, SQLModel
 
 from state.models import BlobRecord, SnapshotRecord, utcnow
@@ -78,6 +80,37 @@ class CustodyStampRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# Retention's record (written by state/retention.py, read by verify_store): the chain's entries are
+# bound to their captures and never rewritten, so what `govwatch prune` deleted is kept here instead.
+class PruneRunRecord(SQLModel, table=True):
+    """One `govwatch prune` that changed something: when, by whom, the cutoff, the chain of custody's
+    head when it ran, and what it freed (counted as each batch commits)."""
+
+    __tablename__ = "prune_runs"
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    cutoff: datetime
+    actor: str = ""
+    custody_seq: int = 0
+    custody_head: str = ""
+    attempts_deleted: int = 0
+    snapshots_pruned: int = 0
+    blobs_deleted: int = 0
+    bytes_freed: int = Field(default=0, sa_type=BigInteger)  # past 2 GiB over the years
+
+
+class PrunedBlobRecord(SQLModel, table=True):
+    """A blob deleted by retention: its SHA-256 stays in the snapshot rows and the chain of custody,
+    and `govwatch verify` reports the snapshots as pruned rather than as bytes gone missing."""
+
+    __tablename__ = "pruned_blobs"
+    sha256: str = Field(primary_key=True)
+    size: int = 0  # the bytes' own size (uncompressed)
+    run_id: int = Field(foreign_key="prune_runs.id")
+    pruned_at: datetime = Field(default_factory=utcnow)
+
+
 # -- the chain --------------------------------------------------------------------------
 def iso_micro(dt: datetime) -> str:
     """The one text form of a fetch time in the chain (SQLite hands back naive UTC)."""
@@ -134,6 +167,7 @@ class StoreCheck:
     entries: int = 0
     snapshots: int = 0
     blobs: int = 0
+    pruned: int = 0  # snapshots whose raw bytes retention deleted (`govwatch prune`): not a mismatch
     head: CustodyRecord | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -144,7 +178,8 @@ def _blob_bytes(data: bytes, codec: str) -> bytes:
 
 def verify_store(session: Session) -> StoreCheck:
     """Recompute the chain (each entry's hash and its link to the one before) and the SHA-256 of
-    every stored blob; each snapshot must be in the chain with the fields it was logged with."""
+    every stored blob; each snapshot must be in the chain with the fields it was logged with, and
+    its raw bytes stored unless retention deleted them (counted apart, not a mismatch)."""
     out = StoreCheck()
     prev: CustodyRecord | None = None
     logged: dict[int, CustodyRecord] = {}
@@ -193,9 +228,24 @@ def verify_store(session: Session) -> StoreCheck:
         got = hashlib.sha256(body).hexdigest()
         if got != sha:
             out.problems.append(f"blob {sha[:16]}…{whose}: the stored bytes hash to {got[:16]}…, not to the SHA-256 they were stored under")
-    for sha, snaps in by_body.items():
-        if sha and sha not in seen:
+    missing = [sha for sha in by_body if sha and sha not in seen]
+    pruned = pruned_of(session, missing) if missing else {}
+    for sha in missing:
+        snaps = by_body[sha]
+        if sha in pruned:  # deleted on purpose by `govwatch prune`; the entry still names the digest
+            out.pruned += len(snaps)
+        else:
             out.problems.append(f"snapshot {snaps[0].id} ({snaps[0].url}): its raw bytes ({sha[:16]}…) are not stored")
+    return out
+
+
+# -- what retention deleted ------------------------------------------------------------
+def pruned_of(s: Session, digests: list[str]) -> dict[str, datetime]:
+    """The digests among these that retention deleted, with when."""
+    out: dict[str, datetime] = {}
+    for i in range(0, len(digests), 500):
+        out.update(s.execute(select(PrunedBlobRecord.sha256, PrunedBlobRecord.pruned_at)
+                             .where(PrunedBlobRecord.sha256.in_(digests[i:i + 500]))).tuples().all())
     return out
 
 

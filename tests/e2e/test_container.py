@@ -228,3 +228,73 @@ def test_compose_example():
     grace = gw.get("stop_grace_period", "10s")
     assert grace.endswith("s") and float(grace[:-1]) > 25, "the default 10 s kills govwatch before stop_timeout (25 s)"
     assert "command" not in gw or gw["command"] in (["run"], "run")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_compose_web_behind_caddy_runs_as_written(tmp_path):
+    """The `web` service: `govwatch serve` with the compose file's own arguments (parsed by the real
+    parser: no invented flag), on the scheduler's database, never published but through Caddy, signed
+    in with the accounts file it names; run here as written, with its health check."""
+    import urllib.error
+    import urllib.request
+
+    from monitor.cli import build_parser
+    from monitor.web import hash_password
+
+    doc = yaml.safe_load(COMPOSE.read_text())
+    services = doc["services"]
+    web, gw, caddy = services["web"], services["govwatch"], services["caddy"]
+    assert web["image"] == gw["image"]  # the image the govwatch service builds
+    args = build_parser().parse_args(web["command"])
+    assert args.func.__name__ == "cmd_serve" and args.host == "0.0.0.0"
+    env = web["environment"]
+    assert env["GOVWATCH_DATABASE"] == gw["environment"]["GOVWATCH_DATABASE"]
+    assert env["GOVWATCH_WEB_USERS"] in {str(v).split(":")[1] for v in web["volumes"]}  # the accounts file is mounted
+    assert "ports" not in web and str(args.port) in [str(p) for p in web["expose"]]  # only Caddy reaches it
+    assert web.get("env_file") and web["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert {"80:80", "443:443"} <= set(caddy["ports"]) and caddy["depends_on"] == ["web"]
+    assert any(str(v).endswith(":/etc/caddy/Caddyfile:ro") for v in caddy["volumes"])
+    assert not any("ports" in s for n, s in services.items() if n != "caddy")
+    guide = (REPO / "docs" / "operations.md").read_text()
+    assert f"reverse_proxy web:{args.port}" in guide  # the guide's Caddyfile proxies to this service
+
+    # as written, on this machine: the accounts file, SQLite in place of the compose PostgreSQL
+    port = _free_port()
+    (tmp_path / "users.yaml").write_text(yaml.safe_dump({"users": [{"name": "ana", "role": "analyst",
+                                                                   "password_hash": hash_password("correct horse battery")}]}))
+    (tmp_path / "govwatch.yaml").write_text(yaml.safe_dump({"include_defaults": False, "sources": []}))
+    run_env = cli_env({"GOVWATCH_DATABASE": f"sqlite:///{tmp_path / 'govwatch.db'}", "GOVWATCH_CONFIG": str(tmp_path / "govwatch.yaml")})
+    command = [sys.executable, "-m", "monitor", *[str(port) if a == str(args.port) else a for a in web["command"]]]
+    health = [x.replace(f":{args.port}/", f":{port}/") for x in web["healthcheck"]["test"][1:]]
+    assert health[0] == "python" and f"http://127.0.0.1:{port}/healthz" in health[-1]
+    health[0] = sys.executable
+
+    def finished(argv: list[str], name: str) -> tuple[int, str]:
+        p = GovwatchProcess(cwd=tmp_path, env=run_env, argv=argv, log_name=name)
+        rc = p.wait(timeout=60)
+        p.kill()  # closes its log files
+        return rc, p.stderr()
+
+    def healthy() -> bool:
+        return finished(health, "health")[0] == 0
+
+    rc, err = finished(command, "no-users")
+    assert rc != 0 and "refusing to serve on 0.0.0.0 without accounts or a token" in err, err
+    run_env["GOVWATCH_WEB_USERS"] = str(tmp_path / "users.yaml")
+    with GovwatchProcess(cwd=tmp_path, env=run_env, argv=command, log_name="web") as server:
+        wait_until(lambda: healthy() or not server.alive(), 60, interval=0.5, what="the web service's health check")
+        assert server.alive(), server.output()[-2000:]
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
+            raise AssertionError("the change log answered without signing in")
+        except urllib.error.HTTPError as e:
+            assert e.code in (302, 303, 401), e.code
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as r:
+            assert r.status == 200
