@@ -140,6 +140,22 @@ class FetchSettings(_Strict):
     _s = field_validator("max_bytes", mode="before")(size_between(1024, 2**31))
 
 
+def _http_url(v: str) -> str:
+    """An http(s) URL the fetch can make a request of (stripped), or a ValueError naming what is
+    wrong: the scheme, or what Scrapy's own parsing refuses (a port out of range, a broken IPv6
+    literal), which would otherwise surface only at check time."""
+    from w3lib.url import safe_url_string
+
+    v = v.strip()
+    if not re.match(r"^https?://[^\s/]+", v, re.IGNORECASE):
+        raise ValueError(f"'{v}' is not an http(s) URL")
+    try:
+        safe_url_string(v)
+    except ValueError as e:
+        raise ValueError(f"'{v}' is not a valid URL: {e}") from None
+    return v
+
+
 def _checked(check):
     """A pydantic validator from a check of the state layer (which raises GovwatchError; pydantic
     reports ValueError): None passes, anything else is checked and returned in its checked form."""
@@ -269,9 +285,7 @@ class SavePageNowSettings(_Strict):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
-            raise ValueError(f"'{v}' is not an http(s) URL")
-        return v.strip().rstrip("/")
+        return _http_url(v).rstrip("/")
 
 
 class ArchiveSettings(_Strict):
@@ -314,8 +328,7 @@ class SourceConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v.strip(), re.IGNORECASE):
-            raise ValueError(f"'{v}' is not an http(s) URL")
+        v = _http_url(v)
         if _KEY_PARAM.search(v):
             # a key in a URL ends up in the sources table, the web pages and health alerts
             raise ValueError("the URL holds an API key or token parameter; keys never go in URLs "

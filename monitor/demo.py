@@ -21,6 +21,7 @@ import html
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -375,6 +376,8 @@ def write_config(folder: Path, replay: Replay, catcher: Catcher, public_url: str
 # -- the run ---------------------------------------------------------------------------------
 def _free(port: int) -> int:
     """The port to serve on (0: any free one), refused at once when it is taken."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"demo: --port {port} is not a port (0-65535; 0: any free one)")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -388,20 +391,33 @@ def _folder(keep: str | None) -> tuple[Path, bool]:
     if not keep:
         return Path(tempfile.mkdtemp(prefix="govwatch-demo-")), True
     path = Path(keep)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"demo: --keep {keep}: must be a new or empty folder (the replay starts from nothing)")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise UsageError(f"demo: --keep {keep}: must be a new or empty folder (the replay starts from nothing)")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"demo: --keep {keep}: {e.strerror or e}") from None
     return path.resolve(), False
 
 
 def _check(config: Path) -> tuple[int, str]:
     """`govwatch check --force` on the replay, as its own process (the way an operator runs it), with
     none of this shell's GOVWATCH_* settings: a demo never writes to a real database or alerts a real team."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVWATCH_")}
+    # no proxy either (Scrapy and Apprise would send the replay's requests and alerts through one),
+    # and -P: the `monitor` package installed, never one in the current directory
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVWATCH_") and not k.lower().endswith("_proxy")}
     env["PYTHONUNBUFFERED"] = "1"
-    p = subprocess.run([sys.executable, "-m", "monitor", "check", "--force", "-c", str(config)], env=env,
+    p = subprocess.run([sys.executable, "-P", "-m", "monitor", "check", "--force", "-c", str(config)], env=env,
                        capture_output=True, text=True, timeout=300)
     return p.returncode, (p.stdout + p.stderr).strip()
+
+
+class _Stopped(SystemExit):
+    """SIGTERM or SIGHUP (a closed terminal): the demo ends, its temporary folder deleted on the way."""
+
+
+def _stop(signum, _frame):
+    raise _Stopped(128 + signum)
 
 
 def run(port: int = DEFAULT_PORT, keep: str | None = None, serve: bool = True, out=print) -> int:
@@ -410,6 +426,8 @@ def run(port: int = DEFAULT_PORT, keep: str | None = None, serve: bool = True, o
     public_url = f"http://127.0.0.1:{port}"
     replay, catcher = Replay(), Catcher(out)
     started = time.monotonic()
+    # uvicorn, while it serves, takes these signals over and raises them again once it has stopped
+    handlers = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         config = write_config(folder, replay, catcher, public_url)
         gens = generations(replay.base)
@@ -434,6 +452,8 @@ def run(port: int = DEFAULT_PORT, keep: str | None = None, serve: bool = True, o
             _serve(config, port, folder if temporary else None, out)
         return 0 if ok else 1
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         replay.close()
         catcher.close()
         if temporary:
@@ -463,4 +483,11 @@ def _serve(config: Path, port: int, temporary: Path | None, out) -> None:
     cfg = load_config(config, env={})
     gone = f"; the folder {temporary} is deleted then (--keep DIR keeps it)" if temporary else ""
     out(f"\nthe replay's change log: open http://127.0.0.1:{port}/   (Ctrl-C to stop{gone})", )
-    serve(cfg, Store(cfg.database), host="127.0.0.1", port=port, settings=web_settings({}))
+    try:
+        serve(cfg, Store(cfg.database), host="127.0.0.1", port=port, settings=web_settings({}))
+    except _Stopped:
+        raise
+    except SystemExit as e:  # uvicorn could not start (the port was taken since it was checked)
+        if e.code not in (None, 0):
+            raise UsageError(f"demo: could not serve the change log on 127.0.0.1:{port} (taken meanwhile?); "
+                             "run again with another --port") from None

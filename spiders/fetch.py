@@ -301,14 +301,32 @@ class FetchSpider(scrapy.Spider):
 
     async def start(self):
         for fr in self.fetch_requests:
-            yield self.make_request(fr)
+            async for r in self._requests([fr]):
+                yield r
         # A fed crawl stays open (Scrapy is never idle while start() is pending) and takes each
         # request as it is submitted, until the feed is closed with None.
         while self.feed is not None:
             fr = await self.feed.get()
             if fr is None:
                 return
-            yield self.make_request(fr)
+            async for r in self._requests([fr]):
+                yield r
+
+    async def _requests(self, frs):
+        """Scrapy's request for each one; a URL Scrapy cannot even make a request of (a port out of
+        range, a broken IPv6 literal) is that source's failed fetch, never the end of the crawl (an
+        exception in start() would end every request after it)."""
+        for fr in frs:
+            try:
+                request = self.make_request(fr)
+            except ValueError as e:
+                now = datetime.now(timezone.utc)
+                fetched = Fetched(request=fr, url=fr.url, status=None, headers={}, body=b"", started_at=now,
+                                  duration_ms=0, error=f"invalid URL: {e}")
+                async for r in self._hand_on(fetched):
+                    yield r
+                continue
+            yield request
 
     def make_request(self, fr: FetchRequest) -> scrapy.Request:
         headers = dict(fr.headers)
@@ -335,8 +353,8 @@ class FetchSpider(scrapy.Spider):
         except Exception:  # one broken source never stops the others
             logger.exception("source %s: processing failed", fetched.request.source_id)
             return
-        for fr in follow or ():
-            yield self.make_request(fr)
+        async for r in self._requests(follow or ()):
+            yield r
 
     async def on_response(self, response):
         meta = response.request.meta if response.request else response.meta

@@ -233,8 +233,11 @@ def test_the_demos_change_log_in_a_browser(tmp_path, page):
         page.wait_for_url("**/changes/*")
         assert "extremism-definitions" in page.locator("body").inner_text()
         page.screenshot(path=str(output_dir() / "demo-change.png"), full_page=True)
+        folder = Path(proc.out_path.read_text().split("state in ", 1)[1].split()[0])
+        rc, _ = proc.signal(signal.SIGINT, timeout=20)  # Ctrl-C: the demo ends and deletes its folder
+        assert rc in (0, 130) and not folder.exists(), rc
     finally:
-        proc.signal(signal.SIGINT, timeout=20)
+        proc.signal(signal.SIGKILL, timeout=20)
 
 
 def _answers(url: str) -> bool:

@@ -74,9 +74,11 @@ def test_demo_replays_alerts_and_serves_its_change_log_then_ctrl_c_cleans_up(tmp
         assert sorted(r["kind"] for r in rows) == ["changed", "new_item", "new_item", "removed"], rows
         assert not [r for r in rows if r["source_id"] == "oig-14-20"]
 
-        rc, secs = proc.signal(signal.SIGINT, timeout=30)
-        assert rc == 0 and secs < 15, (rc, secs, proc.err_path.read_text())
+        # SIGTERM (a closed terminal, a `kill`): uvicorn stops, then the demo deletes its folder
+        rc, secs = proc.signal(signal.SIGTERM, timeout=30)
+        assert rc == 128 + signal.SIGTERM and secs < 15, (rc, secs, proc.err_path.read_text())
         assert not folder.exists(), "the temporary folder outlived the demo"
+        assert "Traceback" not in proc.err_path.read_text()
     finally:
         proc.signal(signal.SIGKILL, timeout=10)
 
@@ -89,10 +91,18 @@ def _get(url: str):
 
 
 def test_demo_keep_no_serve_leaves_a_database_the_cli_reads(tmp_path):
+    """Also: a proxy in the environment and a `monitor` package in the current directory change
+    nothing (the replay's checks go to 127.0.0.1 directly, with the installed govwatch)."""
     keep = tmp_path / "demo-state"
+    work = tmp_path / "work"
+    (work / "monitor").mkdir(parents=True)
+    (work / "monitor" / "__init__.py").write_text("")
+    (work / "monitor" / "__main__.py").write_text("raise SystemExit('another project monitor package')\n")
+    dead = "http://127.0.0.1:9"
+    env = cli_env({"HTTP_PROXY": dead, "http_proxy": dead, "HTTPS_PROXY": dead, "https_proxy": dead, "ALL_PROXY": dead})
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "monitor", "demo", "--no-serve", "--keep", str(keep)], cwd=tmp_path,
-                       env=cli_env(), capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-P", "-m", "monitor", "demo", "--no-serve", "--keep", str(keep)], cwd=work,
+                       env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert time.monotonic() - t0 < 60
     assert_alerts(p.stdout)
@@ -119,6 +129,10 @@ def test_demo_refuses_a_port_in_use_in_one_line(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in p.stderr and "--port 0" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and p.stdout == ""
+    for bad in (["--port", "99999"], ["--keep", "/proc/no/such/dir"]):
+        p = subprocess.run([sys.executable, "-m", "monitor", "demo", *bad], cwd=tmp_path, env=cli_env(),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, (bad, p.stderr)
 
 
 def test_nothing_the_replay_serves_or_watches_points_off_loopback():

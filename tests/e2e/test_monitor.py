@@ -7,6 +7,8 @@ import sqlite3
 
 import pytest
 
+from tests.pdfs import make_pdf
+
 PAGE = """<!doctype html><html><head><title>Office of Professional Responsibility | ICE</title></head>
 <body>
 <header><nav><a href="/">Home</a> <a href="/news?utm_source=x">News</a> <span class="rotating">{widget}</span></nav></header>
@@ -194,3 +196,26 @@ def test_no_config_uses_builtin_catalogue(tmp_path):
     ids = {s["id"] for s in json.loads(p.stdout)}
     assert {"ice-opr", "gao-reports"} <= ids
     assert (tmp_path / "state" / "govwatch.db").exists()
+
+
+def test_a_url_scrapy_cannot_request_is_one_failed_fetch_not_the_end_of_the_crawl(site, workdir):
+    """A listed document at a port out of range (Scrapy refuses to make the request at all) is that
+    document's failure; the listing, its other document and the next source are read, no traceback.
+    The same URL as a source is refused by validation, before any check."""
+    site.set("/reports", "<html><body><main><ul><li><a href='/r/good.pdf'>OIG-26-01 Good report</a></li>"
+             "<li><a href='http://127.0.0.1:99999/r/bad.pdf'>OIG-26-02 Bad port</a></li></ul></main></body></html>")
+    site.set("/r/good.pdf", make_pdf([["A good report."]]), content_type="application/pdf")
+    site.set("/other", page())
+    workdir.write(sources=[{"id": "reports", "url": site.url("/reports"), "kind": "listing", "items": "main li a"},
+                           {"id": "other", "url": site.url("/other")}])
+    p = workdir.run("check")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "2 baseline" in p.stdout, p.stdout
+    assert "invalid URL: Port out of range" in p.stdout, p.stdout
+    assert len(site.hits("/r/good.pdf")) == 1 and len(site.hits("/other")) == 1
+    docs = dict(db_rows(workdir, "select url, doc_status from items"))
+    assert docs[site.url("/r/good.pdf")] in ("archived", "fetched", "backfill") and len(docs) == 2, docs
+
+    workdir.write(sources=[{"id": "bad", "url": "http://127.0.0.1:99999/x"}, {"id": "other", "url": site.url("/other")}])
+    v = workdir.run("validate", check=False)
+    assert v.returncode == 2 and "sources[0].url: 'http://127.0.0.1:99999/x' is not a valid URL: Port out of range" in v.stderr
