@@ -370,7 +370,8 @@ def _temp_beside(target: Path, text: str) -> Path:
         while True:
             tmp = real.parent / f".{real.name}.add-{os.getpid()}-{secrets.token_hex(4)}.tmp"
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                # owner-only while written (the file may hold notification secrets); its mode after
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 break
             except FileExistsError:
                 continue
@@ -378,8 +379,8 @@ def _temp_beside(target: Path, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, st.st_mode & 0o7777 if st is not None else 0o666 & ~_umask())
         if st is not None:
-            os.chmod(tmp, st.st_mode & 0o7777)
             try:
                 os.chown(tmp, st.st_uid, st.st_gid)
             except PermissionError:
@@ -387,6 +388,13 @@ def _temp_beside(target: Path, text: str) -> Path:
     except OSError as e:
         raise AddError(f"cannot write {target}: {e.strerror or e}; nothing written") from None
     return tmp
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then put back: a CLI has one thread here)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _sync_directory(path: Path) -> None:

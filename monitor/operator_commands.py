@@ -125,7 +125,10 @@ def _pg_dump_hint(url: str) -> str:
     """The pg_dump command for this database, without its password (libpq reads PGPASSWORD)."""
     from sqlalchemy.engine import make_url
 
-    plain = make_url(url)._replace(drivername="postgresql", password=None)  # URL.set(password=None) keeps it
+    parsed = make_url(url)
+    # a password may also sit in the query string (libpq's password=, sslpassword=): never printed
+    query = {k: v for k, v in parsed.query.items() if k.lower() not in ("password", "sslpassword", "passfile")}
+    plain = parsed._replace(drivername="postgresql", password=None, query=query)  # URL.set(password=None) keeps it
     return f"pg_dump --format=custom --file=govwatch.dump '{plain.render_as_string(hide_password=False)}'"
 
 

@@ -168,14 +168,12 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
                 f._search = search.prepare(s, store.dialect, f.searching)
             except search.QueryError as e:
                 raise BadRequest(f"q: {e}") from None
-            if f.narrows():
-                found = f.apply(select(ChangeRecord.id), store.dialect)[0].limit(COUNT_CAP + 1).subquery()
-            else:  # the search alone: its index counts (9 ms -> 0.3 ms for 6,000 of 100,000 on SQLite)
-                hits = search.hit_ids(store.dialect, f.searching)
-                found = select(hits.c.change_id).limit(COUNT_CAP + 1).subquery()
-            total = s.scalar(select(func.count()).select_from(found)) or 0
+            hits = search.hit_ids(store.dialect, f.searching)
+            all_hits = _capped_count(s, select(hits.c.change_id))  # the search alone: its index counts
+            total = _capped_count(s, f.apply(select(ChangeRecord.id), store.dialect)[0]) if f.narrows() else all_hits
             capped, total = total > COUNT_CAP, min(total, COUNT_CAP)
-            ids = _search_page(s, store.dialect, f, limit, offset, sparse=not capped)
+            # how the page is read depends on how many changes the words are in, whatever else filters
+            ids = _search_page(s, store.dialect, f, limit, offset, sparse=all_hits <= COUNT_CAP)
         else:
             total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
             q, _ = f.apply(select(ChangeRecord.id), store.dialect)
@@ -198,6 +196,12 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
 
 
 NEWEST_FIRST = (ChangeRecord.detected_at.desc(), ChangeRecord.id.desc())
+
+
+def _capped_count(s, stmt) -> int:
+    """How many rows `stmt` gives, counted up to COUNT_CAP + 1 (counting them all reads them all);
+    the search alone is counted from its index (9 ms -> 0.3 ms for 6,000 of 100,000 on SQLite)."""
+    return s.scalar(select(func.count()).select_from(stmt.limit(COUNT_CAP + 1).subquery())) or 0
 
 
 def _topic_counts(f: Filters, dialect: str):

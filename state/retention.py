@@ -109,12 +109,26 @@ def _snapshots_of_changes(s: Session, where) -> set[int]:
     return ids
 
 
+def _listings_before_new_documents(s: Session, where) -> set[int]:
+    """For each new document among these changes, the source's listing capture before the one the
+    change names: a followed document's change names the listing that already shows it, and the
+    capture that shows it absent is what dates its appearance."""
+    earlier = (select(func.max(SnapshotRecord.id))
+               .where(SnapshotRecord.source_id == ChangeRecord.source_id, SnapshotRecord.item_key == "",
+                      SnapshotRecord.id < ChangeRecord.prev_snapshot_id)
+               .correlate(ChangeRecord).scalar_subquery())
+    q = select(earlier).where(where, ChangeRecord.kind == "new_item", ChangeRecord.prev_snapshot_id.is_not(None))
+    return {i for i in s.scalars(q.execution_options(yield_per=2000)) if i is not None}
+
+
 def kept_snapshot_ids(s: Session, cutoff: datetime) -> set[int]:
     """Every snapshot whose bytes stay whatever its age (see the module's docstring)."""
     keep = set(s.scalars(select(func.max(SnapshotRecord.id)).group_by(SnapshotRecord.source_id, SnapshotRecord.item_key)))
     keep.update(s.scalars(select(SourceRecord.last_snapshot_id).where(SourceRecord.last_snapshot_id.is_not(None))))
     keep.update(s.scalars(select(ItemRecord.snapshot_id).where(ItemRecord.snapshot_id.is_not(None))))
-    keep |= _snapshots_of_changes(s, or_(ChangeRecord.detected_at >= cutoff, _evidence_changes()))
+    kept_changes = or_(ChangeRecord.detected_at >= cutoff, _evidence_changes())
+    keep |= _snapshots_of_changes(s, kept_changes)
+    keep |= _listings_before_new_documents(s, _evidence_changes())
     return keep
 
 
@@ -150,7 +164,8 @@ def _protected_since(s: Session, plan: _Plan) -> set[str]:
     newer += [select(TriageStateRecord.change_id).where(TriageStateRecord.updated_at >= plan.since),
               select(AssignmentRecord.change_id).where(AssignmentRecord.assigned_at >= plan.since),
               select(ChangeRecord.id).where(ChangeRecord.id > plan.max_change)]
-    ids = sorted(_snapshots_of_changes(s, ChangeRecord.id.in_(union(*newer))) & plan.pruned)
+    changed = ChangeRecord.id.in_(union(*newer))
+    ids = sorted((_snapshots_of_changes(s, changed) | _listings_before_new_documents(s, changed)) & plan.pruned)
     shas: set[str] = set()
     for i in range(0, len(ids), plan.batch):
         for row in s.execute(select(*_SHAS).where(SnapshotRecord.id.in_(ids[i:i + plan.batch]))):

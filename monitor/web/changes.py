@@ -13,7 +13,7 @@ from monitor.web.presentation import inline_rows, side_by_side
 from monitor.queries import REVIEW_STATES, SEVERITIES, Filters, page_of_changes
 from monitor.records import headline
 from state import search
-from state.custody import archives_of
+from state.custody import archives_of, pruned_of
 from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, SourceRecord
 from state.store import evidence_of
 from state.triage import ACTIONS, MAX_NOTE_CHARS, actions_of, assignees_of, states_of
@@ -63,11 +63,17 @@ def change_page(request: Request, change_id: int):
         archived = archives_of(s, [c.id])[c.id]
         prev_text = store.get_text(prev.text_sha256, s) if prev else ""
         new_text = store.get_text(new.text_sha256, s) if new else ""
+        # a capture whose text retention deleted: said, never shown as an empty text to diff against
+        pruned = pruned_of(s, [x.text_sha256 for x in (prev, new) if x is not None and x.text_sha256])
+    prev_pruned = pruned.get(prev.text_sha256) if prev else None
+    new_pruned = pruned.get(new.text_sha256) if new else None
     shown = [{"match": m, **evidence_of(m)} for m in matches]
     # A new item's snapshots are the whole listing, not the document: its diff is the item itself.
-    sbs = side_by_side(prev_text, new_text) if c.kind in ("changed", "removed") and (prev or new) else None
+    whole = not (prev_pruned or new_pruned)
+    sbs = side_by_side(prev_text, new_text) if whole and c.kind in ("changed", "removed") and (prev or new) else None
     return render(request, "change.html", c=c, src=src, source_name=web_of(request).source_names().get(c.source_id, c.source_id),
                   shown=shown, prev=prev, new=new, prev_text=prev_text, new_text=new_text, trail=trail, state=state,
-                  inline=inline_rows(c.diff_text), sbs=sbs, sbs_too_large=sbs is None and c.kind in ("changed", "removed"),
+                  inline=inline_rows(c.diff_text), sbs=sbs, sbs_too_large=whole and sbs is None and c.kind in ("changed", "removed"),
+                  prev_pruned=prev_pruned, new_pruned=new_pruned,
                   deliveries=deliveries, archived=archived, actions=ACTIONS, max_note=MAX_NOTE_CHARS,
                   assignee=assignee, assignable=web_of(request).assignable(), headline=headline(c))

@@ -10,6 +10,7 @@ from monitor.diff import diff as text_diff
 from monitor.web.auth import Denied, require
 from monitor.web.context import render, web_of
 from monitor.web.presentation import inline_rows, side_by_side
+from state.custody import pruned_of
 from state.models import ChangeRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord, as_utc
 from state.watches import trail_of
 
@@ -79,6 +80,11 @@ def compare(request: Request, source_id: str, a: int, b: int):
             raise Denied(404, f"both snapshots must belong to source '{source_id}'")
         if as_utc(sa.fetched_at) > as_utc(sb.fetched_at):
             sa, sb = sb, sa  # always old -> new
+        gone = pruned_of(s, [x.text_sha256 for x in (sa, sb) if x.text_sha256])
+        for x in (sa, sb):
+            if x.text_sha256 in gone:  # retention deleted it: no diff against an empty text
+                raise Denied(410, f"capture #{x.id}'s text was deleted by `govwatch prune` on "
+                                  f"{gone[x.text_sha256]:%Y-%m-%d}: it cannot be compared")
         ta, tb = w.store.get_text(sa.text_sha256, s), w.store.get_text(sb.text_sha256, s)
     d = text_diff(ta, tb)
     sbs = side_by_side(ta, tb)

@@ -102,6 +102,10 @@ def test_backup_of_postgres_names_pg_dump_without_the_password(workdir):
     assert ("use pg_dump, e.g. pg_dump --format=custom --file=govwatch.dump "
             "'postgresql://govwatch@db.internal:5432/govwatch?sslmode=require'") in p.stderr
     assert not (workdir.path / "b.db").exists()
+    # ... nor one given as a libpq parameter in the query string
+    p = workdir.run("backup", "-o", "b.db", check=False,
+                    env={"GOVWATCH_DATABASE": f"postgresql+psycopg://govwatch@db.internal/govwatch?password={secret}&sslpassword={secret}"})
+    assert p.returncode == 2 and secret not in p.stderr and "'postgresql://govwatch@db.internal/govwatch'" in p.stderr, p.stderr
 
 
 def test_a_backup_is_never_migrated(workdir):

@@ -186,6 +186,13 @@ def test_prune_keeps_evidence_and_drops_the_rest(db_url, site, webhook, workdir)
     assert r.status_code == 404 and "deleted by `govwatch prune`" in r.text
     assert web.get(f"/snapshots/{a[2]}/raw").status_code == 200
     assert web.get(f"/changes/{h['matched']}").status_code == web.get(f"/changes/{h['plain']}").status_code == 200
+    # the old plain change's first capture lost its text: no side-by-side made up against an empty
+    # text, the recorded diff stays, and comparing with that capture says why it cannot
+    plain = web.get(f"/changes/{h['plain']}").text
+    assert "its text was deleted by <code>govwatch prune</code>" in plain and "<h2>Side by side</h2><p class=\"hint pruned\">" in plain
+    assert "<h2>What changed</h2>" in plain and "No text difference was stored" not in plain
+    r = web.get(f"/sources/a/compare", params={"a": a[0], "b": a[1]})
+    assert r.status_code == 410 and "deleted by `govwatch prune`" in r.text, r.text[:500]
     again = workdir.run("prune", "--older-than", "1s").stdout
     assert counts_of(again)[1:] == (0, 0, 0), again
 
@@ -370,3 +377,29 @@ def test_prune_works_in_batches_of_its_own_transactions(db_url):
     with store.session() as s:
         check = verify_store(s)
     assert check.problems == [] and check.pruned == 300
+
+
+def test_prune_keeps_the_listing_that_dates_a_matched_new_document(site, webhook, workdir):
+    """A followed document's change names the listing that already shows it; the capture before,
+    which shows the listing without it, dates its appearance and is kept with the evidence."""
+    from tests.e2e.test_sources import LISTING_OPTIONS, OPR_REPORT, oig_listing
+    from tests.pdfs import make_pdf
+
+    old = {"num": "OIG-26-01", "href": "/r/oig-26-01.pdf", "title": "FEMA Grants Management", "summary": "Grants.", "date": "2026-10-01"}
+    new = {"num": "OIG-26-07", "href": "/r/oig-26-07.pdf", "title": "Review of ICE OPR Investigations", "summary": "OPR.",
+           "date": "2026-11-20"}
+    site.set("/reports", oig_listing([old]))
+    site.set("/r/oig-26-01.pdf", make_pdf([["FEMA grants report."]]), content_type="application/pdf")
+    site.set("/r/oig-26-07.pdf", make_pdf(OPR_REPORT), content_type="application/pdf")
+    workdir.write(sources=[{"id": "oig", "url": site.url("/reports"), "kind": "listing", **LISTING_OPTIONS}],
+                  notify=[{"url": webhook.url(), "name": "team"}])
+    workdir.run("check")
+    site.set("/reports", oig_listing([new, old]))
+    assert "alerts sent 1" in workdir.run("check", "--force").stdout
+    listings = [i for (i,) in rows(workdir.db, "SELECT id FROM snapshots WHERE source_id = 'oig' AND item_key = '' ORDER BY id")]
+    change = rows(workdir.db, "SELECT prev_snapshot_id, matched FROM changes WHERE kind = 'new_item'")
+    assert len(listings) == 2 and change == [(listings[1], 1)], (listings, change)  # it names the second listing
+    time.sleep(1.2)
+    workdir.run("prune", "--older-than", "1s")
+    for i in listings:  # the listing without the report, and the one with it, keep their bytes
+        assert shas_of(workdir.db, i) <= blob_digests(workdir.db), i
