@@ -33,6 +33,9 @@ def _actor() -> str:
     return f"{user}@{socket.gethostname()} (cli)"
 
 
+MAX_AGE_DAYS = 36_500
+
+
 def _older_than(value: str) -> timedelta:
     """A retention period the way the configuration writes durations (30d, 6h, 1d12h), with its
     unit: a bare `180` would be 180 seconds, which no operator means."""
@@ -46,6 +49,8 @@ def _older_than(value: str) -> timedelta:
         raise GovwatchError(f"--older-than: {e}") from None
     if seconds < 1:
         raise GovwatchError(f"--older-than {value!r}: must be at least 1s")
+    if seconds > MAX_AGE_DAYS * 86400:  # past the calendar: nothing is that old (and datetime cannot say it)
+        raise GovwatchError(f"--older-than {value!r}: at most {MAX_AGE_DAYS:,}d (100 years)")
     return timedelta(seconds=seconds)
 
 

@@ -230,7 +230,8 @@ def test_prune_vacuum_returns_the_space_to_the_disk(site, webhook, workdir):
 def test_prune_refuses_bad_input(workdir):
     workdir.write(sources=[])
     for args, msg in ((["--older-than", "180"], "give a unit, e.g. 180d"), (["--older-than", "soon"], "is not a duration"),
-                      (["--older-than", "500ms"], "at least 1s"), (["--older-than", "1d", "--dry-run", "--vacuum"], "goes with a real prune")):
+                      (["--older-than", "500ms"], "at least 1s"), (["--older-than", "99999999999d"], "at most 36,500d"),
+                      (["--older-than", "1d", "--dry-run", "--vacuum"], "goes with a real prune")):
         p = workdir.run("prune", *args, check=False)
         assert p.returncode == 1 and p.stderr.startswith("Error: ") and msg in p.stderr and p.stderr.count("\n") == 1, p.stderr
 
