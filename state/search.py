@@ -122,7 +122,8 @@ def prepare(session, dialect: str, q: Query) -> Query:
     if dialect != "postgresql":
         return q
     terms = sorted({t.text for g in q.groups for t in g} | {t.text for t in q.excluded})
-    empty = {t for t in terms if not session.scalar(select(func.numnode(func.phraseto_tsquery(PG_CONFIG, t))))}
+    nodes = session.execute(select(*(func.numnode(func.phraseto_tsquery(PG_CONFIG, t)) for t in terms))).one()
+    empty = {t for t, n in zip(terms, nodes) if not n}
     if not empty:
         return q
     groups = [[t for t in g if t.text not in empty] for g in q.groups]
