@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from monitor.offload import default_processes
 from state.errors import ConfigError, GovwatchError, TopicError
 from state.subscriptions import check_timezone, parse_cadence, parse_quiet_hours
 
@@ -124,6 +125,9 @@ class FetchSettings(_Strict):
     max_retry_after: float = 120.0
     obey_robots: bool = True
     user_agent_contact: str = ""
+    # pages and documents extracted (and compressed) in this many worker processes, ahead of the
+    # writer (monitor/offload.py): 1 where the machine has a second core, 0 turns it off
+    extract_processes: int = Field(default_factory=default_processes, ge=0, le=8)
 
     _delay = field_validator("per_host_delay", mode="before")(duration_between(0, 600))
 

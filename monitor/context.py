@@ -10,6 +10,7 @@ from typing import Callable
 from monitor import relevance
 from monitor.config import Config, SourceConfig
 from monitor.extract import compile_ignore
+from monitor.offload import Extractor
 from spiders import source_kinds
 from spiders.browser import executable, missing_hint
 from spiders.kinds import FetchRequest
@@ -78,6 +79,7 @@ class Context:
         self.worker = worker
         self.env = config.environment  # the GOVWATCH_* settings read at load (the Congress.gov key)
         self.ignore, self.kinds, self.topics_for, self.alert_on = {}, {}, {}, {}
+        self.extractor = Extractor(config.fetch.extract_processes)  # pages extracted ahead (monitor/offload.py)
         self.add_sources(config.sources)
         browser = config.fetch.browser.executable
         self.browser = executable(browser) is not None  # Chromium installed: pages can be rendered

@@ -56,6 +56,7 @@ class Crawl:
         self._closed = True  # from here on nothing is handed to the writer
         await self._on_writer(self.mon.flush_quiet)
         self._writer.shutdown(wait=True)
+        await asyncio.to_thread(self.mon.ctx.extractor.close)
         await asyncio.to_thread(self.mon.release_leases)  # e.g. a source whose response never came
 
     async def _on_writer(self, fn, *args, **kw):
@@ -126,6 +127,7 @@ class Crawl:
     async def _on_result(self, fetched: Fetched):
         if self._closed:  # abandoned: its lease is given back, it is simply fetched again
             return []
+        self.mon.prepare(fetched)  # a page's extraction starts in the worker process while it waits its turn
         try:
             outcome, follow = await self._on_writer(self.mon.process, fetched)
         except BaseException:

@@ -3,13 +3,14 @@ version as today's extraction reads it, classified, and recorded as a change; re
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from monitor.config import SourceConfig
 from monitor.context import Context, Outcome, log_outcome, logger, part_of
 from monitor.diff import diff
 from monitor.extract import extract
 from monitor.health import Health
+from monitor.offload import Args
 from monitor.recorder import Recorder
 from spiders.kinds import Fetched, Parsed
 from state.errors import GovwatchError, SourceError
@@ -24,6 +25,7 @@ class Doc:
     text: str
     title: str
     note: str = ""
+    compressed: dict[str, bytes] = field(default_factory=dict)  # by the extraction worker (monitor/offload.py)
 
 
 class Documents:
@@ -31,16 +33,39 @@ class Documents:
         self.ctx, self.health, self.recorder = ctx, health, recorder
 
     def extract(self, fetched: Fetched, src: SourceConfig, parsed: Parsed, select: str | None | bool = True) -> Doc:
+        body = parsed.document or b""
+        args = extract_args(self.ctx, fetched, src, parsed.content_type, select)
+        prepared = self.ctx.extractor.take(body, args)  # done ahead in the worker process, when it was
         try:
-            ex = extract(parsed.document or b"", content_type=parsed.content_type or fetched.content_type,
-                         url=fetched.url, select=src.select if select is True else None, ignore=self.ctx.ignore[src.id],
-                         ocr=self.ctx.config.ocr)
+            if prepared is None or prepared.extracted is None:
+                ex = extract(body, content_type=args.content_type, url=args.url, select=args.select,
+                             ignore=self.ctx.ignore[src.id], ocr=args.ocr)
+            else:
+                ex = prepared.extracted
         except SourceError as e:
             e.source_id, e.url = src.id, fetched.url
             raise
         # a scan: "OCR text (mean confidence 87%)", or no text and how to enable OCR (monitor.ocr)
         note = ex.note or (NO_TEXT_LAYER if ex.no_text_layer else "")
-        return Doc(text=ex.text, title=ex.title or parsed.title or "", note=note)
+        return Doc(text=ex.text, title=ex.title or parsed.title or "", note=note,
+                   compressed=prepared.compressed if prepared is not None and prepared.extracted is not None else {})
+
+    def prepare(self, fetched: Fetched, src: SourceConfig) -> None:
+        """On the reactor thread, as a response arrives: a page, a PDF or a listed document is
+        handed to the extraction worker, to be extracted by the time the writer reaches it (the
+        writer uses it only if it asks for the very same extraction: Documents.extract)."""
+        ex = self.ctx.extractor
+        if not ex.enabled or fetched.error or not fetched.body or not 200 <= (fetched.status or 0) < 300:
+            return
+        part = part_of(fetched.request)
+        if part == "document":  # a new item's or a listed document (select does not apply)
+            ex.submit(fetched.body, extract_args(self.ctx, fetched, src, None, False))
+        elif not part and not getattr(self.ctx.kinds[src.id], "has_items", True):  # a page or a PDF
+            try:
+                parsed = self.ctx.kinds[src.id].parse(fetched, src)
+            except GovwatchError:
+                return
+            ex.submit(fetched.body, extract_args(self.ctx, fetched, src, parsed.content_type, True))
 
     def process(self, fetched: Fetched, src: SourceConfig, doc: Doc, digest: str, last: SnapshotRecord | None) -> Outcome:
         """A new version of a page or PDF: baseline, changed, or unchanged (cosmetic) — or held back
@@ -55,7 +80,7 @@ class Documents:
                                     if last is not None else (None, False, []))
         with self.ctx.store.session() as s:
             rec = s.get(SourceRecord, sid)
-            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note)
+            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note, compressed=doc.compressed)
             if not part:
                 rec.last_snapshot_id = snap.id
             if last is None:
@@ -132,3 +157,9 @@ class Documents:
             self.health.success(s, rec, fetched, now)
         logger.warning("source %s: removed (%s)", sid, reason)
         return Outcome(sid, "removed", changes=1, matched=int(bool(matches)), part=part)
+
+
+def extract_args(ctx: Context, fetched: Fetched, src: SourceConfig, content_type: str | None, select: str | None | bool) -> Args:
+    """What Documents.extract extracts with: the same for the worker's job and the writer's check."""
+    return Args(content_type=content_type or fetched.content_type, url=fetched.url,
+                select=src.select if select is True else None, ignore=tuple(src.ignore), ocr=ctx.config.ocr)

@@ -265,7 +265,7 @@ class Items:
         now = self.ctx.clock()
         with self.ctx.store.session() as s:
             item = s.merge(item)
-            snap = self.recorder.snapshot(s, fetched, sha256(fetched.body), doc.text, doc.title, doc.note)
+            snap = self.recorder.snapshot(s, fetched, sha256(fetched.body), doc.text, doc.title, doc.note, compressed=doc.compressed)
             earlier = _item_change(s, sid, key)
             if earlier is not None:  # recorded and alerted on the listing's word when the document failed
                 self.recorder.attach(s, earlier, added_text=text, diff_text=_plus(text), snapshot=snap, matches=matches,

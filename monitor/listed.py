@@ -104,7 +104,7 @@ class ListedDocuments:
         outcome = "baseline" if last is None else ("changed" if (d.changed or replaced_scan) else "unchanged")
         with self.ctx.store.session() as s:
             row = s.merge(item)
-            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note)
+            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note, compressed=doc.compressed)
             if outcome == "changed":
                 note = "; ".join(n for n in (REPLACED_NOTE, doc.note) if n)
                 self.recorder.change(s, ChangeRecord(

@@ -143,6 +143,7 @@ class Monitor:
         then give back the leases."""
         self.flush_quiet()
         self.release_leases()
+        self.ctx.extractor.close(kill=True)
 
     # -- pages behind a JavaScript wall (spiders/browser.py) ------------------------------
     def _render_instead(self, fetched: Fetched, src: SourceConfig) -> FetchRequest | None:
@@ -165,11 +166,21 @@ class Monitor:
                 logger.info("source %s: needs the browser (a JavaScript wall over plain HTTP); remembered", src.id)
 
     # -- one response -------------------------------------------------------------------
+    def prepare(self, fetched: Fetched) -> None:
+        """On the reactor thread, as a response arrives, before `process`: a page or document's
+        extraction is started in the worker process (monitor/offload.py). Never raises."""
+        try:
+            src = self.config.source(fetched.request.source_id)
+            self.documents.prepare(fetched, src)
+        except Exception as e:  # the writer extracts it then, as without the worker
+            logger.debug("source %s: not extracted ahead (%s)", fetched.request.source_id, e)
+
     def process(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:
         """Store what one response means; returns the outcome and the follow-up requests."""
         try:
             return self._process_one(fetched)
         finally:
+            self.ctx.extractor.drop(fetched.body)  # a job the response did not need (the same bytes...)
             self.flush_quiet(older_than=QUIET_SECONDS)  # queued outcomes wait at most ~QUIET_SECONDS
 
     def _process_one(self, fetched: Fetched) -> tuple[Outcome, list[FetchRequest]]:

@@ -15,6 +15,7 @@ from spiders.kinds import Fetched
 from state import custody
 from state.custody import ArchiveRecord
 from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, TopicMatchRecord
+from state.store import sha256
 
 
 class Recorder:
@@ -23,10 +24,15 @@ class Recorder:
         self.subscriptions = Matcher(ctx.store, ctx.config.subscriptions)
 
     def snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "",
-                 item_key: str | None = None, item_keys: list[str] | None = None) -> SnapshotRecord:
+                 item_key: str | None = None, item_keys: list[str] | None = None,
+                 compressed: dict[str, bytes] | None = None) -> SnapshotRecord:
+        """`compressed`: bytes already compressed by the extraction worker, by their SHA-256."""
         store = self.ctx.store
-        store.put_blob(s, fetched.body, digest)
-        text_sha = store.put_blob(s, text.encode("utf-8"))
+        compressed = compressed or {}
+        store.put_blob(s, fetched.body, digest, compressed.get(digest))
+        text_bytes = text.encode("utf-8")
+        text_sha = sha256(text_bytes)
+        store.put_blob(s, text_bytes, text_sha, compressed.get(text_sha))
         shot_sha = store.put_blob(s, fetched.screenshot) if fetched.screenshot else ""
         raw_sha = store.put_blob(s, fetched.raw_body) if fetched.raw_body is not None else ""
         snap = SnapshotRecord(

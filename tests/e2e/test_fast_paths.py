@@ -172,3 +172,44 @@ def test_queued_quiet_outcomes_are_written_within_a_second_and_on_abandon(tmp_pa
     assert attempts() == [("a", "not_modified"), ("c", "not_modified")]
     with mon.store.engine.connect() as c:
         assert c.exec_driver_sql("select count(*) from sources where lease_owner != '' or last_status != 304 and id != 'b'").scalar() == 0
+
+
+def test_extraction_in_the_worker_process_records_what_the_writer_would(site, workdir):
+    """`fetch.extract_processes` (monitor/offload.py) changes where pages are extracted and
+    compressed, never what is stored: the same pages checked with the worker and without it give
+    the same snapshots, texts, blobs and changes, at the baseline and after a change."""
+    from tests.pdfs import make_pdf
+
+    paths = [f"/p{i}" for i in range(30)]
+    filler = "".join(f"<p>Paragraph {k} of the detention standards, with enough words to be read as text.</p>" for k in range(300))
+    for p in paths:
+        site.set(p, page(extra=f"<p>Notice {p}.</p>{filler}"))
+    site.set("/r.pdf", make_pdf([["Report of investigation", "OPR"], ["Second page"]]), content_type="application/pdf")
+    sources = [{"id": f"s{p[2:]}", "url": site.url(p), "every": "1h"} for p in paths]
+    sources.append({"id": "report", "url": site.url("/r.pdf"), "kind": "pdf", "every": "1h"})
+
+    def stored(db: str) -> tuple:
+        con = sqlite3.connect(workdir.path / "state" / db)
+        try:
+            snaps = sorted(con.execute("select source_id, body_sha256, text_sha256, title, text_chars, note from snapshots"))
+            changes = sorted(con.execute("select source_id, kind, added_text, removed_text, matched from changes"))
+            blobs = {h: zlib.decompress(d) for h, d in con.execute("select sha256, data from blobs")}
+        finally:
+            con.close()
+        assert all(hashlib.sha256(data).hexdigest() == h for h, data in blobs.items())
+        return snaps, changes, blobs
+
+    results = []
+    for n, db in ((0, "here.db"), (1, "worker.db")):
+        for p in paths:
+            site.set(p, page(extra=f"<p>Notice {p}.</p>{filler}"))
+        workdir.write(sources=sources, database=f"sqlite:///{workdir.path / 'state' / db}", fetch={"extract_processes": n})
+        assert "31 baseline" in workdir.run("check").stdout
+        for k, p in enumerate(paths):  # ten pages change, the other twenty only in their date stamp
+            site.set(p, page(extra=f"<p>Notice {p}.</p>{RELEVANT if k < 10 else ''}{filler}", stamp="11/30/2026"))
+        out = workdir.run("check", "--force").stdout
+        assert "10 changed, 20 unchanged" in out, out
+        results.append(stored(db))
+    here, worker = results
+    assert len(here[0]) == 61 and len(here[1]) == 10
+    assert here == worker

@@ -1,0 +1,176 @@
+"""Text extraction in a second process, ahead of the writer (issue 19).
+
+One govwatch process fetches (Scrapy on the reactor thread) and stores (the writer thread), and
+Python runs one thread at a time: extracting a 80 KB page (lxml, then govwatch's normalisation) and
+compressing its bytes took a third of the writer's time, while the machine's second core idled.
+So, as each page or document arrives, its extraction and the compression of its body and text are
+handed to a worker process (`fetch.extract_processes`, default 1 on a machine with two or more
+cores, 0 to turn it off); by the time the writer reaches the response, the work is done or under
+way. The writer uses the result only when it would have asked for exactly that extraction (same
+bytes, content type, URL, `select`, `ignore`, OCR settings); otherwise, and whenever the worker
+failed or died, it extracts in its own thread as before, so what is stored never depends on the
+worker. The worker's log records are replayed by the writer with the result they belong to.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+import zlib
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+logger = logging.getLogger("govwatch")
+
+ZLIB_LEVEL = 3  # the level state.store.Store.put_blob compresses with
+
+
+def default_processes() -> int:
+    """1 where there is a second core to run it on, else 0 (a worker would only compete)."""
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
+
+
+@dataclass(frozen=True)
+class Args:
+    """What an extraction depends on, besides the bytes."""
+
+    content_type: str
+    url: str
+    select: str | None
+    ignore: tuple[str, ...]
+    ocr: object  # config.OcrSettings or None
+
+
+@dataclass
+class Prepared:
+    """A finished job: the extraction (or None when it raised: the writer then extracts itself and
+    meets the same error), the body and the text compressed by their SHA-256 (what Store.put_blob
+    would store for those bytes), and the log records it made."""
+
+    extracted: object | None
+    compressed: dict[str, bytes]
+    records: list[tuple[str, int, str]]
+
+
+# -- in the worker process ---------------------------------------------------------------------
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+@lru_cache(maxsize=256)
+def _ignore(patterns: tuple[str, ...]):
+    from monitor.extract import compile_ignore
+
+    return compile_ignore(patterns)
+
+
+def _init(level: int) -> None:
+    logging.getLogger().handlers[:] = []
+    logging.getLogger().setLevel(level)
+    import monitor.extract  # noqa: F401  (imported once, before the first page)
+
+
+def _job(body: bytes, args: Args) -> Prepared:
+    from monitor.extract import extract
+
+    capture = _Capture()
+    root = logging.getLogger()
+    root.addHandler(capture)
+    try:
+        try:
+            ex = extract(body, content_type=args.content_type, url=args.url, select=args.select,
+                         ignore=_ignore(args.ignore), ocr=args.ocr)
+        except Exception:  # the writer extracts again and handles the error as it always has
+            ex = None
+        compressed = {hashlib.sha256(body).hexdigest(): zlib.compress(body, ZLIB_LEVEL)}
+        if ex is not None:
+            text = ex.text.encode("utf-8")
+            compressed[hashlib.sha256(text).hexdigest()] = zlib.compress(text, ZLIB_LEVEL)
+        return Prepared(ex, compressed, capture.records)
+    finally:
+        root.removeHandler(capture)
+
+
+# -- in govwatch's process ---------------------------------------------------------------------
+class Extractor:
+    """The worker process(es) and the jobs handed to them, by the identity of the body's bytes."""
+
+    def __init__(self, processes: int):
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._jobs: dict[int, tuple[bytes, Args, Future]] = {}
+        self._lock = threading.Lock()
+        self._broken = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.processes > 0 and not self._broken
+
+    def submit(self, body: bytes, args: Args) -> None:
+        """Start extracting `body` (called as the response arrives, on the reactor thread)."""
+        if not self.enabled or not body:
+            return
+        try:
+            with self._lock:
+                if self._pool is None:
+                    # spawn, not fork: govwatch's process has threads (the reactor's, the writer's)
+                    self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_init, initargs=(logging.getLogger("govwatch").getEffectiveLevel(),))
+                future = self._pool.submit(_job, body, args)
+        except Exception as e:  # a pool that cannot start or is broken: extract in the writer
+            self._give_up(e)
+            return
+        self._jobs[id(body)] = (body, args, future)
+
+    def take(self, body: bytes, args: Args) -> Prepared | None:
+        """The job for exactly these bytes and arguments, waited for; None when there is none or it
+        failed (the caller extracts itself)."""
+        job = self._jobs.pop(id(body), None)
+        if job is None or job[0] is not body:
+            return None
+        if job[1] != args:
+            job[2].cancel()
+            return None
+        if job[2].cancel():  # not started yet (the worker still starting, or busy): quicker here
+            return None
+        try:
+            prepared: Prepared = job[2].result()
+        except Exception as e:  # the worker died (killed, out of memory): the writer does it
+            self._give_up(e)
+            return None
+        for name, level, message in prepared.records:
+            logging.getLogger(name).log(level, "%s", message)
+        return prepared
+
+    def drop(self, body: bytes) -> None:
+        """The response is stored without its job (the same bytes as last time, a block): let it go."""
+        job = self._jobs.pop(id(body), None)
+        if job is not None:
+            job[2].cancel()
+
+    def _give_up(self, e: Exception) -> None:
+        if not self._broken:
+            logger.warning("text extraction in a second process stopped (%s: %s); extracting in this one",
+                           type(e).__name__, e)
+        self._broken = True
+
+    def close(self, *, kill: bool = False) -> None:
+        """Stop the worker: after its current job, or at once with `kill` (a signal ended the crawl:
+        a long OCR must not hold the exit; the writer extracts anything still needed itself)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        self._jobs.clear()
+        if pool is None:
+            return
+        if kill:
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public API kills a busy worker
+                proc.kill()
+        pool.shutdown(wait=not kill, cancel_futures=True)

@@ -1,0 +1,122 @@
+"""Extraction in a second process (monitor/offload.py): the writer gets exactly what it would have
+extracted itself, or nothing (and then extracts itself), never something else."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.extract import compile_ignore, extract
+from monitor.offload import Args, Extractor, _job
+from state.errors import ConfigError
+from tests.pdfs import make_pdf
+
+PAGES = Path(__file__).resolve().parents[1] / "data" / "pages"
+
+
+def _finished(ex: Extractor, body: bytes):
+    """Wait until the worker has done the job for `body` (as when the writer is busy elsewhere)."""
+    ex._jobs[id(body)][2].result(timeout=60)
+
+
+@pytest.fixture
+def extractor():
+    ex = Extractor(1)
+    yield ex
+    ex.close()
+
+
+def test_the_worker_extracts_what_the_writer_would_and_compresses_it(extractor):
+    docs = [(p.read_bytes(), "text/html; charset=utf-8", None, ()) for p in sorted(PAGES.glob("*.after.html"))]
+    docs.append((PAGES.joinpath("dhs-main-change.after.html").read_bytes(), "text/html", "main", (r"Last (updated|reviewed).*",)))
+    docs.append((make_pdf([["Office of Professional Responsibility", "Report of investigation"], ["Page two"]], title="OPR"),
+                 "application/pdf", None, ()))
+    assert len(docs) >= 5
+    for body, ctype, select, ignore in docs:
+        args = Args(content_type=ctype, url="https://www.ice.gov/x", select=select, ignore=ignore, ocr=None)
+        extractor.submit(body, args)
+        _finished(extractor, body)
+        prepared = extractor.take(body, args)
+        assert prepared is not None and prepared.extracted is not None
+        here = extract(body, content_type=ctype, url=args.url, select=select, ignore=compile_ignore(ignore))
+        assert prepared.extracted == here
+        text = here.text.encode()
+        assert prepared.compressed.keys() == {hashlib.sha256(body).hexdigest(), hashlib.sha256(text).hexdigest()}
+        assert zlib.decompress(prepared.compressed[hashlib.sha256(body).hexdigest()]) == body
+        assert zlib.decompress(prepared.compressed[hashlib.sha256(text).hexdigest()]) == text
+    assert extractor._jobs == {}
+
+
+def test_a_different_extraction_or_other_bytes_are_not_served_from_a_job(extractor):
+    body = PAGES.joinpath("legacy-change.after.html").read_bytes()
+    args = Args("text/html", "https://www.dhs.gov/a", None, (), None)
+    extractor.submit(body, args)
+    _finished(extractor, body)
+    assert extractor.take(body, Args("text/html", "https://www.dhs.gov/a", "main", (), None)) is None  # another select
+    extractor.submit(body, args)
+    _finished(extractor, body)
+    assert extractor.take(bytes(bytearray(body)), args) is None  # equal bytes, but not the response's own object
+    extractor.drop(body)
+    assert extractor._jobs == {}
+
+
+def test_an_extraction_that_fails_is_left_to_the_writer(extractor):
+    """The worker does not carry errors back: the writer extracts again and meets the error itself."""
+    body = b"\x00\x01\x02 binary \xff\xfe" * 50
+    args = Args("application/octet-stream", "https://www.dhs.gov/blob", None, (), None)
+    extractor.submit(body, args)
+    _finished(extractor, body)
+    prepared = extractor.take(body, args)
+    assert prepared is not None and prepared.extracted is None
+    assert list(prepared.compressed) == [hashlib.sha256(body).hexdigest()]
+
+
+def test_a_worker_that_dies_is_survived_and_the_writer_extracts_itself(extractor, caplog):
+    body = PAGES.joinpath("legacy-change.after.html").read_bytes()
+    args = Args("text/html", "https://www.dhs.gov/a", None, (), None)
+    extractor.submit(body, args)
+    _finished(extractor, body)  # the pool is up
+    assert extractor.take(body, args) is not None
+    for proc in list(extractor._pool._processes.values()):
+        proc.kill()
+        proc.join()
+    other = PAGES.joinpath("broken-markup.after.html").read_bytes()
+    with caplog.at_level(logging.WARNING, logger="govwatch"):
+        extractor.submit(other, args)
+        job = extractor._jobs.get(id(other))
+        if job is not None:  # the pool may already know it is broken and refuse the job
+            with pytest.raises(Exception):
+                job[2].result(timeout=60)
+        assert extractor.take(other, args) is None
+    assert not extractor.enabled
+    assert "extraction in a second process stopped" in caplog.text
+    extractor.submit(body, args)  # from now on nothing is handed over
+    assert id(body) not in extractor._jobs
+
+
+def test_the_workers_log_records_are_replayed_by_the_writer(extractor, caplog):
+    """What the extraction logs (a PDF page it cannot read...) is said in govwatch's own log."""
+    record = ("monitor.extract", logging.WARNING, "https://x/a.pdf: PDF page 2 unreadable: bad stream")
+    prepared = _job(b"<html><body><p>Text of the page, long enough.</p></body></html>", Args("text/html", "u", None, (), None))
+    assert prepared.extracted is not None and prepared.records == []
+    body = PAGES.joinpath("legacy-change.after.html").read_bytes()
+    args = Args("text/html", "https://www.dhs.gov/a", None, (), None)
+    extractor.submit(body, args)
+    _finished(extractor, body)
+    extractor._jobs[id(body)][2].result().records.append(record)
+    with caplog.at_level(logging.WARNING):
+        assert extractor.take(body, args) is not None
+    assert "PDF page 2 unreadable" in caplog.text
+
+
+def test_extract_processes_is_validated(tmp_path):
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text("include_defaults: false\nfetch: {extract_processes: 0}\nsources: []\n")
+    assert load_config(str(cfg)).fetch.extract_processes == 0
+    cfg.write_text("include_defaults: false\nfetch: {extract_processes: -1}\nsources: []\n")
+    with pytest.raises(ConfigError, match="extract_processes"):
+        load_config(str(cfg))
