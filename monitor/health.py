@@ -15,7 +15,7 @@ from alerts.message import health_alert
 from monitor.context import Context, Outcome, logger, part_of
 from spiders.kinds import Fetched
 from state.errors import GovwatchError
-from state.models import DeliveryRecord, FetchAttemptRecord, SnapshotRecord, SourceRecord, as_utc
+from state.models import DeliveryRecord, FetchAttemptRecord, ItemRecord, SnapshotRecord, SourceRecord, as_utc
 from state.store import bulk_update
 
 FAILURE_BACKOFF_CAP = 8  # a failing source waits at most 8x its interval (and at most a day more)
@@ -33,7 +33,7 @@ class Health:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.quiet_every: dict[str, float] = {}  # healthy source -> every_seconds, set per cycle
-        self._quiet_rows: list[tuple[dict, dict]] = []
+        self._quiet_rows: list[tuple[dict, type, dict]] = []  # (fetch attempt, SourceRecord or ItemRecord, its update)
         self._quiet_lock = threading.RLock()  # the writer queues and flushes; an abandoned cycle flushes from outside
         self._quiet_since = 0.0
 
@@ -194,25 +194,37 @@ class Health:
         update_row = dict(id=fetched.request.source_id, last_attempt_at=now, last_success_at=now, lease_owner="",
                           lease_until=None, last_status=fetched.status, health="ok", last_error="",
                           next_due_at=due_after(every, 0, as_utc(fetched.started_at)), **validators(fetched))
+        self._queue(attempt_row(fetched, outcome), SourceRecord, update_row)
+
+    def quiet_document(self, fetched: Fetched, item_id: int, now: datetime) -> None:
+        """A listed document checked again and answered 304 (monitor/listed.py): its attempt and
+        its item's `doc_checked_at`, queued like a quiet source's (a crash: checked again sooner)."""
+        self._queue(attempt_row(fetched, "not_modified"), ItemRecord, dict(id=item_id, doc_checked_at=now, doc_error=""))
+
+    def _queue(self, attempt: dict, model: type, update_row: dict) -> None:
         with self._quiet_lock:
             if not self._quiet_rows:
                 self._quiet_since = time.monotonic()
-            self._quiet_rows.append((attempt_row(fetched, outcome), update_row))
+            self._quiet_rows.append((attempt, model, update_row))
         if len(self._quiet_rows) >= QUIET_BATCH:
             self.flush_quiet()
 
     def flush_quiet(self, *, older_than: float = 0.0) -> None:
         """Write the queued quiet outcomes (all, or only once the oldest has waited `older_than`
-        seconds): one INSERT of the attempts, one bulk UPDATE by key, rows in key order (the
-        same order as any other update of these rows takes its locks in: no deadlock)."""
+        seconds): one INSERT of the attempts, one bulk UPDATE by key of the sources (and one of the
+        listed documents' items), rows in key order (the order any other update of these rows takes
+        its locks in: no deadlock)."""
         with self._quiet_lock:
             if not self._quiet_rows or time.monotonic() - self._quiet_since < older_than:
                 return
             rows, self._quiet_rows = self._quiet_rows, []
             try:
                 with self.ctx.store.session() as s:
-                    s.execute(insert(FetchAttemptRecord), [a for a, _ in rows])
-                    bulk_update(s, SourceRecord, sorted((u for _, u in rows), key=lambda u: u["id"]))
+                    s.execute(insert(FetchAttemptRecord), [a for a, _, _ in rows])
+                    for model in (SourceRecord, ItemRecord):
+                        updates = sorted((u for _, m, u in rows if m is model), key=lambda u: u["id"])
+                        if updates:
+                            bulk_update(s, model, updates)
             except GovwatchError as e:  # the database is unwell: say so; these sources are simply due again
                 logger.error("could not record %d unchanged fetch(es) (%s); those sources will be checked again", len(rows), e)
 

@@ -91,12 +91,15 @@ class ListedDocuments:
             error = verdict.reason if verdict is not None else (f"HTTP {fetched.status}" if (fetched.status or 0) >= 400 else "")
         if error:
             return self.items.doc_failed(fetched, error)
+        if fetched.status == 304:  # most of them: each is asked again with its validators
+            self.health.quiet_document(fetched, item.id, now)
+            return Outcome(sid, "unchanged", part="archive")
         digest = sha256(fetched.body)
         with self.ctx.store.session() as s:
             last = s.get(SnapshotRecord, item.snapshot_id) if item.snapshot_id else None
-            if fetched.status == 304 or (last is not None and last.body_sha256 == digest):
+            if last is not None and last.body_sha256 == digest:
                 s.execute(update(ItemRecord).where(ItemRecord.id == item.id).values(doc_checked_at=now, doc_error=""))
-                s.add(self.health.attempt(fetched, "not_modified" if fetched.status == 304 else "unchanged"))
+                s.add(self.health.attempt(fetched, "unchanged"))
                 return Outcome(sid, "unchanged", part="archive")
         doc = self.documents.extract(fetched, src, Parsed(document=fetched.body, content_type=fetched.content_type), select=False)
         d, replaced_scan, matches = (self.documents.compare(sid, self.ctx.store.get_text(last.text_sha256), doc, last, digest)

@@ -38,6 +38,12 @@ def test_listed_documents_are_archived_politely_and_a_replacement_alerts_once(si
     assert sorted(len(h) for h in hits.values()) == [1, 1, 2], hits
     again = [h[1] for h in hits.values() if len(h) == 2][0]
     assert again.get("if-none-match"), again
+    # the 304 is recorded (queued with the quiet outcomes, written by the end of the run)
+    rechecked = site.url([href for href, h in hits.items() if len(h) == 2][0])
+    assert db_rows(workdir, f"select outcome from fetch_attempts where url = '{rechecked}' order by id") == \
+        [("baseline",), ("not_modified",)]
+    (first, last), = db_rows(workdir, f"select min(started_at), max(started_at) from fetch_attempts where url = '{rechecked}'")
+    assert db_rows(workdir, f"select doc_checked_at > '{first}' from items where doc_url = '{rechecked}'") == [(1,)]
     # the source's WARC holds the documents' own records beside the listing's
     workdir.run("export-warc", "--source", "oig-ice", "-o", "oig.warc.gz")
     with open(workdir.path / "oig.warc.gz", "rb") as f:
