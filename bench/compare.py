@@ -154,6 +154,7 @@ class Meter:
             self.proc = None
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0  # proportional set size of the tree: shared pages counted once (a worker process's libraries)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -172,6 +173,13 @@ class Meter:
                 total += p.memory_info().rss
         return total
 
+    def pss(self) -> int:
+        total = 0
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error, AttributeError):
+                total += p.memory_full_info().pss
+        return total
+
     def cpu(self) -> float:
         total = 0.0
         for p in self._tree():
@@ -183,6 +191,7 @@ class Meter:
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self.rss())
+            self.peak_pss = max(self.peak_pss, self.pss())
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Meter:
@@ -211,6 +220,7 @@ class Oneshot:
     cpu_s: float
     rss_mb: float
     stdout: str
+    pss_mb: float = 0.0
 
 
 def run_oneshot(cmd: list, *, cwd: Path, env: dict, log: Path, timeout: float) -> Oneshot:
@@ -240,7 +250,7 @@ def run_oneshot(cmd: list, *, cwd: Path, env: dict, log: Path, timeout: float) -
         raise RuntimeError(f"{Path(cmd[0]).name} timed out after {timeout:.0f}s")
     if proc.returncode != 0:
         raise RuntimeError(f"{Path(cmd[0]).name} exited {proc.returncode}: {(stderr or stdout).strip()[-600:]}")
-    return Oneshot(wall, ru.ru_utime + ru.ru_stime, max(meter.peak, ru.ru_maxrss * 1024) / MB, stdout)
+    return Oneshot(wall, ru.ru_utime + ru.ru_stime, max(meter.peak, ru.ru_maxrss * 1024) / MB, stdout, meter.peak_pss / MB)
 
 
 # -- the site ------------------------------------------------------------------------------------
@@ -333,6 +343,8 @@ class GovwatchRunner(Runner):
         summary = r.stdout.strip().splitlines()[0] if r.stdout.strip() else ""
         errors = int(m.group(1)) if (m := re.search(r"(\d+) error", summary)) else 0
         reported, notes = self._reported()
+        notes.append(f"govwatch: peak RSS {r.rss_mb:.0f} MB summed over its processes, peak PSS {r.pss_mb:.0f} MB "
+                     "(shared pages counted once)")
         return Measured(r.wall_s, r.cpu_s, r.rss_mb, sorted(reported), errors, [f"govwatch: {summary}", *notes])
 
     def _reported(self) -> tuple[set[str], list[str]]:

@@ -558,7 +558,8 @@ def _builtin() -> tuple[Topic, ...]:
     folder = resources.files("monitor.topics")
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
-            data.append(yaml.safe_load(entry.read_text(encoding="utf-8")))
+            # the package's own files: libyaml's parser when there is one (every start reads them)
+            data.append(yaml.load(entry.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     return tuple(load_topics(data, where="monitor/topics", bounded=False))
 
 

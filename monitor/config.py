@@ -567,7 +567,8 @@ _KNOWN_KEYS = sorted(set(_File.model_fields) | set(FetchSettings.model_fields) |
 
 
 def builtin_catalogue() -> list[dict[str, Any]]:
-    data = yaml.safe_load(resources.files("monitor").joinpath("catalogue.yaml").read_text(encoding="utf-8"))
+    text = resources.files("monitor").joinpath("catalogue.yaml").read_text(encoding="utf-8")
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # the package's own file
     return list(data.get("sources", []))
 
 

@@ -17,7 +17,9 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
+import time
 import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -73,9 +75,21 @@ def _ignore(patterns: tuple[str, ...]):
 
 
 def _init(level: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is govwatch's to handle: it stops this worker itself
     logging.getLogger().handlers[:] = []
     logging.getLogger().setLevel(level)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="govwatch-parent-watch").start()
     import monitor.extract  # noqa: F401  (imported once, before the first page)
+
+
+def _exit_with(parent: int) -> None:
+    """A worker whose govwatch died (SIGKILL, out of memory) ends too: the pool's queues never tell
+    it (it holds both ends of its own pipe), so it would wait, orphaned, for ever."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def _job(body: bytes, args: Args) -> Prepared:
@@ -109,6 +123,8 @@ class Extractor:
         self._jobs: dict[int, tuple[bytes, Args, Future]] = {}
         self._lock = threading.Lock()
         self._broken = False
+        self._ready = False  # a job has come back: the worker is up (until then the writer does not wait for it)
+        self.used = self.submitted = 0  # jobs the writer took, jobs handed over (logged at the end)
 
     @property
     def enabled(self) -> bool:
@@ -128,7 +144,14 @@ class Extractor:
         except Exception as e:  # a pool that cannot start or is broken: extract in the writer
             self._give_up(e)
             return
+        if not self._ready:
+            future.add_done_callback(self._came_back)
         self._jobs[id(body)] = (body, args, future)
+        self.submitted += 1
+
+    def _came_back(self, future: Future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._ready = True
 
     def take(self, body: bytes, args: Args) -> Prepared | None:
         """The job for exactly these bytes and arguments, waited for; None when there is none or it
@@ -139,7 +162,7 @@ class Extractor:
         if job[1] != args:
             job[2].cancel()
             return None
-        if job[2].cancel():  # not started yet (the worker still starting, or busy): quicker here
+        if not self._ready and job[2].cancel():  # the worker is still starting: quicker here
             return None
         try:
             prepared: Prepared = job[2].result()
@@ -148,6 +171,7 @@ class Extractor:
             return None
         for name, level, message in prepared.records:
             logging.getLogger(name).log(level, "%s", message)
+        self.used += 1
         return prepared
 
     def drop(self, body: bytes) -> None:
@@ -167,9 +191,12 @@ class Extractor:
         a long OCR must not hold the exit; the writer extracts anything still needed itself)."""
         with self._lock:
             pool, self._pool = self._pool, None
+            self._ready = False
         self._jobs.clear()
         if pool is None:
             return
+        logger.info("extraction worker: %d of %d page(s) and document(s) handed to it were used", self.used, self.submitted)
+        self.used = self.submitted = 0
         if kill:
             for proc in list(getattr(pool, "_processes", {}).values()):  # no public API kills a busy worker
                 proc.kill()

@@ -120,3 +120,47 @@ def test_extract_processes_is_validated(tmp_path):
     cfg.write_text("include_defaults: false\nfetch: {extract_processes: -1}\nsources: []\n")
     with pytest.raises(ConfigError, match="extract_processes"):
         load_config(str(cfg))
+
+
+ORPHAN = '''
+import sys, time
+from monitor.offload import Args, Extractor
+if __name__ == "__main__":
+    ex = Extractor(1)
+    body = b"<html><body><p>A page of text, long enough to be read as text.</p></body></html>"
+    ex.submit(body, Args("text/html", "u", None, (), None))
+    ex._jobs[id(body)][2].result(timeout=60)
+    print(*ex._pool._processes, flush=True)
+    time.sleep(120)
+'''
+
+
+def test_the_worker_ends_when_govwatch_is_killed(tmp_path):
+    """SIGKILL (or the OOM killer) gives govwatch no chance to stop its worker: the worker sees its
+    parent gone and exits, instead of waiting for ever on a pipe it holds both ends of."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(ORPHAN)
+    repo = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=repo,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        worker = int(parent.stdout.readline().split()[0])
+        os.kill(worker, 0)  # alive
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail(f"the worker {worker} outlived its killed parent by 10 s")
