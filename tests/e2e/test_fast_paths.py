@@ -177,14 +177,23 @@ def test_queued_quiet_outcomes_are_written_within_a_second_and_on_abandon(tmp_pa
 def test_extraction_in_the_worker_process_records_what_the_writer_would(site, workdir):
     """`fetch.extract_processes` (monitor/offload.py) changes where pages are extracted and
     compressed, never what is stored: the same pages checked with the worker and without it give
-    the same snapshots, texts, blobs and changes, at the baseline and after a change."""
+    the same snapshots, texts, blobs and changes, at the baseline and after a change. (The worker
+    starts at a run's 16th page; the pages answer slowly enough for it to be up before the end.)"""
+    import re
+
     from tests.pdfs import make_pdf
 
-    paths = [f"/p{i}" for i in range(30)]
+    paths = [f"/p{i}" for i in range(60)]
     filler = "".join(f"<p>Paragraph {k} of the detention standards, with enough words to be read as text.</p>" for k in range(300))
-    for p in paths:
-        site.set(p, page(extra=f"<p>Notice {p}.</p>{filler}"))
-    site.set("/r.pdf", make_pdf([["Report of investigation", "OPR"], ["Second page"]]), content_type="application/pdf")
+    pdf = make_pdf([["Report of investigation", "OPR"], ["Second page"]])  # once: its bytes carry a time
+
+    def serve(changed: bool) -> None:
+        for k, p in enumerate(paths):  # ten pages change, the others only in their date stamp
+            extra = RELEVANT if changed and k % 6 == 0 else ""
+            site.set(p, page(extra=f"<p>Notice {p}.</p>{extra}{filler}", stamp="11/30/2026" if changed else "11/01/2026"),
+                     delay=0.1)
+        site.set("/r.pdf", pdf, content_type="application/pdf", delay=0.1)
+
     sources = [{"id": f"s{p[2:]}", "url": site.url(p), "every": "1h"} for p in paths]
     sources.append({"id": "report", "url": site.url("/r.pdf"), "kind": "pdf", "every": "1h"})
 
@@ -199,17 +208,18 @@ def test_extraction_in_the_worker_process_records_what_the_writer_would(site, wo
         assert all(hashlib.sha256(data).hexdigest() == h for h, data in blobs.items())
         return snaps, changes, blobs
 
-    results = []
+    results, used = [], []
     for n, db in ((0, "here.db"), (1, "worker.db")):
-        for p in paths:
-            site.set(p, page(extra=f"<p>Notice {p}.</p>{filler}"))
+        serve(changed=False)
         workdir.write(sources=sources, database=f"sqlite:///{workdir.path / 'state' / db}", fetch={"extract_processes": n})
-        assert "31 baseline" in workdir.run("check").stdout
-        for k, p in enumerate(paths):  # ten pages change, the other twenty only in their date stamp
-            site.set(p, page(extra=f"<p>Notice {p}.</p>{RELEVANT if k < 10 else ''}{filler}", stamp="11/30/2026"))
-        out = workdir.run("check", "--force").stdout
-        assert "10 changed, 20 unchanged" in out, out
+        runs = [workdir.run("check")]
+        assert "61 baseline" in runs[0].stdout
+        serve(changed=True)
+        runs.append(workdir.run("check", "--force"))
+        assert "10 changed, 50 unchanged, 1 not modified" in runs[1].stdout, runs[1].stdout
         results.append(stored(db))
+        used.append([int(m.group(1)) for r in runs for m in re.finditer(r"extraction worker: (\d+) of", r.stderr)])
     here, worker = results
-    assert len(here[0]) == 61 and len(here[1]) == 10
+    assert len(here[0]) >= 120 and len(here[1]) == 10
     assert here == worker
+    assert used[0] == [] and len(used[1]) == 2 and all(u > 0 for u in used[1]), used  # the worker did extract

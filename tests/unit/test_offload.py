@@ -25,7 +25,7 @@ def _finished(ex: Extractor, body: bytes):
 
 @pytest.fixture
 def extractor():
-    ex = Extractor(1)
+    ex = Extractor(1, start_after=0)
     yield ex
     ex.close()
 
@@ -126,7 +126,7 @@ ORPHAN = '''
 import sys, time
 from monitor.offload import Args, Extractor
 if __name__ == "__main__":
-    ex = Extractor(1)
+    ex = Extractor(1, start_after=0)
     body = b"<html><body><p>A page of text, long enough to be read as text.</p></body></html>"
     ex.submit(body, Args("text/html", "u", None, (), None))
     ex._jobs[id(body)][2].result(timeout=60)
