@@ -10,6 +10,7 @@ from monitor.context import Context, Outcome, log_outcome, logger, part_of
 from monitor.diff import diff
 from monitor.extract import extract
 from monitor.health import Health
+from monitor.ocr import limits as ocr_limits
 from monitor.offload import Args
 from monitor.recorder import Recorder
 from spiders.kinds import Fetched, Parsed
@@ -162,4 +163,4 @@ class Documents:
 def extract_args(ctx: Context, fetched: Fetched, src: SourceConfig, content_type: str | None, select: str | None | bool) -> Args:
     """What Documents.extract extracts with: the same for the worker's job and the writer's check."""
     return Args(content_type=content_type or fetched.content_type, url=fetched.url,
-                select=src.select if select is True else None, ignore=tuple(src.ignore), ocr=ctx.config.ocr)
+                select=src.select if select is True else None, ignore=tuple(src.ignore), ocr=ocr_limits(ctx.config.ocr))

@@ -224,8 +224,9 @@ def normalise(text: str, ignore: Sequence[re.Pattern] = ()) -> str:
     return "\n".join(out).strip("\n")
 
 
-# strip_tracking lives in spiders/urls.py (spiders key items by it); re-exported here.
-from spiders.urls import strip_tracking  # noqa: E402,F401
+# strip_tracking lives in spiders/urls.py (spiders key items by it); it is not re-exported here:
+# importing spiders/ loads every source kind (feedparser, pydantic, ~25 MB), which the extraction
+# worker (monitor/offload.py) has no use for.
 
 
 # ---------------------------------------------------------------------------- HTML

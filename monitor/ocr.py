@@ -56,6 +56,12 @@ def _settings(settings):
     return Defaults() if settings is None else settings
 
 
+def limits(settings) -> Defaults:
+    """config.OcrSettings (or None) as the plain dataclass: what the extraction worker is handed
+    (unpickling the configuration's model would import the whole configuration there)."""
+    return Defaults() if settings is None else Defaults(**{f: getattr(settings, f) for f in Defaults.__dataclass_fields__})
+
+
 @functools.lru_cache(maxsize=8)
 def _missing(tesseract: str, language: str) -> str:
     """'' when Tesseract (with `language`) and pdftoppm can run here, else what is missing."""

@@ -13,11 +13,13 @@ worker. The worker's log records are replayed by the writer with the result they
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -114,6 +116,21 @@ def _job(body: bytes, args: Args) -> Prepared:
 
 
 # -- in govwatch's process ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _no_main_script():
+    """While a worker is spawned: multiprocessing runs the parent's main script again in the child
+    (as __mp_main__), and govwatch's is the `govwatch` console script, whose first line imports the
+    whole CLI (Scrapy, SQLAlchemy...: a 77 MB worker instead of a 30 MB one). Without a __file__
+    on __main__ the child imports nothing it is not asked to (monitor.offload, for _job)."""
+    main = sys.modules.get("__main__")
+    path = main.__dict__.pop("__file__", None) if main is not None and getattr(main, "__spec__", None) is None else None
+    try:
+        yield
+    finally:
+        if path is not None:
+            main.__file__ = path
+
+
 START_AFTER = 16  # pages a run extracts itself before it starts the worker: a short run never pays its start
 
 
@@ -145,12 +162,12 @@ class Extractor:
         if self._pool is None and self._seen <= self.start_after:
             return
         try:
-            with self._lock:
+            with self._lock, _no_main_script():
                 if self._pool is None:
                     # spawn, not fork: govwatch's process has threads (the reactor's, the writer's)
                     self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
                                                      initializer=_init, initargs=(logging.getLogger("govwatch").getEffectiveLevel(),))
-                future = self._pool.submit(_job, body, args)
+                future = self._pool.submit(_job, body, args)  # (starts the worker, the first time)
         except Exception as e:  # a pool that cannot start or is broken: extract in the writer
             self._give_up(e)
             return

@@ -10,8 +10,9 @@ import pytest
 
 from monitor.diff import diff
 from monitor.extract import (
-    Extracted, compile_ignore, detect_kind, extract, html_title, normalise, strip_tracking,
+    Extracted, compile_ignore, detect_kind, extract, html_title, normalise,
 )
+from spiders.urls import strip_tracking
 from state.errors import ExtractError
 
 PAGES = Path(__file__).resolve().parents[1] / "data" / "pages"
