@@ -32,7 +32,7 @@ def snapshot_page(request: Request, snapshot_id: int):
     cap = capture(w.store, snapshot_id)
     return render(request, "snapshot.html", snap=cap.snapshot, cap=cap, headers=sorted(cap.headers.items()),
                   is_html="html" in (cap.snapshot.content_type or "").lower(),
-                  source_name=w.source_names().get(cap.snapshot.source_id, cap.snapshot.source_id))
+                  source_name=w.source_names([cap.snapshot.source_id]).get(cap.snapshot.source_id, cap.snapshot.source_id))
 
 
 @router.get("/snapshots/{snapshot_id}/raw")

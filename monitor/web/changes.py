@@ -29,7 +29,7 @@ def change_log(request: Request):
     w = web_of(request)
     f = Filters.parse(request.query_params)
     page = page_of_changes(w.store, f, PAGE_SIZE, (f.page - 1) * PAGE_SIZE)
-    names = w.source_names()
+    names = w.source_names({row.change.source_id for row in page.rows})
     items = []
     for row in page.rows:
         c, ms = row.change, row.matches
@@ -40,7 +40,7 @@ def change_log(request: Request):
                       "headline": headline(c), "assignee": row.assignee})
     pages = max(1, (page.total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render(request, "changes.html", f=f, items=items, total=page.total, capped=page.capped, pages=pages, counts=page.counts,
-                  sources=sorted(names.items(), key=lambda kv: kv[1].lower()), agencies=page.agencies,
+                  sources=w.source_menu(), agencies=page.agencies,
                   severities=SEVERITIES, states=REVIEW_STATES)
 
 
@@ -71,7 +71,7 @@ def change_page(request: Request, change_id: int):
     # A new item's snapshots are the whole listing, not the document: its diff is the item itself.
     whole = not (prev_pruned or new_pruned)
     sbs = side_by_side(prev_text, new_text) if whole and c.kind in ("changed", "removed") and (prev or new) else None
-    return render(request, "change.html", c=c, src=src, source_name=web_of(request).source_names().get(c.source_id, c.source_id),
+    return render(request, "change.html", c=c, src=src, source_name=web_of(request).source_names([c.source_id]).get(c.source_id, c.source_id),
                   shown=shown, prev=prev, new=new, prev_text=prev_text, new_text=new_text, trail=trail, state=state,
                   inline=inline_rows(c.diff_text), sbs=sbs, sbs_too_large=whole and sbs is None and c.kind in ("changed", "removed"),
                   prev_pruned=prev_pruned, new_pruned=new_pruned,

@@ -32,7 +32,7 @@ def _export_rows(request: Request, excerpt: int | None = 2000) -> list[dict]:
     limit = request.query_params.get("limit", "")
     n = int(limit) if limit.isdigit() and 0 < int(limit) <= 50_000 else EXPORT_LIMIT
     rows = page_of_changes(w.store, f, n, (f.page - 1) * n).rows
-    names = w.source_names()
+    names = w.source_names({r.change.source_id for r in rows})
     return [change_dict(r.change, r.matches, r.state, names.get(r.change.source_id, ""), excerpt=excerpt) for r in rows]
 
 
@@ -58,7 +58,7 @@ def feed(request: Request, topic: str = ""):
     rows = page_of_changes(w.store, f, FEED_ENTRIES, 0).rows
     # Never from the request (its Host header is the client's to choose): public_url, or relative.
     base = w.public_url
-    return Response(_atom(rows, topic, base, w.source_names(), w.topic_title), media_type="application/atom+xml; charset=utf-8")
+    return Response(_atom(rows, topic, base, w.source_names({r.change.source_id for r in rows}), w.topic_title), media_type="application/atom+xml; charset=utf-8")
 
 
 def _xml_text(s: str) -> str:
