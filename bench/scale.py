@@ -1,8 +1,8 @@
 """Scale benchmark (run by hand, not in the test suite): what one very large document, a growing
 store and a change log of 100,000 changes cost.
 
-Usage: .venv/bin/python bench/scale.py [--only page,pdf,store,changelog] [--pages 200]
-           [--generations 10] [--changes 100000] [--postgres URL | --no-postgres]
+Usage: .venv/bin/python bench/scale.py [--only page,pdf,store,changelog,sources] [--pages 200]
+           [--generations 10] [--changes 100000] [--sources 20000] [--postgres URL | --no-postgres]
 
 page       a deterministic 5 MB government-style HTML page (nav, footer, inline scripts, thousands of
            paragraphs in <main>): monitor.extract.extract of two versions, monitor.diff.diff (+ the
@@ -22,6 +22,8 @@ changelog  N changes bulk-inserted (with topic matches, deliveries, triage, snap
            afterwards; then `govwatch changes` (cold: a new process; warm: in this process) and the
            web change log (cold: the first request of a new app; warm: the next ones), each with
            the number of SQL statements it ran and the plan of its slowest one.
+sources    --sources N (default 20,000) sources on 200 hosts and 20,000 changes: the web change
+           log's first page, a search and a source filter (warm, median of 5), both databases.
 Timings are medians of 3 unless marked "(1 run)"; other processes on the machine make them noisy.
 """
 from __future__ import annotations
@@ -710,32 +712,92 @@ def measure_changelog(n: int, pg_url: str | None) -> None:
 
 
 def measure_changelog_postgres(n: int, pg_url: str, work: Path, sql: SqlLog) -> None:
-    import psycopg
-
     from state.store import Store
+
+    with postgres_schema(pg_url) as url:
+        if url is None:
+            return
+        store = Store(url)
+        t = time.perf_counter()
+        log = fill_changes(store, n)
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("vacuum analyze")  # what autovacuum does soon after a bulk load
+        print(f"\n  PostgreSQL (schema {url.rsplit('%3D', 1)[-1]}): filled and VACUUM ANALYZEd in {fmt_s(time.perf_counter() - t)}")
+        cfg = write_config(work, url, log_sources())
+        time_cli("PostgreSQL", store, cfg, log, sql)
+        time_web("PostgreSQL", store, cfg, log, sql)
+        store.engine.dispose()
+
+
+def measure_many_sources(n_sources: int, n_changes: int, pg_url: str | None) -> None:
+    """The web change log with a watch list of `n_sources` sources on 200 hosts (issue 19: its
+    first page and a search's under 100 ms at 20,000 sources): the sources' rows, `n_changes`
+    changes among them (the change log part above measures a long log), warm requests."""
+    from state.models import ChangeRecord, SourceRecord
+    from state.store import Store
+
+    print(f"\n4. The web change log with {n_sources:,} sources on 200 hosts and {n_changes:,} changes")
+    rng = random.Random(SEED)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    sources = [dict(id=f"src-{i:05d}", name=f"{rng.choice(AGENCIES)} page {i}", url=f"https://h{i % 200}.example.gov/p/{i}",
+                    kind="page", agency=rng.choice(AGENCIES), health="ok") for i in range(n_sources)]
+    changes = [dict(source_id=sources[rng.randrange(n_sources)]["id"], url="https://h.example.gov/p", kind="changed",
+                    detected_at=start + timedelta(minutes=7 * i), title=f"Page {i}", added_text=paragraph(rng, 1, 3))
+               for i in range(n_changes)]
+    cases = [("first page", "/"), ("search q=grant", "/?q=grant"), ("source filter", f"/?source={sources[7]['id']}")]
+
+    def run(label: str, url: str, work: Path) -> None:
+        store = Store(url)
+        with store.session() as s:
+            for k in range(0, n_sources, 5000):
+                s.execute(insert(SourceRecord), sources[k:k + 5000])
+            for k in range(0, n_changes, 5000):
+                s.execute(insert(ChangeRecord), changes[k:k + 5000])
+        time_pages(label, store, write_config(work, url, []), cases)
+        store.engine.dispose()
+
+    with tempfile.TemporaryDirectory(prefix="govwatch-sources-") as tmp:
+        run("SQLite", f"sqlite:///{Path(tmp) / 'gw.db'}", Path(tmp))
+        if pg_url:
+            with postgres_schema(pg_url) as url:
+                if url:
+                    run("PostgreSQL", url, Path(tmp))
+
+
+def time_pages(label: str, store, cfg: Path, cases: list[tuple[str, str]]) -> None:
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+    from monitor.config import load_config
+    from monitor.web import create_app
+
+    client = TestClient(create_app(load_config(str(cfg)), store), base_url="http://127.0.0.1")
+    print(f"  {label}: {'page':<22} {'warm (median of 5)':>20} {'bytes':>10}")
+    for name, path in cases:
+        r = client.get(path)
+        if r.status_code != 200:
+            raise SystemExit(f"GET {path}: HTTP {r.status_code}: {r.text[:300]}")
+        warm, r = median_time(lambda: client.get(path), 5)
+        print(f"  {'':<{len(label) + 1}} {name:<22} {fmt_s(warm):>20} {len(r.content):>10,}")
+
+
+@contextlib.contextmanager
+def postgres_schema(pg_url: str):
+    """A PostgreSQL URL on a new schema, dropped afterwards; None when the server is not reachable."""
+    import psycopg
 
     dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
     try:
         psycopg.connect(dsn, connect_timeout=3).close()
     except psycopg.Error as e:
-        print(f"\n  PostgreSQL at {dsn.split('@')[-1]} not reachable ({str(e).splitlines()[0]}): skipped")
+        print(f"  PostgreSQL at {dsn.split('@')[-1]} not reachable ({str(e).splitlines()[0]}): skipped")
+        yield None
         return
     schema = "gw_scale_" + uuid.uuid4().hex[:8]
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(f"create schema {schema}")
     try:
-        url = f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
-        store = Store(url)
-        t = time.perf_counter()
-        log = fill_changes(store, n)
-        with psycopg.connect(dsn, autocommit=True) as c:
-            c.execute(f"set search_path = {schema}")
-            c.execute("vacuum analyze")  # what autovacuum does soon after a bulk load
-        print(f"\n  PostgreSQL (schema {schema}): filled and VACUUM ANALYZEd in {fmt_s(time.perf_counter() - t)}")
-        cfg = write_config(work, url, log_sources())
-        time_cli("PostgreSQL", store, cfg, log, sql)
-        time_web("PostgreSQL", store, cfg, log, sql)
-        store.engine.dispose()
+        yield f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}"
     finally:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute(f"drop schema {schema} cascade")
@@ -743,7 +805,8 @@ def measure_changelog_postgres(n: int, pg_url: str, work: Path, sql: SqlLog) -> 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="page,pdf,store,changelog", help="comma-separated: page, pdf, store, changelog")
+    ap.add_argument("--only", default="page,pdf,store,changelog,sources", help="comma-separated: page, pdf, store, changelog, sources")
+    ap.add_argument("--sources", type=int, default=20_000, help="sources for the web change log at scale (section 4)")
     ap.add_argument("--pages", type=int, default=200, help="bench-site pages for the store measurement")
     ap.add_argument("--generations", type=int, default=10, help="site generations after the baseline")
     ap.add_argument("--changes", type=int, default=100_000)
@@ -762,6 +825,8 @@ def main() -> int:
         measure_store(args.pages, args.generations)
     if "changelog" in only:
         measure_changelog(args.changes, None if args.no_postgres else args.postgres)
+    if "sources" in only:
+        measure_many_sources(args.sources, 20_000, None if args.no_postgres else args.postgres)
     return 0
 
 
