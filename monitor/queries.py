@@ -237,12 +237,12 @@ def _search_summary(s, dialect: str, q: search.Query) -> tuple[int, int | None, 
     found = select(hits.c.change_id).limit(COUNT_CAP + 1).cte("found").prefix_with("MATERIALIZED")
     newest = (select(found.c.change_id).order_by(found.c.change_id.desc())
               .offset(search.RANK_WINDOW - 1).limit(1).scalar_subquery())
+    complete = select(func.count()).select_from(found).scalar_subquery() <= COUNT_CAP  # else neither is used
     stmt = union_all(
         select(literal(0).label("part"), literal("").label("topic"), func.count().label("n")).select_from(found),
-        select(literal(1), literal(""), func.coalesce(newest, 0)),
+        select(literal(1), literal(""), func.coalesce(newest, 0)).where(complete),
         select(literal(2), TopicMatchRecord.topic, func.count())
-        .join(found, found.c.change_id == TopicMatchRecord.change_id)
-        .where(select(func.count()).select_from(found).scalar_subquery() <= COUNT_CAP)  # else not shown
+        .join(found, found.c.change_id == TopicMatchRecord.change_id).where(complete)
         .group_by(TopicMatchRecord.topic))
     total, cutoff, counts = 0, 0, {}
     for part, topic, n in s.execute(stmt):

@@ -8,7 +8,7 @@ from typing import Iterable
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from monitor.web.auth import Sessions, Throttle, WebSession, WebSettings
 from monitor.web.presentation import _templates
@@ -57,11 +57,14 @@ class WebContext:
     def source_menu(self) -> list[tuple[str, str]] | None:
         """The change log's source filter as a menu of (id, name), by name; None when there are more
         than SOURCE_MENU_MAX sources (a menu nobody can scroll: the filter is then a text box)."""
-        with self.store.session() as s:
-            n = s.scalar(select(func.count()).select_from(SourceRecord)) or 0
-        if n > SOURCE_MENU_MAX or len(self.cfg.sources) > SOURCE_MENU_MAX:
+        if len(self.cfg.sources) > SOURCE_MENU_MAX:
             return None
-        return sorted(self.source_names().items(), key=lambda kv: kv[1].lower())
+        with self.store.session() as s:  # one more than the menu holds tells that there are too many
+            rows = s.execute(select(SourceRecord.id, SourceRecord.name).limit(SOURCE_MENU_MAX + 1)).all()
+        if len(rows) > SOURCE_MENU_MAX:
+            return None
+        names = {sid: (name or sid) for sid, name in rows} | {s.id: s.display_name for s in self.cfg.sources}
+        return sorted(names.items(), key=lambda kv: kv[1].lower())
 
     def assignable(self) -> list[str]:
         """Who a change can be assigned to: the analysts and admins of the users file (none without
