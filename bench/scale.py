@@ -753,6 +753,9 @@ def measure_many_sources(n_sources: int, n_changes: int, pg_url: str | None) -> 
                 s.execute(insert(SourceRecord), sources[k:k + 5000])
             for k in range(0, n_changes, 5000):
                 s.execute(insert(ChangeRecord), changes[k:k + 5000])
+        if store.dialect == "postgresql":
+            with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("vacuum analyze")  # what autovacuum does soon after a bulk load
         time_pages(label, store, write_config(work, url, []), cases)
         store.engine.dispose()
 

@@ -33,8 +33,13 @@ ZLIB_LEVEL = 3  # the level state.store.Store.put_blob compresses with
 
 
 def default_processes() -> int:
-    """1 where there is a second core to run it on, else 0 (a worker would only compete)."""
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
+    """1 where there is a second core to run it on, else 0 (a worker would only compete). The
+    cores this process may use (a container's CPU set), not the machine's."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 1 if cores >= 2 else 0
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ def _ignore(patterns: tuple[str, ...]):
 
 
 def _init(level: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is govwatch's to handle: it stops this worker itself
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a stop (Ctrl-C, a service manager signalling the whole
+        signal.signal(sig, signal.SIG_IGN)       # group) is govwatch's to handle: it stops this worker itself
     logging.getLogger().handlers[:] = []
     logging.getLogger().setLevel(level)
     parent = os.getppid()
@@ -96,14 +102,19 @@ def _exit_with(parent: int) -> None:
 
 def _job(body: bytes, args: Args) -> Prepared:
     from monitor.extract import extract
+    from monitor.ocr import Defaults
 
     capture = _Capture()
     root = logging.getLogger()
     root.addHandler(capture)
     try:
         try:
+            # never OCR here: a scan is left to the writer, which reads it only if it needs it (a
+            # job it does not need, the same bytes as last time, would otherwise cost minutes)
             ex = extract(body, content_type=args.content_type, url=args.url, select=args.select,
-                         ignore=_ignore(args.ignore), ocr=args.ocr)
+                         ignore=_ignore(args.ignore), ocr=Defaults(enabled=False))
+            if ex.no_text_layer:
+                ex = None
         except Exception:  # the writer extracts again and handles the error as it always has
             ex = None
         compressed = {hashlib.sha256(body).hexdigest(): zlib.compress(body, ZLIB_LEVEL)}
@@ -132,6 +143,7 @@ def _no_main_script():
 
 
 START_AFTER = 16  # pages a run extracts itself before it starts the worker: a short run never pays its start
+MAX_BODY = 4 * 2**20  # larger bodies (big PDFs) are extracted by the writer: a job it turns out not to need stays short
 
 
 class Extractor:
@@ -156,7 +168,7 @@ class Extractor:
 
     def submit(self, body: bytes, args: Args) -> None:
         """Start extracting `body` (called as the response arrives, on the reactor thread)."""
-        if not self.enabled or not body:
+        if not self.enabled or not body or len(body) > MAX_BODY:
             return
         self._seen += 1
         if self._pool is None and self._seen <= self.start_after:
@@ -196,6 +208,8 @@ class Extractor:
         except Exception as e:  # the worker died (killed, out of memory): the writer does it
             self._give_up(e)
             return None
+        if prepared.extracted is None:  # the writer extracts itself, and logs what it meets itself
+            return prepared
         for name, level, message in prepared.records:
             logging.getLogger(name).log(level, "%s", message)
         self.used += 1
@@ -213,20 +227,19 @@ class Extractor:
                            type(e).__name__, e)
         self._broken = True
 
-    def close(self, *, kill: bool = False) -> None:
-        """Stop the worker at the end of a run: at once (nothing is left for it; waiting for it to
-        finish starting would delay the end of a short run), or with `kill` (a signal ended the
-        crawl) even in the middle of a job: a long OCR must not hold the exit."""
+    def close(self) -> None:
+        """Stop the worker at the end of a crawl (`check`'s, or `run`'s when it stops), or when a
+        signal ended it: at once, even in the middle of a job (no result is needed any more)."""
         with self._lock:
             pool, self._pool = self._pool, None
-            self._ready, self._seen = False, 0
+            self._ready, self._seen, self._broken = False, 0, False
         jobs, self._jobs = self._jobs, {}
         if pool is None:
             return
         logger.info("extraction worker: %d of %d page(s) and document(s) handed to it were used", self.used, self.submitted)
         self.used = self.submitted = 0
-        busy = any(not job[2].done() for job in jobs.values())
-        if kill or not busy:
-            for proc in list(getattr(pool, "_processes", {}).values()):  # no public API stops a worker now
-                proc.kill()
+        # nothing it holds is needed any more: stopped at once (a worker still starting would make
+        # a short run wait for it; one in the middle of a large PDF, a stopping one)
+        for proc in list(getattr(pool, "_processes", {}).values()):  # no public API stops a worker now
+            proc.kill()
         pool.shutdown(wait=True, cancel_futures=True)

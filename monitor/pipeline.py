@@ -141,9 +141,11 @@ class Monitor:
     def abandon(self) -> None:
         """The reactor gave up on in-flight work (a signal and stop_timeout): write what was queued,
         then give back the leases."""
-        self.flush_quiet()
-        self.release_leases()
-        self.ctx.extractor.close(kill=True)
+        self.ctx.extractor.close()  # first: a database too sick to release the leases must not keep it alive
+        try:
+            self.flush_quiet()
+        finally:
+            self.release_leases()
 
     # -- pages behind a JavaScript wall (spiders/browser.py) ------------------------------
     def _render_instead(self, fetched: Fetched, src: SourceConfig) -> FetchRequest | None:

@@ -2,6 +2,7 @@
 and the one query behind its pages, exports, the Atom feed and `govwatch search`."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, time as dtime, timezone
 from urllib.parse import urlencode
@@ -234,7 +235,9 @@ def _search_summary(s, dialect: str, q: search.Query) -> tuple[int, int | None, 
     per topic. At 100,000 changes, 6,300 matches, on PostgreSQL: 15 ms in three statements, each
     fetching every match's row, -> 9 ms in one."""
     hits = search.hit_ids(dialect, q)
-    found = select(hits.c.change_id).limit(COUNT_CAP + 1).cte("found").prefix_with("MATERIALIZED")
+    found = select(hits.c.change_id).limit(COUNT_CAP + 1).cte("found")
+    if dialect == "postgresql" or sqlite3.sqlite_version_info >= (3, 35):  # (older SQLite: read twice, same rows)
+        found = found.prefix_with("MATERIALIZED")
     newest = (select(found.c.change_id).order_by(found.c.change_id.desc())
               .offset(search.RANK_WINDOW - 1).limit(1).scalar_subquery())
     complete = select(func.count()).select_from(found).scalar_subquery() <= COUNT_CAP  # else neither is used

@@ -48,9 +48,10 @@ class WebContext:
         q = select(SourceRecord.id, SourceRecord.name)
         if ids is not None:
             ids = set(ids)
-            q = q.where(SourceRecord.id.in_(sorted(ids)))
+            if len(ids) <= 1000:  # (an export of 50,000 rows may name more sources than SQLite takes parameters)
+                q = q.where(SourceRecord.id.in_(sorted(ids)))
         with self.store.session() as s:
-            names = {sid: (name or sid) for sid, name in s.execute(q)}
+            names = {sid: (name or sid) for sid, name in s.execute(q) if ids is None or sid in ids}
         names.update((s.id, s.display_name) for s in self.cfg.sources if ids is None or s.id in ids)
         return names
 

@@ -164,3 +164,41 @@ def test_the_worker_ends_when_govwatch_is_killed(tmp_path):
         time.sleep(0.2)
     os.kill(worker, signal.SIGKILL)
     pytest.fail(f"the worker {worker} outlived its killed parent by 10 s")
+
+
+def test_scans_and_large_bodies_are_left_to_the_writer(extractor):
+    """The worker never runs OCR (a job the writer may not need must stay short) and never gets a
+    body over MAX_BODY: the writer reads those itself, only when it needs them."""
+    from monitor.offload import MAX_BODY
+    from tests.pdfs import make_scanned_pdf
+
+    scan = make_scanned_pdf()
+    args = Args("application/pdf", "https://www.oig.dhs.gov/scan.pdf", None, (), None)
+    extractor.submit(scan, args)
+    _finished(extractor, scan)
+    prepared = extractor.take(scan, args)
+    assert prepared is not None and prepared.extracted is None
+    big = b"<html><body>" + b"<p>words of a long page</p>" * (MAX_BODY // 20) + b"</body></html>"
+    assert len(big) > MAX_BODY
+    extractor.submit(big, Args("text/html", "u", None, (), None))
+    assert id(big) not in extractor._jobs
+
+
+def test_the_worker_ignores_a_stop_signal_meant_for_govwatch(extractor):
+    """SIGTERM or Ctrl-C sent to the whole process group (a service manager stopping govwatch)
+    does not kill the worker under the writer's feet: govwatch stops it when it is done."""
+    import os
+    import signal
+
+    body = PAGES.joinpath("legacy-change.after.html").read_bytes()
+    args = Args("text/html", "https://www.dhs.gov/a", None, (), None)
+    extractor.submit(body, args)
+    _finished(extractor, body)
+    assert extractor.take(body, args) is not None
+    for pid in extractor._pool._processes:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+    other = PAGES.joinpath("broken-markup.after.html").read_bytes()
+    extractor.submit(other, args)
+    _finished(extractor, other)
+    assert extractor.take(other, args) is not None and extractor.enabled

@@ -48,3 +48,14 @@ def test_a_short_watch_list_keeps_its_menu(tmp_path, n):
     html = _client(tmp_path, n).get("/").text
     assert '<select name="source">' in html and '<input name="source"' not in html
     assert html.count('<option value="src-') == n
+
+
+def test_names_of_more_sources_than_sqlite_takes_parameters(tmp_path):
+    """An export of up to 50,000 rows may name tens of thousands of sources: past 1,000 they are
+    read in one pass and picked, not bound one parameter each (SQLite stops at 32,766)."""
+    client = _client(tmp_path, 1500)
+    web = client.app.state.web
+    wanted = {f"src-{i:05d}" for i in range(0, 1500, 1)} - {"src-00003"}
+    names = web.source_names(wanted)
+    assert set(names) == wanted and names["src-01499"] == "Source number 1499"
+    assert web.source_names(["src-00003", "nope"]) == {"src-00003": "Source number 3"}
