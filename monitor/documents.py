@@ -48,8 +48,9 @@ class Documents:
             raise
         # a scan: "OCR text (mean confidence 87%)", or no text and how to enable OCR (monitor.ocr)
         note = ex.note or (NO_TEXT_LAYER if ex.no_text_layer else "")
+        # the worker's compressed bytes serve by their SHA-256 even when its extraction did not
         return Doc(text=ex.text, title=ex.title or parsed.title or "", note=note,
-                   compressed=prepared.compressed if prepared is not None and prepared.extracted is not None else {})
+                   compressed=prepared.compressed if prepared is not None else {})
 
     def prepare(self, fetched: Fetched, src: SourceConfig) -> None:
         """On the reactor thread, as a response arrives: a page, a PDF or a listed document is

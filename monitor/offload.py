@@ -22,15 +22,13 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
+from state import blobs
+
 logger = logging.getLogger("govwatch")
-
-ZLIB_LEVEL = 3  # the level state.store.Store.put_blob compresses with
-
 
 def default_processes() -> int:
     """1 where there is a second core to run it on, else 0 (a worker would only compete). The
@@ -117,10 +115,10 @@ def _job(body: bytes, args: Args) -> Prepared:
                 ex = None
         except Exception:  # the writer extracts again and handles the error as it always has
             ex = None
-        compressed = {hashlib.sha256(body).hexdigest(): zlib.compress(body, ZLIB_LEVEL)}
+        compressed = {hashlib.sha256(body).hexdigest(): blobs.compress(body)}
         if ex is not None:
             text = ex.text.encode("utf-8")
-            compressed[hashlib.sha256(text).hexdigest()] = zlib.compress(text, ZLIB_LEVEL)
+            compressed[hashlib.sha256(text).hexdigest()] = blobs.compress(text)
         return Prepared(ex, compressed, capture.records)
     finally:
         root.removeHandler(capture)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, func, select
 from sqlmodel import Field, Session, SQLModel
 
+from state import blobs
 from state.models import BlobRecord, SnapshotRecord, utcnow
 
 GENESIS = "0" * 64  # the previous hash of the first entry
@@ -172,10 +172,6 @@ class StoreCheck:
     problems: list[str] = field(default_factory=list)
 
 
-def _blob_bytes(data: bytes, codec: str) -> bytes:
-    return zlib.decompress(data) if codec == "zlib" else bytes(data)
-
-
 def verify_store(session: Session) -> StoreCheck:
     """Recompute the chain (each entry's hash and its link to the one before) and the SHA-256 of
     every stored blob; each snapshot must be in the chain with the fields it was logged with, and
@@ -221,8 +217,8 @@ def verify_store(session: Session) -> StoreCheck:
         whose = (", the raw bytes of " + ", ".join(f"snapshot {s.id} ({s.url}, fetched {iso_micro(s.fetched_at)})" for s in snaps[:5])
                  + (f" and {len(snaps) - 5} more" if len(snaps) > 5 else "")) if snaps else " (an extracted text)"
         try:
-            body = _blob_bytes(data, codec)
-        except zlib.error as err:
+            body = blobs.decompress(data, codec)
+        except blobs.DecodeError as err:
             out.problems.append(f"blob {sha[:16]}…{whose}: cannot be read ({err})")
             continue
         got = hashlib.sha256(body).hexdigest()

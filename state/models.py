@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from state import blobs
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -75,7 +77,7 @@ class BlobRecord(SQLModel, table=True):
     __tablename__ = "blobs"
     sha256: str = Field(primary_key=True)
     size: int = 0
-    codec: str = "zlib"
+    codec: str = blobs.CODEC
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 

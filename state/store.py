@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import threading
-import zlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from state import blobs
 from state.errors import StateError
 from state.models import BlobRecord, ChangeRecord, SnapshotRecord, SourceRecord, TopicMatchRecord
 
@@ -172,15 +172,14 @@ class Store:
     @staticmethod
     def put_blob(session: Session, data: bytes, digest: str | None = None, compressed: bytes | None = None) -> str:
         """Store bytes once per SHA-256 (compressed); returns the hash. `compressed`: the bytes
-        already compressed at this level (by the extraction worker, monitor/offload.py)."""
+        already compressed by state.blobs.compress (by the extraction worker, monitor/offload.py)."""
         digest = digest or sha256(data)
         if not Store._hold_blob(session, digest):
             # Core statements (no ORM unit of work: this runs for every new version), and an insert
-            # that a concurrent worker storing the same bytes cannot make fail. Level 3: 2.4x faster
-            # than zlib's default for ~9% more bytes on HTML.
+            # that a concurrent worker storing the same bytes cannot make fail (state/blobs.py: how)
             insert = dialect_insert(session.get_bind().dialect.name)
-            session.execute(insert(BlobRecord).values(sha256=digest, size=len(data), codec="zlib",
-                                                   data=compressed if compressed is not None else zlib.compress(data, 3))
+            session.execute(insert(BlobRecord).values(sha256=digest, size=len(data), codec=blobs.CODEC,
+                                                   data=compressed if compressed is not None else blobs.compress(data))
                             .on_conflict_do_nothing(index_elements=["sha256"]))
         return digest
 
@@ -206,7 +205,7 @@ class Store:
             row = session.execute(select(BlobRecord.data, BlobRecord.codec).where(BlobRecord.sha256 == digest)).first()
         if row is None:
             return None
-        return zlib.decompress(row.data) if row.codec == "zlib" else bytes(row.data)
+        return blobs.decompress(row.data, row.codec)
 
     def get_text(self, digest: str, session: Session | None = None) -> str:
         data = self.get_blob(digest, session)

@@ -51,9 +51,7 @@ class WebContext:
             if len(ids) <= 1000:  # (an export of 50,000 rows may name more sources than SQLite takes parameters)
                 q = q.where(SourceRecord.id.in_(sorted(ids)))
         with self.store.session() as s:
-            names = {sid: (name or sid) for sid, name in s.execute(q) if ids is None or sid in ids}
-        names.update((s.id, s.display_name) for s in self.cfg.sources if ids is None or s.id in ids)
-        return names
+            return self._named(s.execute(q).all(), ids)
 
     def source_menu(self) -> list[tuple[str, str]] | None:
         """The change log's source filter as a menu of (id, name), by name; None when there are more
@@ -64,8 +62,14 @@ class WebContext:
             rows = s.execute(select(SourceRecord.id, SourceRecord.name).limit(SOURCE_MENU_MAX + 1)).all()
         if len(rows) > SOURCE_MENU_MAX:
             return None
-        names = {sid: (name or sid) for sid, name in rows} | {s.id: s.display_name for s in self.cfg.sources}
-        return sorted(names.items(), key=lambda kv: kv[1].lower())
+        return sorted(self._named(rows).items(), key=lambda kv: kv[1].lower())
+
+    def _named(self, rows, ids: set[str] | None = None) -> dict[str, str]:
+        """(id, name) rows of the sources table, named as shown: the configuration's name first
+        (watches added in the web UI are merged into it); `ids`: only those."""
+        names = {sid: (name or sid) for sid, name in rows if ids is None or sid in ids}
+        names.update((s.id, s.display_name) for s in self.cfg.sources if ids is None or s.id in ids)
+        return names
 
     def assignable(self) -> list[str]:
         """Who a change can be assigned to: the analysts and admins of the users file (none without
