@@ -3,6 +3,8 @@ store and a change log of 100,000 changes cost.
 
 Usage: .venv/bin/python bench/scale.py [--only page,pdf,store,changelog,sources] [--pages 200]
            [--generations 10] [--changes 100000] [--sources 20000] [--postgres URL | --no-postgres]
+       .venv/bin/python bench/scale.py --only run [--sources 20000] [--hosts 200] [--duration 3600]
+           [--every 600] [--tick 30] [--keep]
 
 page       a deterministic 5 MB government-style HTML page (nav, footer, inline scripts, thousands of
            paragraphs in <main>): monitor.extract.extract of two versions, monitor.diff.diff (+ the
@@ -24,6 +26,10 @@ changelog  N changes bulk-inserted (with topic matches, deliveries, triage, snap
            the number of SQL statements it ran and the plan of its slowest one.
 sources    --sources N (default 20,000) sources on 200 hosts and 20,000 changes: the web change
            log's first page, a search and a source filter (warm, median of 5), both databases.
+run        (only when named) `govwatch run` against --sources page sources on --hosts loopback
+           hosts for --duration seconds, each every --every seconds: whether every source is
+           checked within its interval, RSS over time, database growth per day, then the web
+           change log on the result (bench/scale_run.py).
 Timings are medians of 3 unless marked "(1 run)"; other processes on the machine make them noisy.
 """
 from __future__ import annotations
@@ -808,13 +814,18 @@ def postgres_schema(pg_url: str):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="page,pdf,store,changelog,sources", help="comma-separated: page, pdf, store, changelog, sources")
+    ap.add_argument("--only", default="page,pdf,store,changelog,sources", help="comma-separated: page, pdf, store, changelog, sources, run (not by default: an hour)")
     ap.add_argument("--sources", type=int, default=20_000, help="sources for the web change log at scale (section 4)")
     ap.add_argument("--pages", type=int, default=200, help="bench-site pages for the store measurement")
     ap.add_argument("--generations", type=int, default=10, help="site generations after the baseline")
     ap.add_argument("--changes", type=int, default=100_000)
     ap.add_argument("--postgres", default=DEFAULT_PG, help="PostgreSQL URL for the change log (a schema is made and dropped)")
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--hosts", type=int, default=200, help="hosts of the sources in section 5 (run)")
+    ap.add_argument("--duration", type=float, default=3600, help="seconds of `govwatch run` in section 5")
+    ap.add_argument("--every", type=float, default=600, help="every source's interval in section 5, seconds")
+    ap.add_argument("--tick", type=float, default=30, help="the scheduler's tick in section 5, seconds")
+    ap.add_argument("--keep", action="store_true", help="keep section 5's database and log")
     args = ap.parse_args()
     only = set(args.only.split(","))
     os.environ["GOVWATCH_LOG_LEVEL"] = "WARNING"
@@ -830,6 +841,10 @@ def main() -> int:
         measure_changelog(args.changes, None if args.no_postgres else args.postgres)
     if "sources" in only:
         measure_many_sources(args.sources, 20_000, None if args.no_postgres else args.postgres)
+    if "run" in only:
+        from bench.scale_run import measure_run
+
+        measure_run(args.sources, args.hosts, args.duration, args.every, args.tick, 1000, 50.0, keep=args.keep)
     return 0
 
 
