@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
@@ -140,7 +140,8 @@ def measure_run(n_sources: int, n_hosts: int, duration: float, every: float, tic
         changes = c.execute("select count(*) from changes").fetchone()[0]
     checks: dict[str, list[float]] = {}
     for sid, at in rows:
-        checks.setdefault(sid, []).append(datetime.fromisoformat(at).timestamp() - wall0)
+        when = datetime.fromisoformat(at)
+        checks.setdefault(sid, []).append(when.replace(tzinfo=when.tzinfo or timezone.utc).timestamp() - wall0)
     never = n_sources - len(checks)
     first_all = max((ts[0] for ts in checks.values()), default=float("nan"))
     gaps = [b - a for ts in checks.values() for a, b in zip(ts, ts[1:])]

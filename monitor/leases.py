@@ -12,7 +12,7 @@ from monitor.context import Context, logger
 from state import workers
 from state.errors import GovwatchError
 from state.models import SourceRecord
-from state.store import bulk_update, dialect_insert
+from state.store import bulk_update, chunks, dialect_insert
 
 
 class Leases:
@@ -35,8 +35,10 @@ class Leases:
         if missing:
             # workers starting together may all see a source as new: insert-if-missing, never fail
             with store.session() as s:
-                s.execute(dialect_insert(store.dialect)(SourceRecord).values([{"id": i, "created_at": clock()} for i in missing])
-                          .on_conflict_do_nothing(index_elements=["id"]))
+                # executemany: one row's values bound at a time (a multi-row VALUES binds every
+                # column of every row, past SQLite's limit at a few thousand sources)
+                s.execute(dialect_insert(store.dialect)(SourceRecord).on_conflict_do_nothing(index_elements=["id"]),
+                          [{"id": i, "created_at": clock()} for i in missing])
         changed: list[dict] = []
         for src in self.ctx.config.sources:
             reason = self.disabled_reason(src) or ("paused in the web UI" if src.id in have and have[src.id].paused else "")
@@ -71,7 +73,7 @@ class Leases:
             raise GovwatchError(f"unknown source id(s): {', '.join(sorted(unknown))}; see `govwatch sources`")
         now = self.ctx.clock()
         with self.ctx.store.session() as s:
-            recs = {r.id: r for r in s.scalars(select(SourceRecord))}
+            recs = {r.id: r for r in s.execute(select(SourceRecord.id, SourceRecord.paused, SourceRecord.next_due_at))}
         due = []
         exclude = set(exclude)
         for src in self.ctx.config.sources:
@@ -99,16 +101,17 @@ class Leases:
             if recheck_due:
                 # another worker may have checked it since the due list was read: due *now*, in the same statement
                 free = free & (SourceRecord.next_due_at.is_(None) | (SourceRecord.next_due_at <= now))
-            q = select(SourceRecord.id).where(SourceRecord.id.in_(ids), free)
-            if self.ctx.store.dialect == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            free_ids = list(s.scalars(q))
-            if free_ids:
-                s.execute(update(SourceRecord).where(SourceRecord.id.in_(free_ids), free)
-                          .values(lease_owner=worker, lease_until=until))
+            for part in chunks(ids):
+                q = select(SourceRecord.id).where(SourceRecord.id.in_(part), free)
+                if self.ctx.store.dialect == "postgresql":
+                    q = q.with_for_update(skip_locked=True)
+                free_ids = list(s.scalars(q))
+                if free_ids:
+                    s.execute(update(SourceRecord).where(SourceRecord.id.in_(free_ids), free)
+                              .values(lease_owner=worker, lease_until=until))
         with self.ctx.store.session() as s:
-            held = {r.id: (r.lease_owner, r.lease_until) for r in s.execute(
-                select(SourceRecord.id, SourceRecord.lease_owner, SourceRecord.lease_until).where(SourceRecord.id.in_(ids)))}
+            held = {r.id: (r.lease_owner, r.lease_until) for part in chunks(ids) for r in s.execute(
+                select(SourceRecord.id, SourceRecord.lease_owner, SourceRecord.lease_until).where(SourceRecord.id.in_(part)))}
         self.skipped = [(i, owner, until) for i, (owner, until) in held.items() if owner and owner != worker]
         return [src for src in due if held.get(src.id, ("", None))[0] == worker]
 
@@ -116,9 +119,9 @@ class Leases:
         """Leases of a worker of this host whose process no longer runs (a SIGKILL, a crash) are
         given up at once instead of when they expire."""
         with self.ctx.store.engine.connect() as conn:
-            owners = set(conn.scalars(select(SourceRecord.lease_owner).where(
-                SourceRecord.id.in_(ids), SourceRecord.lease_owner != "", SourceRecord.lease_owner != self.ctx.worker,
-                SourceRecord.lease_until >= now).distinct()))
+            owners = {o for part in chunks(ids) for o in conn.scalars(select(SourceRecord.lease_owner).where(
+                SourceRecord.id.in_(part), SourceRecord.lease_owner != "", SourceRecord.lease_owner != self.ctx.worker,
+                SourceRecord.lease_until >= now).distinct())}
         for owner in sorted(o for o in owners if workers.gone(o)):
             with self.ctx.store.session() as s:
                 n = s.execute(update(SourceRecord).where(SourceRecord.lease_owner == owner)

@@ -24,10 +24,15 @@ from spiders.blocks import judge
 from spiders.kinds import FetchRequest, Fetched
 from state.errors import BlindError, GovwatchError
 from state.models import SourceRecord
-from state.store import Store, sha256
+from state.store import Store, chunks, sha256
 from state.workers import worker_id
 
 __all__ = ["Monitor", "CycleReport", "Outcome", "QUIET_SECONDS"]
+
+
+_REQUEST_COLUMNS = tuple(getattr(SourceRecord, c) for c in (
+    "id", "url", "etag", "last_modified", "health", "every_seconds", "last_snapshot_id", "needs_browser",
+    "consecutive_failures", "consecutive_blocks", "health_alerted"))
 
 
 class Monitor:
@@ -75,7 +80,9 @@ class Monitor:
     def requests_for(self, sources: list[SourceConfig]) -> list[FetchRequest]:
         """The first request of each source, with its stored validators (one query for all)."""
         with self.store.session() as s:
-            recs = {r.id: r for r in s.scalars(select(SourceRecord).where(SourceRecord.id.in_([src.id for src in sources])))}
+            # the columns read below, not whole records (20,000 of them at a large watch list's start)
+            recs = {r.id: r for part in chunks([src.id for src in sources]) for r in s.execute(
+                select(*_REQUEST_COLUMNS).where(SourceRecord.id.in_(part)))}
         out = []
         for src in sources:
             kind, rec = self.ctx.kinds[src.id], recs.get(src.id)

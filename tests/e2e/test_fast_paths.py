@@ -223,3 +223,51 @@ def test_extraction_in_the_worker_process_records_what_the_writer_would(site, wo
     assert len(here[0]) >= 120 and len(here[1]) == 10
     assert here == worker
     assert used[0] == [] and len(used[1]) == 2 and all(u > 0 for u in used[1]), used  # the worker did extract
+
+
+def test_a_watch_list_longer_than_sqlites_bound_values_is_synced_leased_and_fed(tmp_path):
+    """20,000 sources once stopped `govwatch run` at its first cycle ("too many SQL variables"):
+    the sources' sync, leases and stored validators were each one statement binding every id.
+    Here SQLite is held to its old limit of 999 values a statement and 1,200 sources are synced,
+    leased, fed and released."""
+    import sqlite3 as _sqlite3
+
+    import yaml
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from monitor.config import load_config
+    from monitor.pipeline import Monitor
+    from state.store import Store
+
+    def old_limit(dbapi_conn, _record):
+        if isinstance(dbapi_conn, _sqlite3.Connection):
+            dbapi_conn.setlimit(_sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    n = 1200
+    cfg_path = tmp_path / "gw.yaml"
+    cfg_path.write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path / 'gw.db'}", "include_defaults": False,
+                                        "sources": [{"id": f"s{i:04d}", "url": f"https://h{i % 50}.example.gov/{i}", "every": "1h"}
+                                                    for i in range(n)]}))
+    cfg = load_config(str(cfg_path))
+    event.listen(Engine, "connect", old_limit)
+    try:
+        mon = Monitor(cfg, Store(cfg.database), worker="w1")
+        with mon.store.engine.connect() as c:  # the limit holds: one IN of every id fails here
+            try:
+                c.exec_driver_sql(f"select count(*) from sources where id in ({','.join('?' * n)})", tuple(range(n)))
+                raise AssertionError("the lowered limit did not hold")
+            except Exception as e:  # noqa: BLE001
+                assert "too many SQL variables" in str(e)
+        mon.sync_sources()
+        due = mon.due_sources()
+        reqs = mon.requests_for(due)
+        assert len(due) == len(reqs) == n and {r.source_id for r in reqs} == {f"s{i:04d}" for i in range(n)}
+        with mon.store.engine.connect() as c:
+            assert c.exec_driver_sql("select count(*) from sources where lease_owner = 'w1'").scalar() == n
+        assert mon.due_sources(exclude=[r.source_id for r in reqs[:10]]) == due[10:]  # still held by w1, still due
+        mon.release_leases()
+        with mon.store.engine.connect() as c:
+            assert c.exec_driver_sql("select count(*) from sources where lease_owner != ''").scalar() == 0
+    finally:
+        event.remove(Engine, "connect", old_limit)
