@@ -53,20 +53,19 @@ def _db_bytes(db: Path) -> int:
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
 
 
-def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
-    """RSS of the process and its children, summed, and the number of processes."""
-    total, n = 0, 0
+def _tree_rss(proc: psutil.Process) -> tuple[int, list[int]]:
+    """RSS of the process and its children, summed, and each one's (the process first)."""
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0, 0
+        return 0, []
+    each = []
     for p in procs:
         try:
-            total += p.memory_info().rss
-            n += 1
+            each.append(p.memory_info().rss)
         except psutil.NoSuchProcess:
             pass
-    return total, n
+    return sum(each), each
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -109,17 +108,20 @@ def measure_run(n_sources: int, n_hosts: int, duration: float, every: float, tic
                           env=env)
     proc = psutil.Process(gw.pid)
     samples: list[tuple[float, int, int, int]] = []  # (seconds since start, RSS summed, processes, database bytes)
+    peak_each: list[int] = []
     try:
         next_print = 300.0
         while time.monotonic() - t0 < duration:
             if gw.poll() is not None:
                 raise SystemExit(f"govwatch run exited {gw.returncode} after {time.monotonic() - t0:.0f}s; "
                                  f"log: {work / 'govwatch.log'}")
-            rss, n = _tree_rss(proc)
+            rss, each = _tree_rss(proc)
             t = time.monotonic() - t0
-            samples.append((t, rss, n, _db_bytes(db)))
+            samples.append((t, rss, len(each), _db_bytes(db)))
+            if rss >= sum(peak_each):
+                peak_each = each
             if t >= next_print:
-                print(f"  {t / 60:5.1f} min: RSS {rss / 2**20:.0f} MB in {n} processes, database "
+                print(f"  {t / 60:5.1f} min: RSS {rss / 2**20:.0f} MB ({' + '.join(f'{x / 2**20:.0f}' for x in each)}), database "
                       f"{samples[-1][3] / 2**20:.0f} MB, load {os.getloadavg()[0]:.2f}", flush=True)
                 next_print += 300.0
             time.sleep(SAMPLE_EVERY)
@@ -158,6 +160,7 @@ def measure_run(n_sources: int, n_hosts: int, duration: float, every: float, tic
     db_end = _db_bytes(db)
     span = stopped - first_all
     per_day = (db_end - db_first) / span * 86400 * 20_000 / n_sources if span > 60 else float("nan")
+    per_generation = (db_end - db_first) / (span / every) * 20_000 / n_sources if span > 60 else float("nan")
 
     print(f"\n  checks: {len(rows):,} ({', '.join(f'{k} {v:,}' for k, v in sorted(outcomes.items()))}); "
           f"changes recorded {changes:,}; sources never checked {never}")
@@ -167,11 +170,14 @@ def measure_run(n_sources: int, n_hosts: int, duration: float, every: float, tic
     print(f"  gap between a source's checks (interval {every:g}s): median {_pct(gaps, .5):.0f}s, p99 {_pct(gaps, .99):.0f}s, "
           f"max {max(gaps, default=float('nan')):.0f}s; {late:,} of {len(gaps) + len(tails):,} "
           f"over {limit:.0f}s (interval + 10% + a tick)")
-    print(f"  RSS (govwatch and children, every {SAMPLE_EVERY:g}s): peak {peak / 2**20:.0f} MB; after the baselines, "
+    print(f"  RSS (govwatch and children, every {SAMPLE_EVERY:g}s): peak {peak / 2**20:.0f} MB "
+          f"({' + '.join(f'{x / 2**20:.0f}' for x in peak_each)}: govwatch, then its children); after the baselines, "
           f"median of the first tenth {statistics.median(s[1] for s in after[:tenth]) / 2**20:.0f} MB, "
           f"of the last tenth {statistics.median(s[1] for s in after[-tenth:]) / 2**20:.0f} MB")
     print(f"  database: {db_first / 2**20:.0f} MB after the baselines, {db_end / 2**20:.0f} MB at the end; "
-          f"growth per day for 20,000 sources at this rate of change: {per_day / 2**20:,.0f} MB")
+          f"growth for 20,000 sources per day at this rate of change (a new generation every interval): "
+          f"{per_day / 2**20:,.0f} MB; per generation (5% of the pages reworded, 20% restyled), "
+          f"so per day if the sites changed that much once a day: {per_generation / 2**20:,.0f} MB")
     print(f"  site: {site_log[-1].strip() if site_log else 'no generation'}")
     cases = [("first page", "/"), ("search q=update", "/?q=update"), ("source filter", "/?source=p00007")]
     store = Store(url)
