@@ -190,9 +190,17 @@ def test_pages_across_the_rank_window_and_a_capped_count(world, monkeypatch):
     monkeypatch.setattr(queries, "COUNT_CAP", 2)
     page = page_of_changes(store, Filters(q="substantiated"), 50, 0)
     assert (page.total, page.capped, page.counts) == (2, True, None) and len(page.rows) == 3
+    # the rank cutoff read with the capped count (the newest COUNT_CAP + 1 matches) orders the page as before
+    assert [r.change.id for r in page.rows] == whole
     client = TestClient(create_app(load_config(cfg_path), store), base_url="http://127.0.0.1")
     html = client.get("/", params={"q": "substantiated"}).text
     assert "2+ changes matching, best first" in html and '<span class="count">–</span>' in html
+    monkeypatch.setattr(search, "RANK_WINDOW", 1)  # the newest match ranked, the 2 older ones after it
+    monkeypatch.setattr(queries, "COUNT_CAP", 10)
+    uncapped = [r.change.id for r in page_of_changes(store, Filters(q="substantiated"), 50, 0).rows]
+    monkeypatch.setattr(queries, "COUNT_CAP", 1)  # the summary reads 2 of the 3: the newest two, whose first is the cutoff
+    capped = page_of_changes(store, Filters(q="substantiated"), 50, 0)
+    assert capped.capped and [r.change.id for r in capped.rows] == uncapped
 
 
 def test_counts_read_from_the_index_alone_agree_with_the_filtered_counts(world):
