@@ -269,5 +269,13 @@ def test_a_watch_list_longer_than_sqlites_bound_values_is_synced_leased_and_fed(
         mon.release_leases()
         with mon.store.engine.connect() as c:
             assert c.exec_driver_sql("select count(*) from sources where lease_owner != ''").scalar() == 0
+        with mon.store.session() as s:  # a healthy source (its columns read as the record's were): quiet outcomes batched
+            s.connection().exec_driver_sql("update sources set health = 'ok', consecutive_failures = 0, consecutive_blocks = 0, "
+                              "health_alerted = '', every_seconds = 3600, etag = '\"e\"' where id = 's0007'")
+        mon.health.quiet_every.clear()
+        reqs = mon.requests_for(mon.due_sources(force=True))
+        assert mon.health.quiet_every == {"s0007": 3600.0}
+        assert next(r for r in reqs if r.source_id == "s0007").etag == '"e"'
+        mon.release_leases()
     finally:
         event.remove(Engine, "connect", old_limit)
