@@ -4,6 +4,7 @@ nothing (issue 15, points 1 and 2)."""
 from __future__ import annotations
 
 import random
+import re
 import signal
 import time
 
@@ -60,6 +61,11 @@ def test_a_slow_source_delays_no_other(site, webhook, workdir):
         gaps = [b - a for a, b in zip(ts, ts[1:])]
         assert len(ts) >= 2 and max(gaps) <= 20, (i, [round(g, 1) for g in gaps])
     assert len(site.hits("/slow")) == 1, "the slow source was fed again while still in flight"
+    # every pass's tally is read (the crawl appends to the list the scheduler reads): the pass
+    # that recorded f3's change says so, long after the first pass
+    tallies = re.findall(r"pass (\d+): (\d+) source\(s\) checked, (\d+) change\(s\)", log)
+    assert any(int(n) > 2 and int(c) == 1 for n, _, c in tallies), log[-3000:]
+    assert sum(int(k) for _, k, _ in tallies) >= FAST * 3, tallies
     assert sqlite_consistency(sqlite_path(workdir)) == []
 
 
