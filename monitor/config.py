@@ -497,12 +497,19 @@ class _Lines(dict):
     def _load(self) -> None:
         if self._text is not None:
             text, self._text = self._text, None
+            loader = _SAFE_LOADER(text)
             try:
-                root = yaml.compose(text, Loader=_SAFE_LOADER)
+                root = loader.get_single_node()
+                if root is None:
+                    return
+                # constructed as the load did: a merge key (<<: *anchor) puts the anchor's key nodes
+                # into the mapping, so a problem of a merged key is located where it is written
+                loader.construct_document(root)
             except yaml.YAMLError:
                 return  # (the load reported it)
-            if root is not None:
-                self.update(_line_map(root))
+            finally:
+                loader.dispose()
+            self.update(_line_map(root))
 
     def __contains__(self, key) -> bool:
         self._load()
