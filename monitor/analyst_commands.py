@@ -50,11 +50,11 @@ def cmd_search(args) -> int:
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
-    _print_table(data, rows, total, limit, f)
+    _print_table(data, rows, f"{total:,}+" if page.capped else f"{total:,}", limit, f)
     return 0
 
 
-def _print_table(data: list[dict], rows, total: int, limit: int, f) -> None:
+def _print_table(data: list[dict], rows, total: str, limit: int, f) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -79,10 +79,10 @@ def _print_table(data: list[dict], rows, total: int, limit: int, f) -> None:
         t.add_row(str(d["id"]), d["detected_at"].replace("T", " ").rstrip("Z"), d["source_name"] or d["source_id"],
                   d["kind"], " ".join(d["topics"]) or "-", cell)
     con.print(t)
-    if limit and total > len(data):
+    if limit and total != f"{len(data):,}":
         con.print(f"the best {len(data)} of {total} shown; --limit N for more, --limit 0 for all")
     else:
-        con.print(f"{total} change{'s' if total != 1 else ''} found")
+        con.print(f"{total} change{'s' if total != '1' else ''} found")
 
 
 def cmd_subscriptions(args) -> int:

@@ -147,16 +147,21 @@ class Row:
     assignee: str = ""
 
 
-COUNT_CAP = 10_000  # a search's matches are counted up to this many ("10,000+"): counting them all reads them all
+# A search's matches are counted up to this many for its first pages ("2,000+"), and up to the end
+# of the page for later ones: counting them all reads them all (PostgreSQL, 10,001 of a common
+# word's matches: 15-25 ms of a first page's 50). At least RANK_WINDOW: the count's reading is
+# where the rank cutoff is found.
+COUNT_CAP = 2_000
+SPARSE_MAX = 10_000  # with other filters: the search alone is counted this far to choose how to read it (_pg_id)
 
 
 @dataclass
 class Page:
     total: int
     rows: list[Row]
-    counts: dict[str, int] | None  # matched changes per topic (None: a search with more than COUNT_CAP matches)
+    counts: dict[str, int] | None  # matched changes per topic (None: a search with more matches than counted)
     agencies: list[str]
-    capped: bool = False  # total is COUNT_CAP and there are more
+    capped: bool = False  # total is where the count stopped (count_cap), and there are more
 
 
 def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
@@ -164,6 +169,7 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
     RANK_WINDOW matches and then the older ones newest first."""
     with store.session() as s:
         capped = False
+        cap = count_cap(limit, offset)
         if f.searching:
             try:
                 f._search = search.prepare(s, store.dialect, f.searching)
@@ -171,14 +177,13 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
                 raise BadRequest(f"q: {e}") from None
             if f.narrows():
                 hits = search.hit_ids(store.dialect, f.searching)
-                all_hits = _capped_count(s, select(hits.c.change_id))  # the search alone: its index counts
-                total, cutoff, counts = _capped_count(s, f.apply(select(ChangeRecord.id), store.dialect)[0]), None, None
+                # how the page is read depends on how many changes the words are in, whatever else filters
+                sparse = _capped_count(s, select(hits.c.change_id), SPARSE_MAX) <= SPARSE_MAX  # the index counts
+                total, cutoff, counts = _capped_count(s, f.apply(select(ChangeRecord.id), store.dialect)[0], cap), None, None
             else:  # the search alone: its count, rank cutoff and topic counts in one reading of its index
-                all_hits, cutoff, counts = _search_summary(s, store.dialect, f.searching)
-                total = all_hits
-            capped, total = total > COUNT_CAP, min(total, COUNT_CAP)
-            # how the page is read depends on how many changes the words are in, whatever else filters
-            ids = _search_page(s, store.dialect, f, limit, offset, sparse=all_hits <= COUNT_CAP, cutoff=cutoff)
+                total, cutoff, counts, sparse = _search_summary(s, store.dialect, f.searching, cap)
+            capped, total = total > cap, min(total, cap)
+            ids = _search_page(s, store.dialect, f, limit, offset, sparse=sparse, cutoff=cutoff)
         else:
             counts = None
             total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
@@ -205,10 +210,16 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
 NEWEST_FIRST = (ChangeRecord.detected_at.desc(), ChangeRecord.id.desc())
 
 
-def _capped_count(s, stmt) -> int:
-    """How many rows `stmt` gives, counted up to COUNT_CAP + 1 (counting them all reads them all);
-    the search alone is counted from its index (9 ms -> 0.3 ms for 6,000 of 100,000 on SQLite)."""
-    return s.scalar(select(func.count()).select_from(stmt.limit(COUNT_CAP + 1).subquery())) or 0
+def count_cap(limit: int, offset: int) -> int:
+    """How far a search's matches are counted for this page: COUNT_CAP, or to the end of the page
+    (so "next" always leads on while there are more; an export counts what it reads)."""
+    return max(COUNT_CAP, search.RANK_WINDOW, offset + limit)
+
+
+def _capped_count(s, stmt, cap: int) -> int:
+    """How many rows `stmt` gives, counted up to cap + 1 (counting them all reads them all); the
+    search alone is counted from its index (9 ms -> 0.3 ms for 6,000 of 100,000 on SQLite)."""
+    return s.scalar(select(func.count()).select_from(stmt.limit(cap + 1).subquery())) or 0
 
 
 def _topic_counts(f: Filters, dialect: str):
@@ -228,34 +239,73 @@ def _topic_counts(f: Filters, dialect: str):
     return f.apply(counted.join(ChangeRecord, ChangeRecord.id == TopicMatchRecord.change_id), dialect, skip_topic=True)[0]
 
 
-def _search_summary(s, dialect: str, q: search.Query) -> tuple[int, int | None, dict[str, int]]:
+DENSE_SHARE = 0.1  # PostgreSQL: a search estimated in this share of the changes is read along the ids
+
+
+def _search_summary(s, dialect: str, q: search.Query, cap: int) -> tuple[int, int | None, dict[str, int], bool]:
     """For a search and no other filter, in one statement that reads the index once: how many
-    changes it finds (up to COUNT_CAP + 1), its rank cutoff (search.rank_cutoff; None when there are
-    more than COUNT_CAP matches, which this reading does not hold all of) and its matched changes
-    per topic. At 100,000 changes, 6,300 matches, on PostgreSQL: 15 ms in three statements, each
-    fetching every match's row, -> 9 ms in one."""
+    changes it finds (up to cap + 1), its rank cutoff (search.rank_cutoff), its matched changes per
+    topic (only when the count is complete), and whether its matches are sparse (see _pg_id).
+
+    What it reads is the newest cap + 1 matches (cap >= RANK_WINDOW), so the cutoff, the
+    RANK_WINDOW-th newest, is among them even when there are more. Sparse: all were counted, or the
+    newest RANK_WINDOW matches are spread so thinly that walking their ids would read more rows
+    than the text index holds matches (ids walked^2 > RANK_WINDOW x the newest id: a word in 6% of
+    100,000 changes is read from the index, one in half of them along the ids).
+
+    On PostgreSQL how the newest matches are read is chosen here, not by the planner, which prices
+    a row's text match far below its cost: a word it estimates (search.pg_share) in DENSE_SHARE of
+    the changes or more is read newest first along the id index, at most four times the ids its
+    share needs (a phrase of common words, estimated high and found rarely, would otherwise walk the
+    whole log) and from the text index when that was not enough; a rarer one from the text index.
+    At 100,000 changes: 53,653 matches 15-29 ms to count 10,001 -> 5 ms for 2,001 along the ids;
+    6,326 matches 43 ms along the ids (the planner's choice) -> ~10 ms from the text index."""
+    along_ids, lo = True, None
+    if dialect == "postgresql":
+        share, newest_id = search.pg_share(s, q)
+        along_ids = share >= DENSE_SHARE
+        lo = newest_id - int(4 * (cap + 1) / share) if along_ids else None
+    out = _summary_read(s, dialect, q, cap, along_ids, lo)
+    if lo is not None and lo > 0 and out[0] <= cap:  # the bounded walk did not find them all: the text index
+        out = _summary_read(s, dialect, q, cap, False, None)
+    total, cutoff, newest, counts = out
+    walked = newest - cutoff + 1
+    sparse = total <= cap or walked * walked > search.RANK_WINDOW * newest
+    return total, cutoff, counts, sparse
+
+
+def _summary_read(s, dialect: str, q: search.Query, cap: int, along_ids: bool, lo: int | None):
+    """_search_summary's statement: (count up to cap + 1, the RANK_WINDOW-th newest id, the newest
+    id, matched changes per topic when the count is complete)."""
     hits = search.hit_ids(dialect, q)
-    found = select(hits.c.change_id).limit(COUNT_CAP + 1).cte("found")
+    found = select(hits.c.change_id)
+    if lo is not None and lo > 0:
+        found = found.where(hits.c.change_id >= lo)
+    # along the ids (their index, newest first), or the text index's matches sorted (id + 0: no index)
+    found = found.order_by((hits.c.change_id if along_ids else hits.c.change_id + 0).desc()).limit(cap + 1).cte("found")
     if dialect == "postgresql" or sqlite3.sqlite_version_info >= (3, 35):  # (older SQLite: read twice, same rows)
         found = found.prefix_with("MATERIALIZED")
-    newest = (select(found.c.change_id).order_by(found.c.change_id.desc())
-              .offset(search.RANK_WINDOW - 1).limit(1).scalar_subquery())
-    complete = select(func.count()).select_from(found).scalar_subquery() <= COUNT_CAP  # else neither is used
+    nth = (select(found.c.change_id).order_by(found.c.change_id.desc())
+           .offset(search.RANK_WINDOW - 1).limit(1).scalar_subquery())
+    complete = select(func.count()).select_from(found).scalar_subquery() <= cap  # else the counts are not used
     stmt = union_all(
         select(literal(0).label("part"), literal("").label("topic"), func.count().label("n")).select_from(found),
-        select(literal(1), literal(""), func.coalesce(newest, 0)).where(complete),
+        select(literal(1), literal(""), func.coalesce(nth, 0)),
+        select(literal(3), literal(""), func.coalesce(func.max(found.c.change_id), 0)),
         select(literal(2), TopicMatchRecord.topic, func.count())
         .join(found, found.c.change_id == TopicMatchRecord.change_id).where(complete)
         .group_by(TopicMatchRecord.topic))
-    total, cutoff, counts = 0, 0, {}
+    total, cutoff, newest, counts = 0, 0, 0, {}
     for part, topic, n in s.execute(stmt):
         if part == 0:
             total = n
         elif part == 1:
             cutoff = n
+        elif part == 3:
+            newest = n
         else:
             counts[topic] = n
-    return total, (cutoff if total <= COUNT_CAP else None), counts
+    return total, cutoff, newest, counts
 
 
 def _search_page(s, dialect: str, f: Filters, limit: int, offset: int, *, sparse: bool = False,

@@ -170,6 +170,21 @@ def _pg_id(sparse: bool):
     return ChangeRecord.id + 0 if sparse else ChangeRecord.id
 
 
+def pg_share(session, q: Query) -> tuple[float, int]:
+    """PostgreSQL's estimate of the share of changes the query finds (from the statistics ANALYZE
+    keeps of the search column: within a few percent for words, high for a phrase of common words)
+    and the newest change id. Two reads of the catalogue and the id index, well under a millisecond."""
+    vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+    stmt = select(ChangeRecord.id).where(vector.op("@@")(pg_tsquery(q))).compile(dialect=session.bind.dialect)
+    conn = session.connection()
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(stmt), stmt.params).scalar()
+    rows = float((plan[0] if isinstance(plan, list) else plan)["Plan"]["Plan Rows"])
+    changes, newest = conn.execute(select(
+        literal_column(f"(SELECT reltuples FROM pg_class WHERE oid = to_regclass('{ChangeRecord.__tablename__}'))"),
+        func.max(ChangeRecord.id))).one()
+    return (rows / changes if changes and changes > 0 else 1.0), newest or 0
+
+
 def rank_cutoff(session, dialect: str, q: Query, *, sparse: bool = False) -> int:
     """The change id from which matches are ranked: the RANK_WINDOW-th newest match (0: all are).
     Ranking every match of a common word would read every one of its rows; a change log is read

@@ -38,7 +38,8 @@ def change_log(request: Request):
                       "evidence": ev, "excerpt": " ".join(c.added_text[:1_000].split())[:240],
                       "snippet": Markup(search.snippet_html(row.snippet)) if row.snippet else "",
                       "headline": headline(c), "assignee": row.assignee})
-    pages = max(1, (page.total + PAGE_SIZE - 1) // PAGE_SIZE)
+    # a capped count (monitor.queries.count_cap) has more pages: one more is always offered
+    pages = max(1, (page.total + PAGE_SIZE - 1) // PAGE_SIZE + (1 if page.capped else 0))
     return render(request, "changes.html", f=f, items=items, total=page.total, capped=page.capped, pages=pages, counts=page.counts,
                   sources=w.source_menu(), agencies=page.agencies,
                   severities=SEVERITIES, states=REVIEW_STATES)

@@ -179,8 +179,10 @@ def test_relevance_orders_the_newest_matches_and_older_ones_follow(world, monkey
 
 def test_pages_across_the_rank_window_and_a_capped_count(world, monkeypatch):
     """Page by page, a search lists what one long page lists (across the window's edge); with more
-    matches than COUNT_CAP the total says "N+" and the topic counts are not computed."""
+    matches than it counts (COUNT_CAP, or to the end of the page) the total says "N+", the topic
+    counts are not computed, and the web offers one more page, whose count goes further."""
     import monitor.queries as queries
+    import monitor.web.changes as web_changes
 
     store, ids, cfg_path = world
     monkeypatch.setattr(search, "RANK_WINDOW", 2)
@@ -188,11 +190,26 @@ def test_pages_across_the_rank_window_and_a_capped_count(world, monkeypatch):
     paged = [r.change.id for k in range(len(whole)) for r in page_of_changes(store, Filters(q="substantiated"), 1, k).rows]
     assert paged == whole and len(whole) == 3
     monkeypatch.setattr(queries, "COUNT_CAP", 2)
+    page = page_of_changes(store, Filters(q="substantiated"), 1, 0)
+    assert (page.total, page.capped, page.counts) == (2, True, None) and [r.change.id for r in page.rows] == whole[:1]
+    # the page's end is counted to: a page of 50 counts all 3
     page = page_of_changes(store, Filters(q="substantiated"), 50, 0)
-    assert (page.total, page.capped, page.counts) == (2, True, None) and len(page.rows) == 3
+    assert (page.total, page.capped) == (3, False) and [r.change.id for r in page.rows] == whole
+    assert page_of_changes(store, Filters(q="substantiated"), 1, 2).rows[0].change.id == whole[2]  # counted to 3: all
+    monkeypatch.setattr(web_changes, "PAGE_SIZE", 1)
     client = TestClient(create_app(load_config(cfg_path), store), base_url="http://127.0.0.1")
     html = client.get("/", params={"q": "substantiated"}).text
     assert "2+ changes matching, best first" in html and '<span class="count">–</span>' in html
+    assert "page 1 of 3+" in html and "page=2" in html  # 2 counted (1 page each) and one more offered
+    html = client.get("/", params={"q": "substantiated", "page": "3"}).text
+    assert "3 changes matching" in html and "page 3 of 3<" in html and "page=4" not in html
+    # the rank cutoff read with a capped count (the newest matches) orders the page as an uncapped one
+    monkeypatch.setattr(search, "RANK_WINDOW", 1)  # the newest match ranked, the 2 older ones after it
+    uncapped = [r.change.id for r in page_of_changes(store, Filters(q="substantiated"), 3, 0).rows]
+    monkeypatch.setattr(queries, "COUNT_CAP", 1)  # the summary reads 2 of the 3: the newest two, whose first is the cutoff
+    capped = page_of_changes(store, Filters(q="substantiated"), 1, 0)
+    assert capped.capped and [r.change.id for r in capped.rows] == uncapped[:1]
+    assert [r.change.id for k in range(3) for r in page_of_changes(store, Filters(q="substantiated"), 1, k).rows] == uncapped
 
 
 def test_counts_read_from_the_index_alone_agree_with_the_filtered_counts(world):
@@ -215,3 +232,30 @@ def test_counts_read_from_the_index_alone_agree_with_the_filtered_counts(world):
     assert page_of_changes(store, Filters(), 50, 0).counts == {"opr-outcomes": 1, "extremism-definitions": 1}
     # a topic filter narrows the list, not the counts (the other topic stays reachable)
     assert page_of_changes(store, Filters(topic="opr-outcomes"), 50, 0).counts == {"opr-outcomes": 1, "extremism-definitions": 1}
+
+
+def test_postgresql_reads_the_newest_matches_either_way(world, monkeypatch):
+    """PostgreSQL reads a search's newest matches along the ids when it estimates the words common
+    (search.pg_share), within a bound, and from the text index otherwise or when the bounded walk
+    found too few (a phrase of common words is estimated high and found rarely): each way, the same
+    count, cutoff and page."""
+    import monitor.queries as queries
+
+    store, ids, _ = world
+    if store.dialect != "postgresql":
+        pytest.skip("PostgreSQL's planner estimate: SQLite's FTS5 reads its matches in id order itself")
+    monkeypatch.setattr(search, "RANK_WINDOW", 1)
+    monkeypatch.setattr(queries, "COUNT_CAP", 1)
+    real = search.pg_share
+
+    def pages(q: str) -> list:
+        return [(p.total, p.capped, [r.change.id for r in p.rows])
+                for p in (page_of_changes(store, Filters(q=q), 1, k) for k in range(4))]
+
+    for q in ("substantiated", "definition OR substantiated -extremist", '"domestic terrorism"'):
+        want = pages(q)
+        for share in (0.0, 0.5, 4.0):  # rare: the text index; common; so common the walk covers 2 ids and falls back
+            monkeypatch.setattr(search, "pg_share", lambda s, query, share=share: (share, real(s, query)[1]))
+            assert pages(q) == want, (q, share)
+        monkeypatch.setattr(search, "pg_share", real)
+        assert any(total for total, _, _ in want), q
