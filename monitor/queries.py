@@ -11,7 +11,7 @@ from sqlalchemy import func, literal, select, union_all
 
 from state import search
 from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
-from state.store import Store
+from state.store import Store, chunks, one_of
 from state.triage import ACTIONS, AssignmentRecord, TriageStateRecord, assignees_of, states_of
 
 SEVERITIES = ("low", "medium", "high")
@@ -190,9 +190,8 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
             q, _ = f.apply(select(ChangeRecord.id), store.dialect)
             ids = list(s.scalars(q.order_by(*NEWEST_FIRST).offset(offset).limit(limit)))
         # the page's ids first, then their rows (a sort carries ids, not whole changes); in
-        # statements of at most 1,000 ids (an export of 50,000 stays under SQLite's limit)
-        by_id = {c.id: c for k in range(0, len(ids), 1000)
-                 for c in s.scalars(select(ChangeRecord).where(ChangeRecord.id.in_(ids[k:k + 1000])))}
+        # bounded statements (an export of 50,000 stays under SQLite's limit)
+        by_id = {c.id: c for part in chunks(ids) for c in s.scalars(select(ChangeRecord).where(one_of(s, ChangeRecord.id, part)))}
         changes = [by_id[i] for i in ids]
         matches = store.matches_by_change(s, ids)
         states = states_of(s, ids)

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import any_, bindparam, create_engine, event, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
@@ -42,6 +43,15 @@ def chunks(items: list, size: int = IN_CHUNK):
     statement with 20,000 bound values."""
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def one_of(session: Session, column, values: list):
+    """`column IN values` (at most IN_CHUNK of them, see chunks). On PostgreSQL one array parameter,
+    `column = ANY(%(values)s)`: an IN of 50 ids is 50 bound values that SQLAlchemy renders, casts and
+    psycopg converts at every execution (about 2 ms of a change log page's 50)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def dialect_insert(dialect: str):
@@ -268,11 +278,10 @@ class Store:
 
     @staticmethod
     def matches_by_change(session: Session, change_ids: list[int]) -> dict[int, list[TopicMatchRecord]]:
-        """The topic matches of these changes, best score first: one query per 500 changes."""
+        """The topic matches of these changes, best score first: one query per IN_CHUNK changes."""
         out: dict[int, list[TopicMatchRecord]] = {i: [] for i in change_ids}
-        ids = list(out)
-        for i in range(0, len(ids), 500):
-            for m in session.scalars(select(TopicMatchRecord).where(TopicMatchRecord.change_id.in_(ids[i:i + 500]))
+        for part in chunks(list(out)):
+            for m in session.scalars(select(TopicMatchRecord).where(one_of(session, TopicMatchRecord.change_id, part))
                                      .order_by(TopicMatchRecord.score.desc(), TopicMatchRecord.id)):
                 out[m.change_id].append(m)
         return out

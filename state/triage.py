@@ -9,6 +9,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from state.errors import StateError
 from state.models import ChangeRecord, utcnow
+from state.store import chunks, one_of
 
 # The review states an analyst can set; "unreviewed" is the absence of a state row.
 ACTIONS = ("reviewed", "significant", "not_relevant")
@@ -97,8 +98,8 @@ def actions_of(session: Session, change_id: int) -> list[TriageActionRecord]:
 def states_of(session: Session, change_ids: list[int]) -> dict[int, TriageStateRecord]:
     if not change_ids:
         return {}
-    return {r.change_id: r for k in range(0, len(change_ids), 1000)  # bounded statements for a large export
-            for r in session.scalars(select(TriageStateRecord).where(TriageStateRecord.change_id.in_(change_ids[k:k + 1000])))}
+    return {r.change_id: r for part in chunks(change_ids)  # bounded statements for a large export
+            for r in session.scalars(select(TriageStateRecord).where(one_of(session, TriageStateRecord.change_id, part)))}
 
 
 def not_relevant_actions(session: Session) -> list[tuple[TriageActionRecord, ChangeRecord]]:
@@ -135,7 +136,7 @@ def assign(session: Session, change_id: int, assignee: str, actor: str, at: date
 def assignees_of(session: Session, change_ids: list[int]) -> dict[int, str]:
     if not change_ids:
         return {}
-    return {cid: who for k in range(0, len(change_ids), 1000)
+    return {cid: who for part in chunks(change_ids)
             for cid, who in session.execute(select(AssignmentRecord.change_id, AssignmentRecord.assignee)
-                                            .where(AssignmentRecord.change_id.in_(change_ids[k:k + 1000])))}
+                                            .where(one_of(session, AssignmentRecord.change_id, part)))}
 

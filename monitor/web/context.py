@@ -13,7 +13,7 @@ from sqlalchemy import select
 from monitor.web.auth import Sessions, Throttle, WebSession, WebSettings
 from monitor.web.presentation import _templates
 from state.models import SourceRecord
-from state.store import Store
+from state.store import IN_CHUNK, Store, one_of
 
 SOURCE_MENU_MAX = 500  # sources listed in the change log's source menu; more: a text box
 
@@ -46,11 +46,11 @@ class WebContext:
         Only the two columns are read: at 20,000 sources, loading every row for a page of 50
         changes took most of a 560 ms change log."""
         q = select(SourceRecord.id, SourceRecord.name)
-        if ids is not None:
-            ids = set(ids)
-            if len(ids) <= 1000:  # (an export of 50,000 rows may name more sources than SQLite takes parameters)
-                q = q.where(SourceRecord.id.in_(sorted(ids)))
         with self.store.session() as s:
+            if ids is not None:
+                ids = set(ids)
+                if len(ids) <= IN_CHUNK:  # (an export of 50,000 rows may name more sources than SQLite takes parameters)
+                    q = q.where(one_of(s, SourceRecord.id, sorted(ids)))
             return self._named(s.execute(q).all(), ids)
 
     def source_menu(self) -> list[tuple[str, str]] | None:

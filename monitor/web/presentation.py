@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from zoneinfo import ZoneInfo
 
 from monitor.escaping import csv_cell  # noqa: F401  (one escaping for the CLI and the web)
@@ -51,7 +51,8 @@ def time_element(dt: datetime | None, tz: ZoneInfo) -> Markup:
     """<time> in the display time zone, with the machine-readable instant and UTC in its tooltip."""
     if dt is None:
         return Markup("never")
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso(dt), human_time(dt), local_time(dt, tz))
+    # escape() and an f-string: Markup.format's formatter took a tenth of a change log page's rendering
+    return Markup(f'<time datetime="{escape(iso(dt))}" title="{escape(human_time(dt))}">{escape(local_time(dt, tz))}</time>')
 
 
 def safe_url(url: str | None) -> str | None:
