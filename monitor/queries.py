@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time as dtime, timezone
 from urllib.parse import urlencode
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import String, cast, func, literal, literal_column, select, union_all
 
 from state import search
 from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
@@ -160,7 +160,6 @@ class Page:
     total: int
     rows: list[Row]
     counts: dict[str, int] | None  # matched changes per topic (None: a search with more matches than counted)
-    agencies: list[str]
     capped: bool = False  # total is where the count stopped (count_cap), and there are more
 
 
@@ -179,11 +178,12 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
                 hits = search.hit_ids(store.dialect, f.searching)
                 # how the page is read depends on how many changes the words are in, whatever else filters
                 sparse = _capped_count(s, select(hits.c.change_id), SPARSE_MAX) <= SPARSE_MAX  # the index counts
-                total, cutoff, counts = _capped_count(s, f.apply(select(ChangeRecord.id), store.dialect)[0], cap), None, None
+                total, cutoff, counts, ids = _capped_count(s, f.apply(select(ChangeRecord.id), store.dialect)[0], cap), None, None, None
             else:  # the search alone: its count, rank cutoff and topic counts in one reading of its index
-                total, cutoff, counts, sparse = _search_summary(s, store.dialect, f.searching, cap)
+                total, cutoff, counts, sparse, ids = _search_summary(s, store.dialect, f.searching, cap, limit, offset)
             capped, total = total > cap, min(total, cap)
-            ids = _search_page(s, store.dialect, f, limit, offset, sparse=sparse, cutoff=cutoff)
+            if ids is None:
+                ids = _search_page(s, store.dialect, f, limit, offset, sparse=sparse, cutoff=cutoff)
         else:
             counts = None
             total = s.scalar(f.apply(select(func.count()).select_from(ChangeRecord), store.dialect)[0]) or 0
@@ -201,9 +201,8 @@ def page_of_changes(store: Store, f: Filters, limit: int, offset: int) -> Page:
             counts = None
         elif counts is None:
             counts = dict(s.execute(_topic_counts(f, store.dialect)).all())
-        agencies = sorted({a for (a,) in s.execute(select(SourceRecord.agency).distinct()) if a})
     rows = [Row(c, matches[c.id], states.get(c.id), snippets.get(c.id, ""), assignees.get(c.id, "")) for c in changes]
-    return Page(total, rows, counts, agencies, capped)
+    return Page(total, rows, counts, capped)
 
 
 NEWEST_FIRST = (ChangeRecord.detected_at.desc(), ChangeRecord.id.desc())
@@ -241,10 +240,14 @@ def _topic_counts(f: Filters, dialect: str):
 DENSE_SHARE = 0.1  # PostgreSQL: a search estimated in this share of the changes is read along the ids
 
 
-def _search_summary(s, dialect: str, q: search.Query, cap: int) -> tuple[int, int | None, dict[str, int], bool]:
+def _search_summary(s, dialect: str, q: search.Query, cap: int, limit: int = 0,
+                    offset: int = 0) -> tuple[int, int | None, dict[str, int], bool, list[int] | None]:
     """For a search and no other filter, in one statement that reads the index once: how many
     changes it finds (up to cap + 1), its rank cutoff (search.rank_cutoff), its matched changes per
-    topic (only when the count is complete), and whether its matches are sparse (see _pg_id).
+    topic (only when the count is complete), whether its matches are sparse (see _pg_id), and on
+    PostgreSQL the page's ids when the page lies in the rank window (else None: _search_page reads
+    it). Ranked from the matches this statement holds already, the page costs no second reading of
+    the text index (a phrase in 1,565 of 100,000 changes: 8 ms for that reading).
 
     What it reads is the newest cap + 1 matches (cap >= RANK_WINDOW), so the cutoff, the
     RANK_WINDOW-th newest, is among them even when there are more. Sparse: all were counted, or the
@@ -264,18 +267,23 @@ def _search_summary(s, dialect: str, q: search.Query, cap: int) -> tuple[int, in
         share, newest_id = search.pg_share(s, q)
         along_ids = share >= DENSE_SHARE
         lo = newest_id - int(4 * (cap + 1) / share) if along_ids else None
-    out = _summary_read(s, dialect, q, cap, along_ids, lo)
+    page = (limit, offset) if dialect == "postgresql" and limit else None
+    out = _summary_read(s, dialect, q, cap, along_ids, lo, page)
     if lo is not None and lo > 0 and out[0] <= cap:  # the bounded walk did not find them all: the text index
-        out = _summary_read(s, dialect, q, cap, False, None)
-    total, cutoff, newest, counts = out
+        out = _summary_read(s, dialect, q, cap, False, None, page)
+    total, cutoff, newest, counts, ids = out
     walked = newest - cutoff + 1
     sparse = total <= cap or walked * walked > search.RANK_WINDOW * newest
-    return total, cutoff, counts, sparse
+    # the window's part of the page is the whole page when it filled the page or every match is ranked
+    whole = ids is not None and (len(ids) == limit or not cutoff)
+    return total, cutoff, counts, sparse, ids if whole else None
 
 
-def _summary_read(s, dialect: str, q: search.Query, cap: int, along_ids: bool, lo: int | None):
+def _summary_read(s, dialect: str, q: search.Query, cap: int, along_ids: bool, lo: int | None,
+                  page: tuple[int, int] | None = None):
     """_search_summary's statement: (count up to cap + 1, the RANK_WINDOW-th newest id, the newest
-    id, matched changes per topic when the count is complete)."""
+    id, matched changes per topic when the count is complete, the rank window's part of the page
+    (limit, offset) best first, or None without `page`)."""
     hits = search.hit_ids(dialect, q)
     found = select(hits.c.change_id)
     if lo is not None and lo > 0:
@@ -293,8 +301,9 @@ def _summary_read(s, dialect: str, q: search.Query, cap: int, along_ids: bool, l
         select(literal(3), literal(""), func.coalesce(func.max(found.c.change_id), 0)),
         select(literal(2), TopicMatchRecord.topic, func.count())
         .join(found, found.c.change_id == TopicMatchRecord.change_id).where(complete)
-        .group_by(TopicMatchRecord.topic))
-    total, cutoff, newest, counts = 0, 0, 0, {}
+        .group_by(TopicMatchRecord.topic),
+        *_window_page(q, found, nth, page))
+    total, cutoff, newest, counts, ranked = 0, 0, 0, {}, []
     for part, topic, n in s.execute(stmt):
         if part == 0:
             total = n
@@ -302,9 +311,25 @@ def _summary_read(s, dialect: str, q: search.Query, cap: int, along_ids: bool, l
             cutoff = n
         elif part == 3:
             newest = n
+        elif part == 4:
+            ranked.append((int(topic), n))
         else:
             counts[topic] = n
-    return total, cutoff, newest, counts
+    return total, cutoff, newest, counts, [i for _, i in sorted(ranked)] if page else None
+
+
+def _window_page(q: search.Query, found, nth, page: tuple[int, int] | None) -> list:
+    """PostgreSQL: the page (limit, offset) of the rank window's matches, best first as
+    _search_page orders them, as rows (4, position, id) of _summary_read's statement."""
+    if page is None:
+        return []
+    limit, offset = page
+    rank = -func.ts_rank_cd(literal_column(f"{ChangeRecord.__tablename__}.{search.PG_COLUMN}"), search.pg_tsquery(q))
+    order = (rank, *NEWEST_FIRST)
+    window = (select(ChangeRecord.id, func.row_number().over(order_by=order).label("pos"))
+              .join(found, found.c.change_id == ChangeRecord.id).where(found.c.change_id >= func.coalesce(nth, 0))
+              .order_by(*order).offset(offset).limit(limit).subquery("window"))
+    return [select(literal(4), cast(window.c.pos, String), window.c.id)]
 
 
 def _search_page(s, dialect: str, f: Filters, limit: int, offset: int, *, sparse: bool = False,

@@ -29,7 +29,7 @@ def change_log(request: Request):
     w = web_of(request)
     f = Filters.parse(request.query_params)
     page = page_of_changes(w.store, f, PAGE_SIZE, (f.page - 1) * PAGE_SIZE)
-    names = w.source_names({row.change.source_id for row in page.rows})
+    menu, agencies, names = w.source_directory({row.change.source_id for row in page.rows})
     items = []
     for row in page.rows:
         c, ms = row.change, row.matches
@@ -41,7 +41,7 @@ def change_log(request: Request):
     # a capped count (monitor.queries.count_cap) has more pages: one more is always offered
     pages = max(1, (page.total + PAGE_SIZE - 1) // PAGE_SIZE + (1 if page.capped else 0))
     return render(request, "changes.html", f=f, items=items, total=page.total, capped=page.capped, pages=pages, counts=page.counts,
-                  sources=w.source_menu(), agencies=page.agencies,
+                  sources=menu, agencies=agencies,
                   severities=SEVERITIES, states=REVIEW_STATES)
 
 

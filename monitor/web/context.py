@@ -53,16 +53,23 @@ class WebContext:
                     q = q.where(one_of(s, SourceRecord.id, sorted(ids)))
             return self._named(s.execute(q).all(), ids)
 
-    def source_menu(self) -> list[tuple[str, str]] | None:
-        """The change log's source filter as a menu of (id, name), by name; None when there are more
-        than SOURCE_MENU_MAX sources (a menu nobody can scroll: the filter is then a text box)."""
-        if len(self.cfg.sources) > SOURCE_MENU_MAX:
-            return None
-        with self.store.session() as s:  # one more than the menu holds tells that there are too many
-            rows = s.execute(select(SourceRecord.id, SourceRecord.name).limit(SOURCE_MENU_MAX + 1)).all()
-        if len(rows) > SOURCE_MENU_MAX:
-            return None
-        return sorted(self._named(rows).items(), key=lambda kv: kv[1].lower())
+    def source_directory(self, ids: Iterable[str]) -> tuple[list[tuple[str, str]] | None, list[str], dict[str, str]]:
+        """What the change log shows of the sources: its source filter as a menu of (id, name), by
+        name (None when there are more than SOURCE_MENU_MAX sources, a menu nobody can scroll: the
+        filter is then a text box), the agencies to filter by, and the display names of `ids` (a
+        page's rows). One read of the sources table when the menu holds them all (three before)."""
+        rows = None
+        with self.store.session() as s:
+            if len(self.cfg.sources) <= SOURCE_MENU_MAX:  # one more than the menu holds tells that there are too many
+                rows = s.execute(select(SourceRecord.id, SourceRecord.name, SourceRecord.agency)
+                                 .limit(SOURCE_MENU_MAX + 1)).all()
+            if rows is None or len(rows) > SOURCE_MENU_MAX:
+                agencies = sorted({a for (a,) in s.execute(select(SourceRecord.agency).distinct()) if a})
+        if rows is None or len(rows) > SOURCE_MENU_MAX:
+            return None, agencies, self.source_names(ids)
+        named = self._named([(sid, name) for sid, name, _ in rows])
+        return (sorted(named.items(), key=lambda kv: kv[1].lower()), sorted({a for *_, a in rows if a}),
+                {sid: named[sid] for sid in ids if sid in named})
 
     def _named(self, rows, ids: set[str] | None = None) -> dict[str, str]:
         """(id, name) rows of the sources table, named as shown: the configuration's name first
