@@ -17,7 +17,7 @@ from spiders.blocks import judge
 from spiders.kinds import FetchRequest, Fetched, Item, Parsed
 from state.errors import ExtractError
 from state.models import ChangeRecord, ItemRecord, SnapshotRecord, SourceRecord
-from state.store import sha256
+from state.store import chunks, sha256
 
 FALLBACK_NOTE = "found without the configured selectors (they are blind): a document link of the listing's region"
 MAX_KEY = 2000
@@ -195,8 +195,8 @@ class Items:
                              summary=it.summary, first_seen_at=now, last_seen_at=now, doc_url=it.doc_url if wait else "",
                              doc_status=status, extra_json=json.dumps(it.extra, ensure_ascii=False)))
             known[it.key] = None  # a key twice on one page is one item
-        for i in range(0, len(seen_again), 500):  # one UPDATE per 500 known items, not one merge each
-            s.execute(update(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key.in_(seen_again[i:i + 500]))
+        for part in chunks(seen_again):  # one UPDATE per IN_CHUNK known items, not one merge each
+            s.execute(update(ItemRecord).where(ItemRecord.source_id == sid, ItemRecord.key.in_(part))
                       .values(last_seen_at=now, removed_at=None))
 
     def _record_removals(self, s, sid: str, removed_keys: list[str], known: dict, fetched: Fetched,

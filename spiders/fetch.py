@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import time
+from collections import deque
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, Iterable
@@ -301,6 +302,7 @@ class FetchSpider(scrapy.Spider):
 
     async def start(self):
         for fr in self.fetch_requests:
+            await self._room()
             async for r in self._requests([fr]):
                 yield r
         # A fed crawl stays open (Scrapy is never idle while start() is pending) and takes each
@@ -309,8 +311,24 @@ class FetchSpider(scrapy.Spider):
             fr = await self.feed.get()
             if fr is None:
                 return
+            await self._room()
             async for r in self._requests([fr]):
                 yield r
+
+    async def _room(self) -> None:
+        """Start requests are read lazily. While the downloader is full, Scrapy's engine reads
+        start() without pause into its scheduler. A feed of 20,000 sources became 20,000 Scrapy
+        requests at once (34 MB). So while the downloader is full and WAITING requests already wait
+        in the scheduler, the next source waits here as its FetchRequest instead. The window
+        holds several per host, since Feed.submit interleaves the hosts. Without the engine's
+        scheduler to look at (another Scrapy), it reads eagerly as before."""
+        engine = getattr(self.crawler, "engine", None)
+        slot = getattr(engine, "_slot", None)
+        scheduler = getattr(slot, "scheduler", None)
+        if scheduler is None or not hasattr(scheduler, "__len__"):
+            return
+        while engine.running and engine.needs_backout() and len(scheduler) >= WAITING:
+            await asyncio.sleep(0.05)
 
     async def _requests(self, frs):
         """Scrapy's request for each one; a URL Scrapy cannot even make a request of (a port out of
@@ -526,6 +544,30 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
     }
 
 
+WAITING = 256  # requests that wait in Scrapy's scheduler at most while its downloader is full (see FetchSpider._room)
+
+
+def interleave_hosts(requests: Iterable[FetchRequest]) -> list[FetchRequest]:
+    """The requests with their hosts in turn (a, b, c, a, b, c, ...), each host's in their order."""
+    by_host: dict[str, list[FetchRequest]] = {}
+    for fr in requests:
+        by_host.setdefault(_host(fr.url), []).append(fr)
+    queues = [deque(q) for q in by_host.values()]
+    out: list[FetchRequest] = []
+    while queues:
+        for q in queues:
+            out.append(q.popleft())
+        queues = [q for q in queues if q]
+    return out
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # a URL Scrapy cannot make a request of either: its source's failed fetch
+        return ""
+
+
 class Feed:
     """A crawl that stays open: requests submitted while it runs are fetched as they come, under
     the same per-host limits as the rest of the crawl (one downloader, one politeness budget)."""
@@ -537,9 +579,12 @@ class Feed:
                                                        max_bytes=max_bytes, feed=self._queue))
 
     def submit(self, requests: Iterable[FetchRequest]) -> None:
+        """Queued for the crawl, one host after another in turn (FetchSpider._room lets only a
+        window of them into Scrapy's scheduler: a window of one host's sources would hold the
+        crawl to that host's politeness)."""
         if self._closed:
             raise RuntimeError("the feed is closed")
-        for fr in requests:
+        for fr in interleave_hosts(requests):
             self._queue.put_nowait(fr)
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConst
 from sqlmodel import Field, Session, SQLModel
 
 from state import blobs
+from state.store import chunks, one_of
 from state.models import BlobRecord, SnapshotRecord, utcnow
 
 GENESIS = "0" * 64  # the previous hash of the first entry
@@ -154,8 +155,8 @@ def append(session: Session, snap: SnapshotRecord) -> CustodyRecord:
 
 def entries_of(session: Session, snapshot_ids: list[int]) -> dict[int, CustodyRecord]:
     out: dict[int, CustodyRecord] = {}
-    for i in range(0, len(snapshot_ids), 500):
-        for e in session.scalars(select(CustodyRecord).where(CustodyRecord.snapshot_id.in_(snapshot_ids[i:i + 500]))):
+    for part in chunks(snapshot_ids):
+        for e in session.scalars(select(CustodyRecord).where(one_of(session, CustodyRecord.snapshot_id, part))):
             out[e.snapshot_id] = e
     return out
 
@@ -239,17 +240,17 @@ def verify_store(session: Session) -> StoreCheck:
 def pruned_of(s: Session, digests: list[str]) -> dict[str, datetime]:
     """The digests among these that retention deleted, with when."""
     out: dict[str, datetime] = {}
-    for i in range(0, len(digests), 500):
+    for part in chunks(digests):
         out.update(s.execute(select(PrunedBlobRecord.sha256, PrunedBlobRecord.pruned_at)
-                             .where(PrunedBlobRecord.sha256.in_(digests[i:i + 500]))).tuples().all())
+                             .where(one_of(s, PrunedBlobRecord.sha256, part))).tuples().all())
     return out
 
 
 # -- the archive queue ------------------------------------------------------------------
 def archives_of(session: Session, change_ids: list[int]) -> dict[int, list[ArchiveRecord]]:
     out: dict[int, list[ArchiveRecord]] = {i: [] for i in change_ids}
-    for i in range(0, len(change_ids), 500):
-        for a in session.scalars(select(ArchiveRecord).where(ArchiveRecord.change_id.in_(change_ids[i:i + 500])).order_by(ArchiveRecord.id)):
+    for part in chunks(change_ids):
+        for a in session.scalars(select(ArchiveRecord).where(one_of(session, ArchiveRecord.change_id, part)).order_by(ArchiveRecord.id)):
             out[a.change_id].append(a)
     return out
 

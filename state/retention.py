@@ -35,7 +35,7 @@ from state import custody
 from state.custody import ArchiveRecord, PrunedBlobRecord, PruneRunRecord
 from state.models import (BlobRecord, ChangeRecord, DeliveryRecord, FetchAttemptRecord, ItemRecord, SnapshotRecord,
                           SourceRecord, TopicMatchRecord, utcnow)
-from state.store import Store, dialect_insert
+from state.store import Store, chunks, dialect_insert
 from state.subscriptions import SubscriptionMatchRecord
 from state.triage import AssignmentRecord, TriageActionRecord, TriageStateRecord
 
@@ -151,8 +151,8 @@ def _plan(store: Store, cutoff: datetime, batch: int) -> _Plan:
                 if sid not in plan.pruned:
                     shas.difference_update(digests)
         ordered = sorted(shas)
-        for i in range(0, len(ordered), batch):  # only what is stored now (an earlier prune took the rest)
-            q = select(BlobRecord.sha256, func.length(BlobRecord.data)).where(BlobRecord.sha256.in_(ordered[i:i + batch]))
+        for part in chunks(ordered, batch):  # only what is stored now (an earlier prune took the rest)
+            q = select(BlobRecord.sha256, func.length(BlobRecord.data)).where(BlobRecord.sha256.in_(part))
             plan.candidates.update((sha, n or 0) for sha, n in s.execute(q))
     return plan
 
@@ -167,8 +167,8 @@ def _protected_since(s: Session, plan: _Plan) -> set[str]:
     changed = ChangeRecord.id.in_(union(*newer))
     ids = sorted((_snapshots_of_changes(s, changed) | _listings_before_new_documents(s, changed)) & plan.pruned)
     shas: set[str] = set()
-    for i in range(0, len(ids), plan.batch):
-        for row in s.execute(select(*_SHAS).where(SnapshotRecord.id.in_(ids[i:i + plan.batch]))):
+    for part in chunks(ids, plan.batch):
+        for row in s.execute(select(*_SHAS).where(SnapshotRecord.id.in_(part))):
             shas.update(row)
     for row in s.execute(select(*_SHAS).where(SnapshotRecord.id > plan.max_snapshot)):
         shas.update(row)
@@ -239,8 +239,8 @@ def _stripped(store: Store, plan: _Plan, gone: set[str]) -> int:
     n = 0
     ids = sorted(plan.pruned)
     with store.session() as s:
-        for i in range(0, len(ids), plan.batch):
-            for row in s.execute(select(*_SHAS).where(SnapshotRecord.id.in_(ids[i:i + plan.batch]))):
+        for part in chunks(ids, plan.batch):
+            for row in s.execute(select(*_SHAS).where(SnapshotRecord.id.in_(part))):
                 n += any(d in gone for d in row)
     return n
 
@@ -274,8 +274,8 @@ def prune(store: Store, cutoff: datetime, *, dry_run: bool = False, actor: str =
     else:
         freed = {}
         ordered = sorted(plan.candidates)
-        for i in range(0, len(ordered), batch):
-            freed.update(_delete_blob_batch(store, plan, ordered[i:i + batch], report.run_id))
+        for part in chunks(ordered, batch):
+            freed.update(_delete_blob_batch(store, plan, part, report.run_id))
     report.blobs, report.bytes_freed = len(freed), sum(freed.values())
     report.snapshots = _stripped(store, plan, set(freed))
     if not dry_run:
