@@ -74,7 +74,7 @@ def run_forever(cfg, store, *, max_cycles: int | None = None) -> int:
     from spiders.fetch import Fetcher, run_in_reactor
 
     sc = cfg.scheduler
-    memory.limit_arenas()
+    memory.tune_heap()
     mon = Monitor(cfg, store)
     memory.trim()  # what reading a long watch list freed (20,000 sources: ~10 MB) goes back at once
 
