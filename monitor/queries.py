@@ -267,7 +267,8 @@ def _search_summary(s, dialect: str, q: search.Query, cap: int, limit: int = 0,
         share, newest_id = search.pg_share(s, q)
         along_ids = share >= DENSE_SHARE
         lo = newest_id - int(4 * (cap + 1) / share) if along_ids else None
-    page = (limit, offset) if dialect == "postgresql" and limit else None
+    # only a page inside the window is ranked here: one past it or across its end is _search_page's
+    page = (limit, offset) if dialect == "postgresql" and limit and offset + limit <= search.RANK_WINDOW else None
     out = _summary_read(s, dialect, q, cap, along_ids, lo, page)
     if lo is not None and lo > 0 and out[0] <= cap:  # the bounded walk did not find them all: the text index
         out = _summary_read(s, dialect, q, cap, False, None, page)

@@ -301,7 +301,7 @@ class FetchSpider(scrapy.Spider):
         self.feed = feed
 
     async def start(self):
-        for fr in self.fetch_requests:
+        for fr in interleave_hosts(self.fetch_requests):  # (a fixed list: `doctor`, `add`)
             await self._room()
             async for r in self._requests([fr]):
                 yield r
@@ -323,8 +323,7 @@ class FetchSpider(scrapy.Spider):
         holds several per host, since Feed.submit interleaves the hosts. Without the engine's
         scheduler to look at (another Scrapy), it reads eagerly as before."""
         engine = getattr(self.crawler, "engine", None)
-        slot = getattr(engine, "_slot", None)
-        scheduler = getattr(slot, "scheduler", None)
+        scheduler = getattr(engine, "scheduler", None)
         if scheduler is None or not hasattr(scheduler, "__len__"):
             return
         while engine.running and engine.needs_backout() and len(scheduler) >= WAITING:

@@ -58,9 +58,9 @@ def main() -> int:
         async def sample():
             while True:
                 for crawler in list(fetcher.runner.crawlers):
-                    slot = getattr(crawler.engine, "_slot", None) if crawler.engine else None
-                    if slot is not None:
-                        peak["scheduled"] = max(peak["scheduled"], len(slot.scheduler))
+                    scheduler = crawler.engine.scheduler if crawler.engine else None
+                    if scheduler is not None:
+                        peak["scheduled"] = max(peak["scheduled"], len(scheduler))
                 await asyncio.sleep(0.002)
 
         sampler = asyncio.ensure_future(sample())

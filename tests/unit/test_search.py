@@ -212,6 +212,24 @@ def test_pages_across_the_rank_window_and_a_capped_count(world, monkeypatch):
     assert [r.change.id for k in range(3) for r in page_of_changes(store, Filters(q="substantiated"), 1, k).rows] == uncapped
 
 
+def test_pages_in_and_past_the_rank_window_agree_with_one_long_page(world, monkeypatch):
+    """Every page of every size lists what one long page lists at its place: on PostgreSQL a page
+    inside the window is ranked by the summary statement and any other by _search_page, with
+    ties of rank and of time broken the same way by both."""
+    store, ids, _ = world
+    with store.session() as s:
+        for k in range(10):
+            s.add(ChangeRecord(source_id="ice", kind="changed", detected_at=T0 + timedelta(days=2, hours=k // 3),
+                               title="Misc", added_text="substantiated " * (1 + k % 2) + "among the words of a change"))
+    monkeypatch.setattr(search, "RANK_WINDOW", 8)
+    whole = [r.change.id for r in page_of_changes(store, Filters(q="substantiated"), 100, 0).rows]
+    assert len(whole) == 13 == len(set(whole))
+    for limit in (1, 2, 3, 5, 8):
+        for offset in range(13):
+            got = [r.change.id for r in page_of_changes(store, Filters(q="substantiated"), limit, offset).rows]
+            assert got == whole[offset:offset + limit], (limit, offset)
+
+
 def test_counts_read_from_the_index_alone_agree_with_the_filtered_counts(world):
     """With the search as the only filter, the total and the topic counts come from the search index
     and the topic matches alone (no change is read); with another filter, from the changes. Both
