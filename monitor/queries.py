@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time as dtime, timezone
 from urllib.parse import urlencode
 
-from sqlalchemy import String, cast, func, literal, literal_column, select, union_all
+from sqlalchemy import String, cast, func, literal, select, union_all
 
 from state import search
 from state.models import ChangeRecord, SourceRecord, TopicMatchRecord
@@ -325,8 +325,7 @@ def _window_page(q: search.Query, found, nth, page: tuple[int, int] | None) -> l
     if page is None:
         return []
     limit, offset = page
-    rank = -func.ts_rank_cd(literal_column(f"{ChangeRecord.__tablename__}.{search.PG_COLUMN}"), search.pg_tsquery(q))
-    order = (rank, *NEWEST_FIRST)
+    order = (search.pg_rank(q), *NEWEST_FIRST)
     window = (select(ChangeRecord.id, func.row_number().over(order_by=order).label("pos"))
               .join(found, found.c.change_id == ChangeRecord.id).where(found.c.change_id >= func.coalesce(nth, 0))
               .order_by(*order).offset(offset).limit(limit).subquery("window"))

@@ -145,6 +145,16 @@ def _pg_counts():
             func.max(ChangeRecord.id))
 
 
+def pg_vector():
+    """PostgreSQL's search column of `changes` (not in the model: see SEARCH_COLUMNS)."""
+    return literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+
+
+def pg_rank(q: Query, tsq=None):
+    """A change's rank for the query on PostgreSQL, ascending best first (as on SQLite)."""
+    return -func.ts_rank_cd(pg_vector(), pg_tsquery(q) if tsq is None else tsq)
+
+
 def fts5_expression(q: Query) -> str:
     """The FTS5 MATCH expression: every term quoted, so no user text is read as FTS5 syntax."""
     def quoted(t: Term) -> str:
@@ -187,7 +197,7 @@ def pg_share(session, q: Query) -> tuple[float, int]:
     keeps of the search column: within a few percent for words, high for a phrase of common words)
     and the newest change id. Two reads of the catalogue and the id index, well under a millisecond
     (the second made by prepare() already, with the stop words)."""
-    vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+    vector = pg_vector()
     stmt = select(ChangeRecord.id).where(vector.op("@@")(pg_tsquery(q))).compile(dialect=session.bind.dialect)
     conn = session.connection()
     plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(stmt), stmt.params).scalar()
@@ -201,7 +211,7 @@ def rank_cutoff(session, dialect: str, q: Query, *, sparse: bool = False) -> int
     Ranking every match of a common word would read every one of its rows; a change log is read
     newest first, so relevance orders the recent matches and the old ones follow."""
     if dialect == "postgresql":
-        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+        vector = pg_vector()
         stmt = (select(ChangeRecord.id).where(vector.op("@@")(pg_tsquery(q)))
                 .order_by(_pg_id(sparse).desc()).offset(RANK_WINDOW - 1).limit(1))
         return session.scalar(stmt) or 0
@@ -217,8 +227,8 @@ def matching(stmt, dialect: str, q: Query, cutoff: int | None = None, lo: int | 
     not ranked: they sort last. `sparse`: see _pg_id (SQLite's FTS5 bounds its own walk)."""
     if dialect == "postgresql":
         tsq = pg_tsquery(q)
-        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
-        rank = None if cutoff is None else case((ChangeRecord.id >= cutoff, -func.ts_rank_cd(vector, tsq)), else_=_UNRANKED)
+        vector = pg_vector()
+        rank = None if cutoff is None else case((ChangeRecord.id >= cutoff, pg_rank(q, tsq)), else_=_UNRANKED)
         stmt = stmt.where(vector.op("@@")(tsq))
         if lo:
             stmt = stmt.where(_pg_id(sparse) >= lo)
@@ -243,7 +253,7 @@ def hit_ids(dialect: str, q: Query):
     from the index alone (no join to the changes: on SQLite the FTS5 table's rowids): what a count
     of the matches, or of their topics, needs when no other filter applies."""
     if dialect == "postgresql":
-        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+        vector = pg_vector()
         return select(ChangeRecord.id.label("change_id")).where(vector.op("@@")(pg_tsquery(q))).subquery("hits")
     return (text(f"SELECT rowid AS change_id FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
             .bindparams(fts=fts5_expression(q)).columns(change_id=Integer).subquery("hits"))
@@ -253,7 +263,7 @@ def matches_change(session, dialect: str, q: Query, change_id: int) -> bool:
     """Whether the query finds this change (in the transaction that records it: the index already
     holds it, on both engines)."""
     if dialect == "postgresql":
-        vector = literal_column(f"{ChangeRecord.__tablename__}.{PG_COLUMN}")
+        vector = pg_vector()
         stmt = select(ChangeRecord.id).where(ChangeRecord.id == change_id, vector.op("@@")(pg_tsquery(q)))
         return session.execute(stmt).first() is not None
     stmt = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts AND rowid = :id")
