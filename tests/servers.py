@@ -34,7 +34,8 @@ class _Server(ThreadingHTTPServer):
 class Site:
     """A website whose pages the test changes between runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """`host`: the loopback address it listens on (127.0.0.2 is another host to a crawler)."""
         self.routes: dict[str, Route | Callable[[], Route]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.times: list[float] = []  # monotonic arrival time of each request
@@ -97,9 +98,9 @@ class Site:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server = _Server((host, 0), Handler)
         self.port = self.server.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> "Site":

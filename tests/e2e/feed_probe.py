@@ -8,26 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.servers import Site
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 PER_HOST = 40
-
-
-class Slow(BaseHTTPRequestHandler):
-    def do_GET(self):
-        time.sleep(0.01)
-        body = b"<html><body><main><p>page</p></main></body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 def main() -> int:
@@ -37,11 +22,12 @@ def main() -> int:
     from spiders.kinds import FetchRequest
 
     fetch.WAITING = int(sys.argv[1])
-    servers = [ThreadingHTTPServer((h, 0), Slow) for h in HOSTS]
-    for srv in servers:
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-    requests = [FetchRequest(source_id=f"s{i}-{k}", url=f"http://{h}:{srv.server_address[1]}/p{k}")
-                for i, (h, srv) in enumerate(zip(HOSTS, servers)) for k in range(PER_HOST)]
+    sites = [Site(host).start() for host in HOSTS]
+    for site in sites:
+        for k in range(PER_HOST):
+            site.set(f"/p{k}", "<html><body><main><p>page</p></main></body></html>", delay=0.01)
+    requests = [FetchRequest(source_id=f"s{i}-{k}", url=site.url(f"/p{k}"))
+                for i, site in enumerate(sites) for k in range(PER_HOST)]
     fetched: list[str] = []
     peak = {"scheduled": 0}
 
