@@ -577,7 +577,7 @@ def versions(opts: argparse.Namespace) -> dict:
          "scrapy": command_output([VENV_PY, "-c", "import scrapy; print(scrapy.__version__)"])}
     peers = Path(opts.peers_dir)
     if "urlwatch" in opts.tools:
-        v["urlwatch"] = command_output([ensure_peer(peers, "urlwatch", "urlwatch", "urlwatch"), "--version"]).split()[-1]
+        v["urlwatch"] = command_output([ensure_peer(peers, "urlwatch", "urlwatch==2.29", "urlwatch"), "--version"]).split()[-1]
     if "cdio" in opts.tools:
         cdio = ensure_peer(peers, "cdio", "changedetection.io", "changedetection.py")
         v["changedetection.io"] = command_output([cdio.parent / "python", cdio, "--version"]).split()[-1]

@@ -2,6 +2,7 @@
 (field path and line); GOVWATCH_* environment overrides are read here and nowhere else."""
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import logging
@@ -455,6 +456,16 @@ def _expanded_size(root) -> int:
     return size.get(id(root), 0)
 
 
+@contextlib.contextmanager
+def _composed(text: str):
+    """(loader, the document's root node or None), the loader disposed of afterwards."""
+    loader = _SAFE_LOADER(text)
+    try:
+        yield loader, loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def _load_yaml(text: str):
     """The document's data; ConfigError-worthy problems raise yaml.YAMLError. The node graph is
     dropped here: a problem's line is found by composing the text again (_Lines).
@@ -464,9 +475,7 @@ def _load_yaml(text: str):
     of 20,000 sources (2 MB) left 180 MB of mostly empty heap in the process for good (RSS 101 ->
     283 MB for 13 MB of data). Pickled, the nodes and the first copy are freed together and the
     copy the process keeps is built in memory of its own (122 MB)."""
-    loader = _SAFE_LOADER(text)
-    try:
-        node = loader.get_single_node()
+    with _composed(text) as (loader, node):
         if node is None:
             return None
         expanded = _expanded_size(node)
@@ -476,8 +485,6 @@ def _load_yaml(text: str):
         if len(text) < _COMPACT_ABOVE:
             return loader.construct_document(node)
         blob = pickle.dumps(loader.construct_document(node), protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        loader.dispose()
     del node
     memory.trim()
     return pickle.loads(blob)
@@ -498,18 +505,15 @@ class _Lines(dict):
     def _load(self) -> None:
         if self._text is not None:
             text, self._text = self._text, None
-            loader = _SAFE_LOADER(text)
             try:
-                root = loader.get_single_node()
-                if root is None:
-                    return
-                # constructed as the load did: a merge key (<<: *anchor) puts the anchor's key nodes
-                # into the mapping, so a problem of a merged key is located where it is written
-                loader.construct_document(root)
+                with _composed(text) as (loader, root):
+                    if root is None:
+                        return
+                    # constructed as the load did: a merge key (<<: *anchor) puts the anchor's key
+                    # nodes into the mapping, so a problem of a merged key is located where it is written
+                    loader.construct_document(root)
             except yaml.YAMLError:
                 return  # (the load reported it)
-            finally:
-                loader.dispose()
             self.update(_line_map(root))
 
     def __contains__(self, key) -> bool:

@@ -77,6 +77,9 @@ def redact_url(url: str) -> str:
         return "<database url>"
 
 
+SQLITE_POOL = 2
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL: readers (the web change log) are never blocked by the one writer.
@@ -103,6 +106,11 @@ class Store:
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if db and db != ":memory:":
+                # Two connections kept open, more opened while needed (up to 15 at once, as
+                # before): each open connection keeps a page cache of up to 2 MB of a growing
+                # database, and five of them filled 10 MB of a long `run` (issue 19).
+                kwargs.update(pool_size=SQLITE_POOL, max_overflow=15 - SQLITE_POOL)
         else:
             kwargs["pool_pre_ping"] = True
             if u.get_driver_name() == "psycopg":

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from monitor.web.auth import Sessions, Throttle, WebSession, WebSettings
 from monitor.web.presentation import _templates
 from state.models import SourceRecord
-from state.store import IN_CHUNK, Store, one_of
+from state.store import Store, chunks, one_of
 
 SOURCE_MENU_MAX = 500  # sources listed in the change log's source menu; more: a text box
 
@@ -47,11 +47,11 @@ class WebContext:
         changes took most of a 560 ms change log."""
         q = select(SourceRecord.id, SourceRecord.name)
         with self.store.session() as s:
-            if ids is not None:
-                ids = set(ids)
-                if len(ids) <= IN_CHUNK:  # (an export of 50,000 rows may name more sources than SQLite takes parameters)
-                    q = q.where(one_of(s, SourceRecord.id, sorted(ids)))
-            return self._named(s.execute(q).all(), ids)
+            if ids is None:
+                return self._named(s.execute(q).all())
+            ids = set(ids)  # (an export of 50,000 rows may name more sources than one statement takes)
+            rows = [row for part in chunks(sorted(ids)) for row in s.execute(q.where(one_of(s, SourceRecord.id, part)))]
+            return self._named(rows, ids)
 
     def source_directory(self, ids: Iterable[str]) -> tuple[list[tuple[str, str]] | None, list[str], dict[str, str]]:
         """What the change log shows of the sources: its source filter as a menu of (id, name), by

@@ -81,9 +81,9 @@ def test_a_worker_that_dies_is_survived_and_the_writer_extracts_itself(extractor
     extractor.submit(body, args)
     _finished(extractor, body)  # the pool is up
     assert extractor.take(body, args) is not None
-    for proc in list(extractor._pool._processes.values()):
-        proc.kill()
-        proc.join()
+    for worker in extractor._workers:
+        worker.proc.kill()
+        worker.proc.wait()
     other = PAGES.joinpath("broken-markup.after.html").read_bytes()
     with caplog.at_level(logging.WARNING, logger="govwatch"):
         extractor.submit(other, args)
@@ -130,7 +130,7 @@ if __name__ == "__main__":
     body = b"<html><body><p>A page of text, long enough to be read as text.</p></body></html>"
     ex.submit(body, Args("text/html", "u", None, (), None))
     ex._jobs[id(body)][2].result(timeout=60)
-    print(*ex._pool._processes, flush=True)
+    print(*ex.pids, flush=True)
     time.sleep(120)
 '''
 
@@ -195,10 +195,31 @@ def test_the_worker_ignores_a_stop_signal_meant_for_govwatch(extractor):
     extractor.submit(body, args)
     _finished(extractor, body)
     assert extractor.take(body, args) is not None
-    for pid in extractor._pool._processes:
+    for pid in extractor.pids:
         os.kill(pid, signal.SIGTERM)
         os.kill(pid, signal.SIGINT)
     other = PAGES.joinpath("broken-markup.after.html").read_bytes()
     extractor.submit(other, args)
     _finished(extractor, other)
     assert extractor.take(other, args) is not None and extractor.enabled
+
+
+def test_the_worker_is_one_plain_child_process(extractor):
+    """One child per worker and nothing beside it (multiprocessing's pool added a 13 MB resource
+    tracker process), started from govwatch's own interpreter."""
+    import sys
+
+    import psutil
+
+    body = PAGES.joinpath("legacy-change.after.html").read_bytes()
+    args = Args("text/html", "https://www.dhs.gov/a", None, (), None)
+    extractor.submit(body, args)
+    _finished(extractor, body)
+    assert extractor.take(body, args) is not None
+    children = psutil.Process().children(recursive=True)
+    assert len(extractor.pids) == 1 and extractor.pids[0] in {c.pid for c in children}
+    assert not [c for c in children if "resource_tracker" in " ".join(c.cmdline())]
+    worker = psutil.Process(extractor.pids[0])
+    assert worker.ppid() == psutil.Process().pid and worker.cmdline()[0] == sys.executable
+    extractor.close()
+    assert not psutil.pid_exists(worker.pid) or worker.status() == psutil.STATUS_ZOMBIE
