@@ -5,9 +5,9 @@ import html
 import io
 import logging
 import re
+import sys
 from typing import Literal
 
-import feedparser
 import lxml.html
 from lxml.etree import ParserError
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,28 @@ from spiders.kinds import Fetched, Item, Parsed, source_kinds
 from state.errors import SourceError
 
 logger = logging.getLogger(__name__)
+
+
+def _import_feedparser():
+    """feedparser, imported with chardet and cchardet out of its reach. feedparser guesses the
+    encoding of a feed that declares none with chardet whenever that happens to be installed;
+    govwatch does not depend on it (a test dependency brings it in), so every installation decodes
+    feeds the same way (the declared encoding, then UTF-8, then windows-1252...) and chardet's
+    8.6 MB are not loaded into a long run."""
+    saved = {name: sys.modules.get(name) for name in ("chardet", "cchardet")}
+    sys.modules.update(dict.fromkeys(saved))  # None: `import chardet` raises ImportError
+    try:
+        import feedparser
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = module
+    return feedparser
+
+
+feedparser = _import_feedparser()
 
 _TAGS = re.compile(r"<[^>]+>")
 _WS = re.compile(r"[ \t\r\f\v]+")
