@@ -43,3 +43,22 @@ def test_an_entry_with_a_text_node_over_libxml2s_10_mb_limit_keeps_its_text():
     _title, items = parse_feed(rss, "https://example.gov/feed", {"content-type": "application/rss+xml"}, 10)
     assert len(items) == 1 and len(items[0].summary) > 10_000_000, len(items[0].summary)
     assert items[0].summary.rstrip().endswith("word word")
+
+
+def test_feedparser_never_guesses_an_encoding_with_chardet():
+    """chardet is installed here (a test dependency brings it in) but not with govwatch: a feed that
+    declares no encoding is decoded the same way in both (UTF-8, then windows-1252...)."""
+    import importlib.util
+
+    import spiders.feed
+
+    assert importlib.util.find_spec("chardet") is not None  # else this test proves nothing
+    assert spiders.feed.feedparser.encodings.chardet is None
+    undeclared = ("<?xml version='1.0'?><rss version='2.0'><channel><title>OPR</title><item>"
+                  "<title>Caf\u00e9 r\u00e9sum\u00e9 \u2013 report</title><link>https://www.ice.gov/a</link></item>"
+                  "</channel></rss>").encode("windows-1252")
+    parsed = spiders.feed.feedparser.parse(undeclared)
+    assert parsed.entries[0].title == "Caf\u00e9 r\u00e9sum\u00e9 \u2013 report"
+    import chardet  # still importable by everything else
+
+    assert chardet.detect(b"abc")["encoding"] == "ascii"
