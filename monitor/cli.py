@@ -100,9 +100,6 @@ def cmd_check(args) -> int:
 
     Example: govwatch check --config govwatch.yaml --source ice-opr --force
     """
-    from monitor import memory
-
-    memory.tune_heap()  # as `run` does: before the crawl's threads
     cfg = _config(args)
     store = _store(cfg)
     report = run_cycle_once(cfg, store, force=args.force, only=args.source, progress=sys.stderr.isatty())
