@@ -211,8 +211,8 @@ class _Worker:
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.proc.kill()
-        for stream in (self.proc.stdin, getattr(self, "results", None)):
-            with contextlib.suppress(OSError, AttributeError):
+        for stream in (self.proc.stdin, self.results):
+            with contextlib.suppress(OSError):
                 stream.close()
         self.proc.wait()
 

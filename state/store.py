@@ -103,10 +103,9 @@ class Store:
         kwargs: dict = {}
         if self.dialect == "sqlite":
             db = u.database
-            if db and db != ":memory:":
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
                 # Two connections kept open, more opened while needed (up to 15 at once, as
                 # before): each open connection keeps a page cache of up to 2 MB of a growing
                 # database, and five of them filled 10 MB of a long `run` (issue 19).
