@@ -2,15 +2,19 @@
 version as today's extraction reads it, classified, and recorded as a change; removals too."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
 
 from monitor.config import SourceConfig
 from monitor.context import Context, Outcome, log_outcome, logger, part_of
 from monitor.diff import diff
+from monitor import extract as extract_mod
 from monitor.extract import extract
 from monitor.health import Health
-from monitor.ocr import limits as ocr_limits
+from monitor.ocr import engine_version, limits as ocr_limits
 from monitor.offload import Args
 from monitor.recorder import Recorder
 from spiders.kinds import Fetched, Parsed
@@ -27,6 +31,7 @@ class Doc:
     title: str
     note: str = ""
     compressed: dict[str, bytes] = field(default_factory=dict)  # by the extraction worker (monitor/offload.py)
+    extraction: str = ""  # extraction_key of what read `text`
 
 
 class Documents:
@@ -50,7 +55,7 @@ class Documents:
         note = ex.note or (NO_TEXT_LAYER if ex.no_text_layer else "")
         # the worker's compressed bytes serve by their SHA-256 even when its extraction did not
         return Doc(text=ex.text, title=ex.title or parsed.title or "", note=note,
-                   compressed=prepared.compressed if prepared is not None else {})
+                   compressed=prepared.compressed if prepared is not None else {}, extraction=extraction_key(args))
 
     def prepare(self, fetched: Fetched, src: SourceConfig) -> None:
         """On the reactor thread, as a response arrives: a page, a PDF or a listed document is
@@ -78,11 +83,12 @@ class Documents:
         if shrunk:
             return self.health.record_block(fetched, shrunk)
         now = self.ctx.clock()
-        d, replaced_pdf, matches = (self.compare(sid, self.previous_text(fetched, src, last, doc.text), doc, last, digest)
+        d, replaced_pdf, matches = (self.compare(sid, self.previous_text(fetched, src, last, doc), doc, last, digest)
                                     if last is not None else (None, False, []))
         with self.ctx.store.session() as s:
             rec = s.get(SourceRecord, sid)
-            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note, compressed=doc.compressed)
+            snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note, compressed=doc.compressed,
+                                          extraction=doc.extraction)
             if not part:
                 rec.last_snapshot_id = snap.id
             if last is None:
@@ -112,15 +118,16 @@ class Documents:
         matches = self.ctx.classify(sid, d.added_text, d.removed_text, d.replaced) if d.changed else []
         return d, replaced_scan, matches
 
-    def previous_text(self, fetched: Fetched, src: SourceConfig, last: SnapshotRecord, new_text: str) -> str:
-        """The last version's text as this extraction reads it. When the new text differs from the
-        stored one, the old raw body is read again, so a new govwatch (or trafilatura) release, or
-        an edited `select` or `ignore`, is never reported as a change of every page; the stored
-        text serves when the old body cannot be read again."""
+    def previous_text(self, fetched: Fetched, src: SourceConfig, last: SnapshotRecord, new: Doc) -> str:
+        """The last version's text as this extraction reads it. The stored text is, when this very
+        extraction stored it (the same extraction key) or it equals the new text. Otherwise (a new
+        govwatch, trafilatura or Tesseract release, an edited `select` or `ignore`, a version stored
+        before keys were kept) the old raw body is read again, so an upgrade is never reported as a
+        change of every page; the stored text serves when the old body cannot be read again."""
         store = self.ctx.store
         stored = store.get_text(last.text_sha256)
-        if stored == new_text or last.note.startswith("removed"):
-            return stored
+        if stored == new.text or last.note.startswith("removed") or (new.extraction and last.extraction == new.extraction):
+            return stored  # never a scan OCR-read again, nor a page extracted twice, for the same reading
         body = store.get_blob(last.body_sha256)
         if not body:
             return stored
@@ -165,3 +172,30 @@ def extract_args(ctx: Context, fetched: Fetched, src: SourceConfig, content_type
     """What Documents.extract extracts with: the same for the worker's job and the writer's check."""
     return Args(content_type=content_type or fetched.content_type, url=fetched.url,
                 select=src.select if select is True else None, ignore=tuple(src.ignore), ocr=ocr_limits(ctx.config.ocr))
+
+
+def extraction_key(args: Args) -> str:
+    """Which extraction reads a body into text, as a short hash: this module's REVISION, the
+    versions of the libraries it reads with (and of Tesseract when OCR is on), `select`, `ignore`
+    and the OCR limits. Two texts with the same key are two readings by the same extraction."""
+    return _key(args.select, args.ignore, args.ocr)
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(select: str | None, ignore: tuple[str, ...], ocr) -> str:
+    ocr_part = asdict(ocr) if ocr is not None else None
+    if ocr is not None and ocr.enabled:
+        ocr_part["engine"] = engine_version(ocr.tesseract)
+    parts = [extract_mod.REVISION, _library_versions(), select, list(ignore), ocr_part]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _library_versions() -> dict[str, str]:
+    out = {}
+    for name in extract_mod.LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out

@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 
 MAX_PDF_PAGES = 2_000
 
+# The text this module reads of given bytes: raise it with any change here that reads the same bytes
+# differently. With the versions of the libraries it reads with (LIBRARIES) it is part of each
+# stored text's extraction key (monitor/documents.extraction_key): a stored text read by another
+# extraction is not compared with today's reading as it is, the old raw body is read again.
+REVISION = 1
+LIBRARIES = ("lxml", "trafilatura", "justext", "pypdf", "pdf2image", "pytesseract")
+
 # ---------------------------------------------------------------------------- result
 
 

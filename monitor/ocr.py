@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -60,6 +61,21 @@ def limits(settings) -> Defaults:
     """config.OcrSettings (or None) as the plain dataclass: what the extraction worker is handed
     (unpickling the configuration's model would import the whole configuration there)."""
     return Defaults() if settings is None else Defaults(**{f: getattr(settings, f) for f in Defaults.__dataclass_fields__})
+
+
+@functools.lru_cache(maxsize=8)
+def engine_version(tesseract: str) -> str:
+    """`tesseract --version`'s first line ('' when it does not run): part of an OCR text's
+    extraction key, since another Tesseract reads the same scan a little differently."""
+    path = shutil.which(tesseract)
+    if not path:
+        return ""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0].strip() if lines else ""
 
 
 @functools.lru_cache(maxsize=8)

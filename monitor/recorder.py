@@ -25,8 +25,9 @@ class Recorder:
 
     def snapshot(self, s: Session, fetched: Fetched, digest: str, text: str, title: str, note: str = "",
                  item_key: str | None = None, item_keys: list[str] | None = None,
-                 compressed: dict[str, bytes] | None = None) -> SnapshotRecord:
-        """`compressed`: bytes already compressed by the extraction worker, by their SHA-256."""
+                 compressed: dict[str, bytes] | None = None, extraction: str = "") -> SnapshotRecord:
+        """`compressed`: bytes already compressed by the extraction worker, by their SHA-256;
+        `extraction`: the extraction key of what read `text` (monitor/documents.extraction_key)."""
         store = self.ctx.store
         compressed = compressed or {}
         store.put_blob(s, fetched.body, digest, compressed.get(digest))
@@ -51,6 +52,7 @@ class Recorder:
             screenshot_sha256=shot_sha,
             raw_sha256=raw_sha,
             item_keys_json=json.dumps(item_keys) if item_keys is not None else "",
+            extraction=extraction,
         )
         s.add(snap)
         s.flush()

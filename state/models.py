@@ -103,6 +103,7 @@ class SnapshotRecord(SQLModel, table=True):
     screenshot_sha256: str = ""  # a page rendered by the browser: its full-page PNG (a blob)
     raw_sha256: str = ""  # ... and the HTML its server sent (a blob); body_sha256 is then the rendered DOM
     item_keys_json: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # listing/feed order
+    extraction: str = ""  # which extraction read `text_sha256` (monitor/documents.extraction_key); "" unknown
 
 
 class ItemRecord(SQLModel, table=True):

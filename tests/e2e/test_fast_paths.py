@@ -31,7 +31,8 @@ def test_an_older_extraction_of_the_stored_version_is_not_a_change(site, workdir
     with con:
         con.execute("insert into blobs (sha256, size, codec, data, created_at) values (?, ?, 'zlib', ?, datetime('now'))",
                     (digest, len(older.encode()), zlib.compress(older.encode())))
-        con.execute("update snapshots set text_sha256 = ? where id = ?", (digest, snap_id))
+        # ... under that extractor's key (monitor/documents.extraction_key): not today's reading
+        con.execute("update snapshots set text_sha256 = ?, extraction = 'an-older-one' where id = ?", (digest, snap_id))
     con.close()
 
     site.set("/opr", page(stamp="11/29/2026"))  # new bytes, same article
@@ -43,6 +44,66 @@ def test_an_older_extraction_of_the_stored_version_is_not_a_change(site, workdir
     assert "1 changed" in out, out
     (added, removed), = db_rows(workdir, "select added_text, removed_text from changes")
     assert "white supremacist extremist group" in added and removed == ""
+
+
+def test_a_text_stored_by_todays_extraction_is_not_read_again(tmp_path, monkeypatch):
+    """Each stored text keeps the key of the extraction that read it. A new version is compared with
+    the stored text as it is when the key is today's: the old raw body is not extracted again (a
+    scanned PDF is not OCR-read twice). Another key (an edited `ignore` here; an upgrade alike), or
+    none (a version stored before keys were kept), and the old body is read again."""
+    from datetime import timezone
+
+    import yaml
+
+    from monitor import documents
+    from monitor.config import load_config
+    from monitor.pipeline import Monitor
+    from spiders.kinds import Fetched
+    from state.store import Store
+
+    calls = []
+    real = documents.extract
+    monkeypatch.setattr(documents, "extract", lambda body, **kw: calls.append(body) or real(body, **kw))
+
+    def monitor(ignore: list[str]) -> Monitor:
+        cfg_path = tmp_path / "gw.yaml"
+        cfg_path.write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path / 'gw.db'}", "include_defaults": False,
+                                            "fetch": {"extract_processes": 0},
+                                            "sources": [{"id": "a", "url": "https://example.gov/a", "every": "1h", "ignore": ignore}]}))
+        cfg = load_config(str(cfg_path))
+        return Monitor(cfg, Store(cfg.database), worker="w1")
+
+    def check(mon: Monitor, body: bytes) -> str:
+        mon.sync_sources()
+        (req,) = mon.requests_for(mon.due_sources(force=True))
+        out = mon.process(Fetched(request=req, url=req.url, status=200, headers={"content-type": "text/html"}, body=body,
+                                  started_at=datetime.now(timezone.utc), duration_ms=5))[0].outcome
+        mon.release_leases()
+        return out
+
+    def page_of(*paras: str) -> bytes:
+        return ("<html><head><title>Rules</title></head><body><main>"
+                + "".join(f"<p>{p} of the detention standards, with enough words to be read as text.</p>" for p in paras)
+                + "</main></body></html>").encode()
+
+    mon = monitor(["Last reviewed"])
+    v1, v2, v3 = page_of("One", "Two"), page_of("One", "Two", "Three"), page_of("One", "Two", "Three", "Four")
+    assert check(mon, v1) == "baseline"
+    keys = mon.store.engine.connect().exec_driver_sql("select extraction from snapshots").scalars().all()
+    assert len(keys) == 1 and len(keys[0]) == 16, keys
+    calls.clear()
+    assert check(mon, v2) == "changed"
+    assert calls == [v2]                    # the new version only: the stored text is today's reading of v1
+
+    mon = monitor(["Last reviewed", "Share this page"])  # an edited ignore list: another extraction
+    calls.clear()
+    assert check(mon, v3) == "changed"
+    assert calls == [v3, v2]                # the old body read again with today's extraction
+    with mon.store.engine.begin() as c:     # a version stored before keys were kept
+        c.exec_driver_sql("update snapshots set extraction = ''")
+    calls.clear()
+    assert check(mon, page_of("One")) == "changed"
+    assert calls == [page_of("One"), v3]
 
 
 def test_quiet_outcomes_are_recorded_and_a_failing_source_still_recovers(site, workdir):
