@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
 from monitor import classify as classify_mod
@@ -36,7 +36,7 @@ class Recorder:
         store.put_blob(s, text_bytes, text_sha, compressed.get(text_sha))
         shot_sha = store.put_blob(s, fetched.screenshot) if fetched.screenshot else ""
         raw_sha = store.put_blob(s, fetched.raw_body) if fetched.raw_body is not None else ""
-        snap = SnapshotRecord(
+        row = dict(
             source_id=fetched.request.source_id,
             url=fetched.url,
             item_key=fetched.request.item_key if item_key is None else item_key,
@@ -54,8 +54,10 @@ class Recorder:
             item_keys_json=json.dumps(item_keys) if item_keys is not None else "",
             extraction=extraction,
         )
-        s.add(snap)
-        s.flush()
+        # a Core INSERT (no ORM unit of work: this runs for every new version); the record returned
+        # carries the row's id and is not added to the session
+        table = SnapshotRecord.__table__
+        snap = SnapshotRecord(id=s.execute(insert(table).values(row).returning(table.c.id)).scalar_one(), **row)
         custody.append(s, snap)  # the capture and its entry in the chain of custody: together or not at all
         return snap
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, func, select
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, func, insert, select
 from sqlmodel import Field, Session, SQLModel
 
 from state import blobs
@@ -138,19 +138,21 @@ def head(session: Session) -> CustodyRecord | None:
 
 
 def append(session: Session, snap: SnapshotRecord) -> CustodyRecord:
-    """Append a flushed snapshot to the log, inside the caller's transaction (so the capture and
+    """Append a stored snapshot to the log, inside the caller's transaction (so the capture and
     its entry are written together or not at all). The primary key on `seq` makes a fork a failed
-    transaction, never a silent second branch."""
+    transaction, never a silent second branch. Core statements (no ORM unit of work: this runs for
+    every new version); the entry is returned as a record, not added to the session."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK)))
-    last = head(session)
+    last = session.execute(select(CustodyRecord.seq, CustodyRecord.entry_hash)
+                           .order_by(CustodyRecord.seq.desc()).limit(1)).first()
     seq, prev = (last.seq + 1, last.entry_hash) if last else (1, GENESIS)
     fetched = iso_micro(snap.fetched_at)
-    rec = CustodyRecord(seq=seq, snapshot_id=snap.id, url=snap.url, fetched_at=fetched, body_sha256=snap.body_sha256,
-                        prev_hash=prev, entry_hash=entry_hash(seq, prev, snap.id, snap.url, fetched, snap.body_sha256))
-    session.add(rec)
-    session.flush()
-    return rec
+    row = dict(seq=seq, snapshot_id=snap.id, url=snap.url, fetched_at=fetched, body_sha256=snap.body_sha256,
+               prev_hash=prev, entry_hash=entry_hash(seq, prev, snap.id, snap.url, fetched, snap.body_sha256),
+               recorded_at=utcnow())
+    session.execute(insert(CustodyRecord.__table__).values(row))
+    return CustodyRecord(**row)
 
 
 def entries_of(session: Session, snapshot_ids: list[int]) -> dict[int, CustodyRecord]:
