@@ -17,6 +17,8 @@ from state.custody import ArchiveRecord
 from state.models import ChangeRecord, DeliveryRecord, SnapshotRecord, TopicMatchRecord
 from state.store import sha256
 
+_INSERT_SNAPSHOT = insert(SnapshotRecord.__table__).returning(SnapshotRecord.__table__.c.id)
+
 
 class Recorder:
     def __init__(self, ctx: Context):
@@ -56,8 +58,7 @@ class Recorder:
         )
         # a Core INSERT (no ORM unit of work: this runs for every new version); the record returned
         # carries the row's id and is not added to the session
-        table = SnapshotRecord.__table__
-        snap = SnapshotRecord(id=s.execute(insert(table).values(row).returning(table.c.id)).scalar_one(), **row)
+        snap = SnapshotRecord(id=s.connection().execute(_INSERT_SNAPSHOT, row).scalar_one(), **row)
         custody.append(s, snap)  # the capture and its entry in the chain of custody: together or not at all
         return snap
 

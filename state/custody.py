@@ -137,6 +137,10 @@ def head(session: Session) -> CustodyRecord | None:
     return session.scalars(select(CustodyRecord).order_by(CustodyRecord.seq.desc()).limit(1)).first()
 
 
+_HEAD_LINK = select(CustodyRecord.seq, CustodyRecord.entry_hash).order_by(CustodyRecord.seq.desc()).limit(1)
+_INSERT = insert(CustodyRecord.__table__)
+
+
 def append(session: Session, snap: SnapshotRecord) -> CustodyRecord:
     """Append a stored snapshot to the log, inside the caller's transaction (so the capture and
     its entry are written together or not at all). The primary key on `seq` makes a fork a failed
@@ -144,14 +148,14 @@ def append(session: Session, snap: SnapshotRecord) -> CustodyRecord:
     every new version); the entry is returned as a record, not added to the session."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(_PG_LOCK)))
-    last = session.execute(select(CustodyRecord.seq, CustodyRecord.entry_hash)
-                           .order_by(CustodyRecord.seq.desc()).limit(1)).first()
+    conn = session.connection()
+    last = conn.execute(_HEAD_LINK).first()
     seq, prev = (last.seq + 1, last.entry_hash) if last else (1, GENESIS)
     fetched = iso_micro(snap.fetched_at)
     row = dict(seq=seq, snapshot_id=snap.id, url=snap.url, fetched_at=fetched, body_sha256=snap.body_sha256,
                prev_hash=prev, entry_hash=entry_hash(seq, prev, snap.id, snap.url, fetched, snap.body_sha256),
                recorded_at=utcnow())
-    session.execute(insert(CustodyRecord.__table__).values(row))
+    conn.execute(_INSERT, row)
     return CustodyRecord(**row)
 
 

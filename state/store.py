@@ -209,12 +209,11 @@ class Store:
         already compressed by state.blobs.compress (by the extraction worker, monitor/offload.py)."""
         digest = digest or sha256(data)
         if not Store._hold_blob(session, digest):
-            # Core statements (no ORM unit of work: this runs for every new version), and an insert
-            # that a concurrent worker storing the same bytes cannot make fail (state/blobs.py: how)
-            insert = dialect_insert(session.get_bind().dialect.name)
-            session.execute(insert(BlobRecord).values(sha256=digest, size=len(data), codec=blobs.CODEC,
-                                                   data=compressed if compressed is not None else blobs.compress(data))
-                            .on_conflict_do_nothing(index_elements=["sha256"]))
+            # an insert that a concurrent worker storing the same bytes cannot make fail (state/blobs.py: how)
+            conn = session.connection()
+            conn.execute(_blob_insert(conn.dialect.name), {
+                "sha256": digest, "size": len(data), "codec": blobs.CODEC,
+                "data": compressed if compressed is not None else blobs.compress(data)})
         return digest
 
     @staticmethod
@@ -223,11 +222,10 @@ class Store:
         that `prune` (state/retention.py) cannot delete bytes a snapshot being written will refer to:
         on PostgreSQL a FOR KEY SHARE row lock (prune skips locked rows); on SQLite a no-op UPDATE,
         which takes the database's write lock before the check instead of after it."""
-        if session.get_bind().dialect.name == "postgresql":
-            q = select(BlobRecord.sha256).where(BlobRecord.sha256 == digest).with_for_update(read=True, key_share=True)
-            return session.execute(q).first() is not None
-        blobs = BlobRecord.__table__
-        return session.execute(update(blobs).where(blobs.c.sha256 == digest).values(size=blobs.c.size)).rowcount > 0
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
+            return conn.execute(_BLOB_KEY_SHARE, {"digest": digest}).first() is not None
+        return conn.execute(_BLOB_TOUCH, {"digest": digest}).rowcount > 0
 
     def get_blob(self, digest: str, session: Session | None = None) -> bytes | None:
         if not digest:
@@ -304,6 +302,20 @@ class Store:
     def sources(self) -> list[SourceRecord]:
         with self.session() as s:
             return list(s.scalars(select(SourceRecord).order_by(SourceRecord.id)))
+
+
+# The statements of every new version, built once and executed with their values on the session's
+# connection (Core, not the ORM: no statement built, cache key computed or unit of work per version).
+_BLOBS = BlobRecord.__table__
+_BLOB_KEY_SHARE = (select(_BLOBS.c.sha256).where(_BLOBS.c.sha256 == bindparam("digest"))
+                   .with_for_update(read=True, key_share=True))
+_BLOB_TOUCH = update(_BLOBS).where(_BLOBS.c.sha256 == bindparam("digest")).values(size=_BLOBS.c.size)
+_BLOB_INSERTS = {name: dialect_insert(name)(_BLOBS).on_conflict_do_nothing(index_elements=["sha256"])
+                 for name in ("sqlite", "postgresql")}
+
+
+def _blob_insert(dialect: str):
+    return _BLOB_INSERTS["postgresql" if dialect == "postgresql" else "sqlite"]
 
 
 def evidence_of(match: TopicMatchRecord) -> dict:
