@@ -85,12 +85,13 @@ class Documents:
         now = self.ctx.clock()
         d, replaced_pdf, matches = (self.compare(sid, self.previous_text(fetched, src, last, doc), doc, last, digest)
                                     if last is not None else (None, False, []))
+        # a healthy source's books are two statements; another's are loaded and judged (Health.success)
+        every = self.health.quiet_every.pop(sid, None) if not part else None
         with self.ctx.store.session() as s:
-            rec = s.get(SourceRecord, sid)
+            rec = s.get(SourceRecord, sid) if every is None else None
             snap = self.recorder.snapshot(s, fetched, digest, doc.text, doc.title, doc.note, compressed=doc.compressed,
                                           extraction=doc.extraction)
-            if not part:
-                rec.last_snapshot_id = snap.id
+            also = {} if part else {"last_snapshot_id": snap.id}
             if last is None:
                 outcome = "baseline"
             elif d.changed or replaced_pdf:
@@ -102,11 +103,16 @@ class Documents:
                     prev_snapshot_id=last.id, new_snapshot_id=snap.id, added_text=d.added_text,
                     removed_text=d.removed_text, diff_text=d.unified(), note=note,
                 ), matches)
-                rec.last_change_at = now
+                also["last_change_at"] = now
             else:
                 outcome = "unchanged"  # a cosmetic change: the new bytes are kept as evidence only
-            s.add(self.health.attempt(fetched, outcome))
-            self.health.success(s, rec, fetched, now)
+            if every is not None:
+                self.health.write_success(s, fetched, outcome, every, now, **also)
+            else:
+                for name, value in also.items():
+                    setattr(rec, name, value)
+                s.add(self.health.attempt(fetched, outcome))
+                self.health.success(s, rec, fetched, now)
         log_outcome(sid, outcome, matches)
         return Outcome(sid, outcome, changes=int(outcome == "changed"), matched=int(bool(matches)), part=part)
 

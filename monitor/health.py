@@ -2,13 +2,14 @@
 backoff), shrinking and silence, health alerts and recoveries, and the batched quiet outcomes."""
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 
 from alerts.message import health_alert
@@ -193,10 +194,16 @@ class Health:
         """What `success` writes for a healthy source, queued: written with the next batch (at most
         QUIET_BATCH rows or QUIET_SECONDS old, and at the end of the cycle). A crash loses at most
         that batch's bookkeeping: those sources are simply checked again; no version is involved."""
-        update_row = dict(id=fetched.request.source_id, last_attempt_at=now, last_success_at=now, lease_owner="",
-                          lease_until=None, last_status=fetched.status, health="ok", last_error="",
-                          next_due_at=due_after(every, 0, as_utc(fetched.started_at)), **validators(fetched))
-        self._queue(attempt_row(fetched, outcome), SourceRecord, update_row)
+        self._queue(attempt_row(fetched, outcome), SourceRecord, success_row(fetched, every, now))
+
+    def write_success(self, s: Session, fetched: Fetched, outcome: str, every: float, now: datetime, **also) -> None:
+        """What `success` writes for a healthy source (see `quiet_every`) and its fetch attempt, at
+        once in the caller's transaction (a new version's): two statements, no record loaded.
+        `also`: more columns of the source to set (its last snapshot, its last change)."""
+        conn = s.connection()
+        conn.execute(_INSERT_ATTEMPT, attempt_row(fetched, outcome))
+        row = {**success_row(fetched, every, now), **also}
+        conn.execute(_source_update(tuple(row)), {f"v_{k}": v for k, v in row.items()})
 
     def quiet_document(self, fetched: Fetched, item_id: int, now: datetime) -> None:
         """A listed document checked again and answered 304 (monitor/listed.py): its attempt and
@@ -229,6 +236,24 @@ class Health:
                             bulk_update(s, model, updates)
             except GovwatchError as e:  # the database is unwell: say so; these sources are simply due again
                 logger.error("could not record %d unchanged fetch(es) (%s); those sources will be checked again", len(rows), e)
+
+
+def success_row(fetched: Fetched, every: float, now: datetime) -> dict:
+    """What `Health.success` sets of a healthy source (nothing to reset or announce), as a row."""
+    return dict(id=fetched.request.source_id, last_attempt_at=now, last_success_at=now, lease_owner="",
+                lease_until=None, last_status=fetched.status, health="ok", last_error="",
+                next_due_at=due_after(every, 0, as_utc(fetched.started_at)), **validators(fetched))
+
+
+_INSERT_ATTEMPT = insert(FetchAttemptRecord.__table__)
+
+
+@functools.lru_cache(maxsize=32)
+def _source_update(columns: tuple[str, ...]):
+    """UPDATE sources SET these columns WHERE id: built once per set of columns."""
+    t = SourceRecord.__table__
+    return (update(t).where(t.c.id == bindparam("v_id", type_=t.c.id.type))
+            .values({c: bindparam(f"v_{c}", type_=t.c[c].type) for c in columns if c != "id"}))
 
 
 def attempt_row(fetched: Fetched, outcome: str, error: str = "") -> dict:
