@@ -297,6 +297,7 @@ def validators(fetched: Fetched) -> dict[str, str]:
 
 
 def healthy(rec: SourceRecord) -> bool:
-    """Nothing for a success to reset or announce (no failures, blocks or health alert open)."""
-    return (not rec.consecutive_failures and not rec.consecutive_blocks and rec.health in ("ok", "")
+    """Nothing for a success to reset or announce (no failures, blocks or health alert open): a
+    source that is well, or not fetched yet."""
+    return (not rec.consecutive_failures and not rec.consecutive_blocks and rec.health in ("ok", "unknown", "")
             and not rec.health_alerted)

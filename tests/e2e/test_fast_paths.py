@@ -94,6 +94,14 @@ def test_a_text_stored_by_todays_extraction_is_not_read_again(tmp_path, monkeypa
     calls.clear()
     assert check(mon, v2) == "changed"
     assert calls == [v2]                    # the new version only: the stored text is today's reading of v1
+    # a healthy source's books, written without loading its record (Health.write_success), as success() would
+    with mon.store.engine.connect() as c:
+        (health, owner, failures, snap, last_snap, changed_at, success_at, due, attempts), = c.exec_driver_sql(
+            "select health, lease_owner, consecutive_failures, last_snapshot_id, (select max(id) from snapshots), "
+            "last_change_at, last_success_at, next_due_at, (select count(*) from fetch_attempts) from sources").fetchall()
+    assert (health, owner, failures, snap, attempts) == ("ok", "", 0, last_snap, 2) and changed_at is not None
+    gap = datetime.fromisoformat(due) - datetime.fromisoformat(success_at)
+    assert timedelta(minutes=53) < gap < timedelta(minutes=67), gap
 
     mon = monitor(["Last reviewed", "Share this page"])  # an edited ignore list: another extraction
     calls.clear()
@@ -333,6 +341,7 @@ def test_a_watch_list_longer_than_sqlites_bound_values_is_synced_leased_and_fed(
         with mon.store.session() as s:  # a healthy source (its columns read as the record's were): quiet outcomes batched
             s.connection().exec_driver_sql("update sources set health = 'ok', consecutive_failures = 0, consecutive_blocks = 0, "
                               "health_alerted = '', every_seconds = 3600, etag = '\"e\"' where id = 's0007'")
+            s.connection().exec_driver_sql("update sources set consecutive_failures = 1 where id != 's0007'")  # the others failing
         mon.health.quiet_every.clear()
         reqs = mon.requests_for(mon.due_sources(force=True))
         assert mon.health.quiet_every == {"s0007": 3600.0}
