@@ -664,7 +664,8 @@ def print_notes(results, phase: str, tools: list[str], expected: dict) -> None:
 
 
 def checks(results, tools: list[str], expected: dict) -> list[dict]:
-    """The issue's targets, on median paired ratios (and the largest govwatch peak RSS)."""
+    """The issues' targets (7: CPU per URL against urlwatch and bare Scrapy; 19: the walls against
+    urlwatch), on median paired ratios, and the largest govwatch peak RSS."""
     out = []
 
     def add(name: str, values: list[float], limit: float, text: str) -> None:
@@ -677,6 +678,7 @@ def checks(results, tools: list[str], expected: dict) -> list[dict]:
 
     wall, cpu = (lambda r: r.wall_s), (lambda r: r.cpu_s)
     if "urlwatch" in tools:
+        add("baseline wall <= 1.0x urlwatch", paired(results, "govwatch", "urlwatch", "baseline", wall), 1.0, "wall ratio")
         add("changed wall <= 0.6x urlwatch", paired(results, "govwatch", "urlwatch", "changed", wall), 0.6, "wall ratio")
         add("unchanged wall <= 0.5x urlwatch", paired(results, "govwatch", "urlwatch", "unchanged", wall), 0.5, "wall ratio")
     for phase in PHASES:
@@ -741,7 +743,7 @@ def report(results, not_run, defaults, opts, n_urls: int, expected: dict) -> lis
 
     result = checks(results, tools, expected)
     if result:
-        print("\n=== targets (issue 7) ===")
+        print("\n=== targets (issues 7 and 19) ===")
         for c in result:
             verdict = "n/a " if c["pass"] is None else "PASS" if c["pass"] else "MISS"
             print(f"  {verdict}  {c['check']:<48} {c['detail']}")
