@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import unicodedata
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
+from pathlib import Path
 
 from monitor.config import SourceConfig
 from monitor.context import Context, Outcome, log_outcome, logger, part_of
@@ -55,7 +57,7 @@ class Documents:
         note = ex.note or (NO_TEXT_LAYER if ex.no_text_layer else "")
         # the worker's compressed bytes serve by their SHA-256 even when its extraction did not
         return Doc(text=ex.text, title=ex.title or parsed.title or "", note=note,
-                   compressed=prepared.compressed if prepared is not None else {}, extraction=extraction_key(args))
+                   compressed=prepared.compressed if prepared is not None else {}, extraction=extraction_key(args, ex.kind))
 
     def prepare(self, fetched: Fetched, src: SourceConfig) -> None:
         """On the reactor thread, as a response arrives: a page, a PDF or a listed document is
@@ -132,7 +134,9 @@ class Documents:
         change of every page; the stored text serves when the old body cannot be read again."""
         store = self.ctx.store
         stored = store.get_text(last.text_sha256)
-        if stored == new.text or last.note.startswith("removed") or (new.extraction and last.extraction == new.extraction):
+        if stored == new.text or last.note.startswith("removed"):
+            return stored
+        if new.extraction and last.extraction == new.extraction and (stored or last.text_chars == 0):
             return stored  # never a scan OCR-read again, nor a page extracted twice, for the same reading
         body = store.get_blob(last.body_sha256)
         if not body:
@@ -180,28 +184,36 @@ def extract_args(ctx: Context, fetched: Fetched, src: SourceConfig, content_type
                 select=src.select if select is True else None, ignore=tuple(src.ignore), ocr=ocr_limits(ctx.config.ocr))
 
 
-def extraction_key(args: Args) -> str:
-    """Which extraction reads a body into text, as a short hash: this module's REVISION, the
-    versions of the libraries it reads with (and of Tesseract when OCR is on), `select`, `ignore`
-    and the OCR limits. Two texts with the same key are two readings by the same extraction."""
-    return _key(args.select, args.ignore, args.ocr)
+def extraction_key(args: Args, kind: str) -> str:
+    """Which extraction reads a body of this kind ("html", "pdf", "text": Extracted.kind) into
+    text, as a short hash: the code that reads (monitor/extract.py, ocr.py, patterns.py, hashed as
+    they are, so that no edit of them can be forgotten), the versions of the libraries it reads
+    with, Unicode's (normalisation), `select`, `ignore`, and for a PDF the OCR limits with what OCR
+    reads with here (or why it cannot). Two texts with the same key are two readings by the same
+    extraction."""
+    return _key(kind, args.select, args.ignore, args.ocr if kind == "pdf" else None)
 
 
 @functools.lru_cache(maxsize=1024)
-def _key(select: str | None, ignore: tuple[str, ...], ocr) -> str:
+def _key(kind: str, select: str | None, ignore: tuple[str, ...], ocr) -> str:
     ocr_part = asdict(ocr) if ocr is not None else None
     if ocr is not None and ocr.enabled:
-        ocr_part["engine"] = engine_version(ocr.tesseract)
-    parts = [extract_mod.REVISION, _library_versions(), select, list(ignore), ocr_part]
+        ocr_part["engine"] = engine_version(ocr)
+    parts = [_reader(), kind, select, list(ignore), ocr_part]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @functools.cache
-def _library_versions() -> dict[str, str]:
-    out = {}
+def _reader() -> dict:
+    from monitor import ocr, patterns
+
+    code = hashlib.sha256()
+    for module in (extract_mod, ocr, patterns):
+        code.update(Path(module.__file__).read_bytes())
+    versions = {}
     for name in extract_mod.LIBRARIES:
         try:
-            out[name] = metadata.version(name)
+            versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = ""
-    return out
+            versions[name] = ""
+    return {"code": code.hexdigest(), "libraries": versions, "unicode": unicodedata.unidata_version}

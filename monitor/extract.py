@@ -25,12 +25,12 @@ logger = logging.getLogger(__name__)
 
 MAX_PDF_PAGES = 2_000
 
-# The text this module reads of given bytes: raise it with any change here that reads the same bytes
-# differently. With the versions of the libraries it reads with (LIBRARIES) it is part of each
-# stored text's extraction key (monitor/documents.extraction_key): a stored text read by another
-# extraction is not compared with today's reading as it is, the old raw body is read again.
-REVISION = 1
-LIBRARIES = ("lxml", "trafilatura", "justext", "pypdf", "pdf2image", "pytesseract")
+# What reads bytes into text, besides this module's own code and monitor/ocr.py and patterns.py: the
+# libraries whose versions are part of each stored text's extraction key (monitor/documents.py
+# extraction_key). A stored text read by another extraction is not compared with today's reading as
+# it is: the old raw body is read again.
+LIBRARIES = ("lxml", "lxml_html_clean", "cssselect", "google-re2", "trafilatura", "justext", "htmldate", "courlan",
+             "pypdf", "pdf2image", "pytesseract")
 
 # ---------------------------------------------------------------------------- result
 

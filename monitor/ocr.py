@@ -64,14 +64,20 @@ def limits(settings) -> Defaults:
 
 
 @functools.lru_cache(maxsize=8)
-def engine_version(tesseract: str) -> str:
-    """`tesseract --version`'s first line ('' when it does not run): part of an OCR text's
-    extraction key, since another Tesseract reads the same scan a little differently."""
-    path = shutil.which(tesseract)
-    if not path:
-        return ""
+def engine_version(settings) -> str:
+    """What OCR reads with here: Tesseract's and pdftoppm's versions, or why OCR cannot run
+    (`unavailable`). Part of a text's extraction key (monitor/documents.py): another Tesseract
+    reads a scan a little differently, and a scan stored unread is read again once OCR can."""
+    s = _settings(settings)
+    missing = unavailable(s)
+    if missing:
+        return f"unavailable: {missing}"
+    return "; ".join(_first_line([shutil.which(exe), flag]) for exe, flag in ((s.tesseract, "--version"), ("pdftoppm", "-v")))
+
+
+def _first_line(cmd: list) -> str:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return ""
     lines = (out.stdout or out.stderr).strip().splitlines()

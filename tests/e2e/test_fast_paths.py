@@ -61,9 +61,13 @@ def test_a_text_stored_by_todays_extraction_is_not_read_again(tmp_path, monkeypa
     from spiders.kinds import Fetched
     from state.store import Store
 
-    calls = []
+    from monitor.health import Health
+
+    calls, judged = [], []
     real = documents.extract
     monkeypatch.setattr(documents, "extract", lambda body, **kw: calls.append(body) or real(body, **kw))
+    real_success = Health.success
+    monkeypatch.setattr(Health, "success", lambda self, s, rec, *a, **kw: judged.append(rec.id) or real_success(self, s, rec, *a, **kw))
 
     def monitor(ignore: list[str]) -> Monitor:
         cfg_path = tmp_path / "gw.yaml"
@@ -102,11 +106,16 @@ def test_a_text_stored_by_todays_extraction_is_not_read_again(tmp_path, monkeypa
     assert (health, owner, failures, snap, attempts) == ("ok", "", 0, last_snap, 2) and changed_at is not None
     gap = datetime.fromisoformat(due) - datetime.fromisoformat(success_at)
     assert timedelta(minutes=53) < gap < timedelta(minutes=67), gap
+    assert judged == []                     # ... without loading its record into Health.success
 
     mon = monitor(["Last reviewed", "Share this page"])  # an edited ignore list: another extraction
+    with mon.store.engine.begin() as c:     # and a failure to reset: this success is judged in full
+        c.exec_driver_sql("update sources set consecutive_failures = 1, health = 'failing'")
     calls.clear()
     assert check(mon, v3) == "changed"
     assert calls == [v3, v2]                # the old body read again with today's extraction
+    assert judged == ["a"] and mon.store.engine.connect().exec_driver_sql(
+        "select health, consecutive_failures from sources").fetchall() == [("ok", 0)]
     with mon.store.engine.begin() as c:     # a version stored before keys were kept
         c.exec_driver_sql("update snapshots set extraction = ''")
     calls.clear()
