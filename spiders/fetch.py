@@ -500,6 +500,7 @@ def crawl_settings(fetch, *, log_level: str = "WARNING") -> dict[str, Any]:
         "ROBOTSTXT_OBEY": fetch.obey_robots,  # Scrapy's own default is False
         "CONCURRENT_REQUESTS": fetch.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": fetch.per_host_concurrency,
+        "DOWNLOADER": "spiders.downloader.HostBoundDownloader",  # the per-host limit holds with no delay too
         "DOWNLOAD_DELAY": fetch.per_host_delay,
         "DOWNLOAD_DELAY_JITTER": 0.5,
         "DOWNLOAD_TIMEOUT": fetch.timeout,

@@ -39,6 +39,8 @@ class Site:
         self.routes: dict[str, Route | Callable[[], Route]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.times: list[float] = []  # monotonic arrival time of each request
+        self.in_flight = self.most_in_flight = 0  # requests being answered now, and at most at once
+        self.connections = 0  # TCP connections accepted
         self._lock = threading.Lock()
         site = self
 
@@ -48,7 +50,22 @@ class Site:
             def log_message(self, *a):  # quiet
                 pass
 
+            def setup(self):
+                with site._lock:
+                    site.connections += 1
+                super().setup()
+
             def do_GET(self):
+                with site._lock:
+                    site.in_flight += 1
+                    site.most_in_flight = max(site.most_in_flight, site.in_flight)
+                try:
+                    self._get()
+                finally:
+                    with site._lock:
+                        site.in_flight -= 1
+
+            def _get(self):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with site._lock:
                     site.requests.append(("GET", self.path, headers))
