@@ -2,14 +2,13 @@
 backoff), shrinking and silence, health alerts and recoveries, and the batched quiet outcomes."""
 from __future__ import annotations
 
-import functools
 import random
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from alerts.message import health_alert
@@ -200,10 +199,8 @@ class Health:
         """What `success` writes for a healthy source (see `quiet_every`) and its fetch attempt, at
         once in the caller's transaction (a new version's): two statements, no record loaded.
         `also`: more columns of the source to set (its last snapshot, its last change)."""
-        conn = s.connection()
-        conn.execute(_INSERT_ATTEMPT, attempt_row(fetched, outcome))
-        row = {**success_row(fetched, every, now), **also}
-        conn.execute(_source_update(tuple(row)), {f"v_{k}": v for k, v in row.items()})
+        s.connection().execute(_INSERT_ATTEMPT, attempt_row(fetched, outcome))
+        bulk_update(s, SourceRecord, [{**success_row(fetched, every, now), **also}])
 
     def quiet_document(self, fetched: Fetched, item_id: int, now: datetime) -> None:
         """A listed document checked again and answered 304 (monitor/listed.py): its attempt and
@@ -229,7 +226,7 @@ class Health:
             rows, self._quiet_rows = self._quiet_rows, []
             try:
                 with self.ctx.store.session() as s:
-                    s.execute(insert(FetchAttemptRecord), [a for a, _, _ in rows])
+                    s.connection().execute(_INSERT_ATTEMPT, [a for a, _, _ in rows])
                     for model in (SourceRecord, ItemRecord):
                         updates = sorted((u for _, m, u in rows if m is model), key=lambda u: u["id"])
                         if updates:
@@ -246,14 +243,6 @@ def success_row(fetched: Fetched, every: float, now: datetime) -> dict:
 
 
 _INSERT_ATTEMPT = insert(FetchAttemptRecord.__table__)
-
-
-@functools.lru_cache(maxsize=32)
-def _source_update(columns: tuple[str, ...]):
-    """UPDATE sources SET these columns WHERE id: built once per set of columns."""
-    t = SourceRecord.__table__
-    return (update(t).where(t.c.id == bindparam("v_id", type_=t.c.id.type))
-            .values({c: bindparam(f"v_{c}", type_=t.c[c].type) for c in columns if c != "id"}))
 
 
 def attempt_row(fetched: Fetched, outcome: str, error: str = "") -> dict:

@@ -2,6 +2,7 @@
 content-addressed compressed blobs, and the queries every layer shares."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -61,12 +62,25 @@ def dialect_insert(dialect: str):
 
 def bulk_update(session: Session, model, rows: list[dict]) -> None:
     """UPDATE rows by primary key in as few statements as their column sets allow (a bulk UPDATE
-    wants the same columns in every row); rows keep their given order within a statement."""
+    wants the same columns in every row); rows keep their given order within a statement. Each
+    statement is built once per table and set of columns and run on the session's connection (Core,
+    not the ORM's bulk path: this serves every new version of a healthy source too)."""
     by_columns: dict[tuple, list[dict]] = {}
     for row in rows:
         by_columns.setdefault(tuple(row), []).append(row)
-    for group in by_columns.values():
-        session.execute(update(model), group)
+    conn = session.connection()
+    for columns, group in by_columns.items():
+        conn.execute(_update_by_key(model.__table__, columns), [{f"v_{k}": v for k, v in row.items()} for row in group])
+
+
+@functools.lru_cache(maxsize=64)
+def _update_by_key(table, columns: tuple[str, ...]):
+    """UPDATE table SET columns WHERE its primary key, with bound values named v_<column>."""
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = update(table)
+    for k in keys:
+        stmt = stmt.where(table.c[k] == bindparam(f"v_{k}", type_=table.c[k].type))
+    return stmt.values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns if c not in keys})
 
 
 def redact_url(url: str) -> str:
